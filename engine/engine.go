@@ -1,0 +1,366 @@
+// Package engine is Akosha's storage engine: a hot tier and a warm tier in DuckDB, made
+// durable by a logical write-ahead log (package wal). It is a plain library: it knows
+// nothing of Temporal or HTTP.
+//
+// Write path: a request is validated, appended to the WAL together with the other
+// requests waiting (group commit, one fdatasync), applied to DuckDB, then acknowledged.
+// Every DuckDB transaction that applies records also stores the LSN of the last record it
+// applied, so recovery replays exactly the records after it.
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/akosha/akosha/engine/wal"
+)
+
+// File names inside the tier directories.
+const (
+	HotFile  = "hot.db"
+	WarmFile = "warm.db"
+)
+
+// Sentinel errors. Structured errors (*FencedError, *ConflictError) match them with errors.Is.
+var (
+	ErrFenced   = errors.New("engine: writes are fenced")
+	ErrConflict = errors.New("engine: conversation id exists with different content")
+	ErrNotFound = errors.New("engine: not found")
+	ErrClosed   = errors.New("engine: closed")
+	ErrFailed   = errors.New("engine: failed")
+	ErrInvalid  = errors.New("engine: invalid request")
+)
+
+// FencedError is returned for writes while the engine is fenced.
+type FencedError struct {
+	Reason     string
+	Since      time.Time
+	RetryAfter time.Duration
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("engine: writes are fenced since %s: %s", e.Since.Format(time.RFC3339), e.Reason)
+}
+
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
+
+// ConflictError lists conversation ids that exist with different content.
+type ConflictError struct{ IDs []string }
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("engine: %d conversation id(s) already exist with different content: %q", len(e.IDs), e.IDs)
+}
+
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Options configure an engine. Paths are directories; they are created if missing.
+type Options struct {
+	HotPath  string // holds hot.db
+	WarmPath string // holds warm.db
+	WALPath  string // holds the WAL segments; put it on its own disk in production
+	// WALSegmentBytes is the WAL segment size. Default wal.DefaultSegmentBytes.
+	WALSegmentBytes int64
+	// Threads and MaxMemoryGB tune DuckDB (0: DuckDB's defaults).
+	Threads     int
+	MaxMemoryGB int
+	// CheckpointInterval is how often the writer checkpoints both databases, which bounds
+	// the WAL replayed after a crash. 0 disables periodic checkpoints.
+	CheckpointInterval time.Duration
+	// MaxGroupRecords bounds the conversations committed in one WAL group. Default 20000.
+	MaxGroupRecords int
+	Logger          *slog.Logger
+}
+
+// Recovery reports what Open did to bring the databases up to date with the WAL.
+type Recovery struct {
+	HotAppliedLSN  uint64          // applied LSN found in hot.db
+	WarmAppliedLSN uint64          // applied LSN found in warm.db
+	LastLSN        uint64          // last durable LSN in the WAL
+	Replayed       int             // WAL records replayed
+	Truncated      *wal.Truncation // torn WAL tail removed, if any
+	Duration       time.Duration
+}
+
+// Engine is an open storage engine. All methods are safe for concurrent use.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+
+	hot, warm *sql.DB
+	hotConn   *sql.Conn // used only by the writer goroutine
+	warmConn  *sql.Conn
+	wal       *wal.Log
+
+	reqs     chan *request
+	stop     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	fence    atomic.Pointer[FencedError]
+	failure  atomic.Pointer[error]
+	recovery Recovery
+	stats    counters
+
+	hotApplied  atomic.Uint64
+	warmApplied atomic.Uint64
+}
+
+// counters are cumulative and read by metrics without locks.
+type counters struct {
+	ingestRequests atomic.Uint64
+	ingestRecords  atomic.Uint64
+	duplicates     atomic.Uint64
+	deletedRecords atomic.Uint64
+	groups         atomic.Uint64
+}
+
+// Open opens (creating if needed) the hot and warm databases and the WAL, and replays
+// every WAL record the databases have not applied.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	start := time.Now()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxGroupRecords <= 0 {
+		opts.MaxGroupRecords = 20000
+	}
+	for name, p := range map[string]string{"hot path": opts.HotPath, "warm path": opts.WarmPath, "WAL path": opts.WALPath} {
+		if p == "" {
+			return nil, fmt.Errorf("%w: %s is empty", ErrInvalid, name)
+		}
+		if err := os.MkdirAll(p, 0o750); err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+	}
+	e := &Engine{
+		opts: opts,
+		log:  opts.Logger.With("subsystem", "engine"),
+		reqs: make(chan *request, 256),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.closeHandles()
+		}
+	}()
+	var err error
+	if e.hot, e.hotConn, err = openDuck(ctx, filepath.Join(opts.HotPath, HotFile), opts); err != nil {
+		return nil, fmt.Errorf("open hot store: %w", err)
+	}
+	if e.warm, e.warmConn, err = openDuck(ctx, filepath.Join(opts.WarmPath, WarmFile), opts); err != nil {
+		return nil, fmt.Errorf("open warm store: %w", err)
+	}
+	hotLSN, err := initSchema(ctx, e.hot, "hot", hotDDL)
+	if err != nil {
+		return nil, err
+	}
+	warmLSN, err := initSchema(ctx, e.warm, "warm", warmDDL)
+	if err != nil {
+		return nil, err
+	}
+	e.hotApplied.Store(hotLSN)
+	e.warmApplied.Store(warmLSN)
+	l, trunc, err := wal.Open(opts.WALPath, wal.Options{
+		SegmentBytes: opts.WALSegmentBytes,
+		StartLSN:     max(hotLSN, warmLSN) + 1,
+		Logger:       opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.wal = l
+	e.recovery = Recovery{HotAppliedLSN: hotLSN, WarmAppliedLSN: warmLSN, LastLSN: l.LastLSN(), Truncated: trunc}
+	if last := l.LastLSN(); last < max(hotLSN, warmLSN) {
+		return nil, fmt.Errorf("WAL in %s ends at LSN %d but the databases applied up to %d: the WAL directory does not belong to these databases or lost acknowledged records", opts.WALPath, last, max(hotLSN, warmLSN))
+	}
+	if segs := l.Segments(); len(segs) > 0 && segs[0].FirstLSN > min(hotLSN, warmLSN)+1 {
+		return nil, fmt.Errorf("WAL in %s starts at LSN %d but records after %d are needed for recovery", opts.WALPath, segs[0].FirstLSN, min(hotLSN, warmLSN))
+	}
+	n, err := e.replay(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("replay WAL: %w", err)
+	}
+	e.recovery.Replayed = n
+	e.recovery.Duration = time.Since(start)
+	if n > 0 || trunc != nil {
+		e.log.Info("recovered from WAL", "replayed", n, "last_lsn", l.LastLSN(), "torn_tail", trunc != nil, "duration", e.recovery.Duration)
+	}
+	go e.writer()
+	ok = true
+	return e, nil
+}
+
+// openDuck opens a DuckDB file and one dedicated connection for the writer.
+func openDuck(ctx context.Context, path string, opts Options) (*sql.DB, *sql.Conn, error) {
+	connector, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := sql.OpenDB(connector)
+	var settings []string
+	if opts.Threads > 0 {
+		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
+	}
+	if opts.MaxMemoryGB > 0 {
+		settings = append(settings, fmt.Sprintf("SET memory_limit = '%dGB'", opts.MaxMemoryGB))
+	}
+	for _, s := range settings {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, conn, nil
+}
+
+// replay applies WAL records after each database's applied LSN.
+func (e *Engine) replay(ctx context.Context) (int, error) {
+	from := min(e.hotApplied.Load(), e.warmApplied.Load()) + 1
+	n := 0
+	err := e.wal.ReadFrom(from, func(r wal.Record) error {
+		applied, err := e.apply(ctx, r)
+		if err != nil {
+			return fmt.Errorf("LSN %d: %w", r.LSN, err)
+		}
+		if applied {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// apply applies one decoded WAL record to each database that has not applied it yet, and
+// tells whether any had not.
+func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
+	if r.LSN <= min(e.hotApplied.Load(), e.warmApplied.Load()) {
+		return false, nil
+	}
+	switch r.Type {
+	case RecordIngest:
+		if r.LSN <= e.hotApplied.Load() {
+			return false, nil // ingests touch only the hot tier
+		}
+		cs, err := decodeIngest(r.Payload)
+		if err != nil {
+			return false, err
+		}
+		return true, e.applyInsert(ctx, cs, r.LSN)
+	case RecordDelete:
+		d, err := decodeDelete(r.Payload)
+		if err != nil {
+			return false, err
+		}
+		_, err = e.applyDelete(ctx, d.IDs, r.LSN)
+		return true, err
+	default:
+		return false, fmt.Errorf("unknown WAL record type %d", r.Type)
+	}
+}
+
+// Recovery returns what Open replayed or truncated.
+func (e *Engine) Recovery() Recovery { return e.recovery }
+
+// WAL returns the engine's write-ahead log (for archiving and inspection).
+func (e *Engine) WAL() *wal.Log { return e.wal }
+
+// Options returns the options the engine was opened with.
+func (e *Engine) Options() Options { return e.opts }
+
+// Fence stops accepting writes and waits until every write already accepted has been
+// applied, so that when it returns the databases no longer change. Reads keep working.
+// retryAfter is the hint given to refused writers.
+func (e *Engine) Fence(ctx context.Context, reason string, retryAfter time.Duration) error {
+	if retryAfter <= 0 {
+		retryAfter = 30 * time.Second
+	}
+	e.fence.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter})
+	e.log.Info("fenced", "reason", reason)
+	_, err := e.submit(ctx, &request{kind: reqBarrier})
+	return err
+}
+
+// Unfence resumes accepting writes.
+func (e *Engine) Unfence() {
+	if e.fence.Swap(nil) != nil {
+		e.log.Info("unfenced")
+	}
+}
+
+// Fenced returns the current fence, or nil.
+func (e *Engine) Fenced() *FencedError { return e.fence.Load() }
+
+// Healthy returns nil while the engine is open and has not failed.
+func (e *Engine) Healthy() error {
+	if f := e.failure.Load(); f != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, *f)
+	}
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Engine) fail(err error) {
+	e.failure.CompareAndSwap(nil, &err)
+	e.log.Error("engine failed: refusing writes until restarted", "err", err)
+}
+
+// Close stops the writer after the requests already queued, checkpoints both databases
+// and closes all files.
+func (e *Engine) Close() error {
+	e.closeMu.Lock()
+	if e.closed {
+		e.closeMu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.closeMu.Unlock()
+	close(e.stop)
+	<-e.done
+	var errs []error
+	if e.failure.Load() == nil {
+		if _, err := e.checkpoint(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, e.closeHandles())
+	return errors.Join(errs...)
+}
+
+func (e *Engine) closeHandles() error {
+	var errs []error
+	for _, c := range []*sql.Conn{e.hotConn, e.warmConn} {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	for _, db := range []*sql.DB{e.hot, e.warm} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if e.wal != nil {
+		errs = append(errs, e.wal.Close())
+	}
+	return errors.Join(errs...)
+}

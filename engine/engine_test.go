@@ -1,0 +1,301 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/akosha/akosha/engine/wal"
+)
+
+var ts0 = time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC)
+
+func testOptions(dir string) Options {
+	return Options{
+		HotPath:  filepath.Join(dir, "hot"),
+		WarmPath: filepath.Join(dir, "warm"),
+		WALPath:  filepath.Join(dir, "wal"),
+	}
+}
+
+func mustOpen(tb testing.TB, opts Options) *Engine {
+	tb.Helper()
+	e, err := Open(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("open engine: %v", err)
+	}
+	return e
+}
+
+func conv(system string, i int) Conversation {
+	emb := make([]float32, EmbeddingDim)
+	for j := range emb {
+		emb[j] = float32(math.Sin(float64(i*EmbeddingDim + j)))
+	}
+	return Conversation{
+		SystemID:       system,
+		ConversationID: fmt.Sprintf("%s-%d", system, i),
+		Content:        fmt.Sprintf("conversation %d of %s", i, system),
+		Embedding:      emb,
+		Timestamp:      ts0.Add(time.Duration(i) * time.Hour),
+		Metadata:       []byte(fmt.Sprintf(`{"n":%d}`, i)),
+	}
+}
+
+func convs(system string, from, n int) []Conversation {
+	var cs []Conversation
+	for i := from; i < from+n; i++ {
+		cs = append(cs, conv(system, i))
+	}
+	return cs
+}
+
+func mustStats(tb testing.TB, e *Engine) Stats {
+	tb.Helper()
+	s, err := e.Stats(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func TestIngestGetDelete(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+
+	res, err := e.Ingest(ctx, convs("alpha", 0, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 10 || res.TxID == 0 || res.LSN != res.TxID {
+		t.Fatalf("ingest result = %+v", res)
+	}
+	want := conv("alpha", 3)
+	got, err := e.Get(ctx, want.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tier != "hot" || got.SystemID != "alpha" || got.Content != want.Content || !got.Timestamp.Equal(want.Timestamp) ||
+		string(got.Metadata) != string(want.Metadata) || got.ContentHash != ContentHash(want.Content) {
+		t.Fatalf("get = %+v, want %+v", got, want)
+	}
+	for j := range want.Embedding {
+		if got.Embedding[j] != want.Embedding[j] {
+			t.Fatalf("embedding[%d] = %v, want %v", j, got.Embedding[j], want.Embedding[j])
+		}
+	}
+	if _, err := e.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get missing: err = %v, want ErrNotFound", err)
+	}
+
+	del, err := e.Delete(ctx, DeleteRequest{IDs: []string{"alpha-1", "alpha-2", "missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del.Deleted != 2 || del.TxID <= res.TxID {
+		t.Fatalf("delete by ids = %+v", del)
+	}
+	// alpha-0 .. alpha-9 are at ts0 + i hours; before ts0+5h leaves alpha-0,3,4 (1,2 are gone).
+	del, err = e.Delete(ctx, DeleteRequest{SystemID: "alpha", Before: ts0.Add(5 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del.Deleted != 3 {
+		t.Fatalf("delete by system+before deleted %d, want 3", del.Deleted)
+	}
+	s := mustStats(t, e)
+	if s.HotRows != 5 || s.LastLSN != del.LSN || s.HotAppliedLSN != del.LSN {
+		t.Fatalf("stats = %+v", s)
+	}
+	if _, err := e.Delete(ctx, DeleteRequest{SystemID: "alpha"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("delete without before: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestDuplicatesAndConflicts(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	if _, err := e.Ingest(ctx, convs("s", 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	lsn := e.WAL().LastLSN()
+	// Same content again: idempotent, nothing logged.
+	res, err := e.Ingest(ctx, convs("s", 0, 5))
+	if err != nil || res.Inserted != 0 || res.Duplicates != 5 || res.TxID != 0 {
+		t.Fatalf("re-ingest = %+v, %v", res, err)
+	}
+	if e.WAL().LastLSN() != lsn {
+		t.Fatal("an all-duplicate ingest was logged")
+	}
+	// Partly new.
+	res, err = e.Ingest(ctx, convs("s", 3, 4))
+	if err != nil || res.Inserted != 2 || res.Duplicates != 2 {
+		t.Fatalf("partial re-ingest = %+v, %v", res, err)
+	}
+	// Same id, other content: the whole request is refused.
+	bad := convs("s", 10, 2)
+	c := conv("s", 1)
+	c.Content = "changed"
+	bad = append(bad, c)
+	_, err = e.Ingest(ctx, bad)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || len(ce.IDs) != 1 || ce.IDs[0] != "s-1" {
+		t.Fatalf("conflict err = %v", err)
+	}
+	if s := mustStats(t, e); s.HotRows != 7 {
+		t.Fatalf("hot rows = %d after refused request, want 7", s.HotRows)
+	}
+	// Repeated id inside one request.
+	if _, err := e.Ingest(ctx, []Conversation{conv("s", 20), conv("s", 20)}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("repeated id: err = %v", err)
+	}
+}
+
+func TestInvalidConversation(t *testing.T) {
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	for name, mut := range map[string]func(*Conversation){
+		"short embedding": func(c *Conversation) { c.Embedding = c.Embedding[:10] },
+		"nan":             func(c *Conversation) { c.Embedding[5] = float32(math.NaN()) },
+		"no system":       func(c *Conversation) { c.SystemID = "" },
+		"no id":           func(c *Conversation) { c.ConversationID = "" },
+		"no time":         func(c *Conversation) { c.Timestamp = time.Time{} },
+	} {
+		c := conv("x", 1)
+		mut(&c)
+		if _, err := e.Ingest(context.Background(), []Conversation{c}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if s := mustStats(t, e); s.HotRows != 0 || s.LastLSN != 0 {
+		t.Fatalf("invalid input changed state: %+v", s)
+	}
+}
+
+func TestFence(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	if _, err := e.Ingest(ctx, convs("f", 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Fence(ctx, "maintenance", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	lsn := e.WAL().LastLSN()
+	_, err := e.Ingest(ctx, convs("f", 3, 3))
+	var fe *FencedError
+	if !errors.As(err, &fe) || fe.Reason != "maintenance" || fe.RetryAfter != 10*time.Second || !errors.Is(err, ErrFenced) {
+		t.Fatalf("fenced ingest err = %v", err)
+	}
+	if _, err := e.Delete(ctx, DeleteRequest{IDs: []string{"f-0"}}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("fenced delete err = %v", err)
+	}
+	if _, err := e.Get(ctx, "f-0"); err != nil {
+		t.Fatalf("read while fenced: %v", err)
+	}
+	s := mustStats(t, e)
+	if !s.Fenced || s.HotRows != 3 || s.LastLSN != lsn {
+		t.Fatalf("fenced writes changed state: %+v", s)
+	}
+	e.Unfence()
+	if _, err := e.Ingest(ctx, convs("f", 3, 3)); err != nil {
+		t.Fatalf("ingest after unfence: %v", err)
+	}
+}
+
+// TestReplay writes records straight into the WAL of a closed engine, as if the process had
+// died after the fdatasync but before DuckDB committed, and checks Open applies them.
+func TestReplay(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(t.TempDir())
+	e := mustOpen(t, opts)
+	if _, err := e.Ingest(ctx, convs("r", 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := wal.Open(opts.WALPath, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := convs("r", 5, 3)
+	for i := range more {
+		more[i].ContentHash = ContentHash(more[i].Content)
+	}
+	next := l.LastLSN() + 1
+	_, err = l.Append([]wal.Entry{
+		{TxID: next, Time: ts0, Type: RecordIngest, Payload: encodeIngest(nil, more)},
+		{TxID: next + 1, Time: ts0, Type: RecordDelete, Payload: encodeDelete(nil, deletePayload{Kind: DeleteByIDs, IDs: []string{"r-0", "r-6"}})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	e = mustOpen(t, opts)
+	defer e.Close()
+	if got := e.Recovery().Replayed; got != 2 {
+		t.Fatalf("replayed %d records, want 2", got)
+	}
+	s := mustStats(t, e)
+	if s.HotRows != 6 || s.HotAppliedLSN != next+1 {
+		t.Fatalf("after replay: %+v", s)
+	}
+	for _, id := range []string{"r-0", "r-6"} {
+		if _, err := e.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s should be deleted by replay: %v", id, err)
+		}
+	}
+	if _, err := e.Get(ctx, "r-7"); err != nil {
+		t.Fatalf("r-7 should be inserted by replay: %v", err)
+	}
+	// Reopening again replays nothing: the applied LSN was stored with the data.
+	e.Close()
+	e = mustOpen(t, opts)
+	if got := e.Recovery().Replayed; got != 0 {
+		t.Fatalf("second reopen replayed %d records", got)
+	}
+}
+
+func TestCheckpointAndConcurrentIngest(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	const workers, batches, size = 8, 5, 50
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func(w int) {
+			for b := 0; b < batches; b++ {
+				if _, err := e.Ingest(ctx, convs(fmt.Sprintf("w%d", w), b*size, size)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(w)
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := e.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustStats(t, e)
+	if s.HotRows != workers*batches*size || cp.LSN != s.LastLSN || cp.HotBytes == 0 || cp.WALBytes == 0 {
+		t.Fatalf("checkpoint %+v, stats %+v", cp, s)
+	}
+	if s.Counters.Groups > uint64(workers*batches) {
+		t.Fatalf("more groups (%d) than requests", s.Counters.Groups)
+	}
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/akosha/akosha/engine/wal"
+)
+
+// WAL record types. Their payload encodings below are part of the on-disk format.
+const (
+	RecordIngest wal.Type = 1 // a batch of conversations inserted into the hot tier
+	RecordDelete wal.Type = 2 // conversations deleted from every tier, by resolved id
+)
+
+// DeleteKind tells how a delete request selected its rows (kept for audit and PITR).
+type DeleteKind uint8
+
+// Delete kinds.
+const (
+	DeleteByIDs          DeleteKind = 1
+	DeleteBySystemBefore DeleteKind = 2
+)
+
+// deletePayload is the decoded body of a RecordDelete.
+type deletePayload struct {
+	Kind     DeleteKind
+	SystemID string
+	Before   time.Time
+	IDs      []string // resolved ids that existed when the delete was logged
+}
+
+var errShortPayload = errors.New("payload cut short")
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeIngest encodes conversations (ContentHash already set) as a RecordIngest payload.
+func encodeIngest(b []byte, cs []Conversation) []byte {
+	b = binary.AppendUvarint(b, uint64(len(cs)))
+	for i := range cs {
+		c := &cs[i]
+		b = appendString(b, c.SystemID)
+		b = appendString(b, c.ConversationID)
+		b = appendString(b, c.Content)
+		b = binary.LittleEndian.AppendUint64(b, uint64(c.Timestamp.UnixNano()))
+		b = appendString(b, string(c.Metadata))
+		b = appendString(b, c.ContentHash)
+		for _, f := range c.Embedding {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+		}
+	}
+	return b
+}
+
+type payloadReader struct {
+	b   []byte
+	err error
+}
+
+func (r *payloadReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortPayload
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *payloadReader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errShortPayload
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *payloadReader) string() string { return string(r.bytes(r.uvarint())) }
+
+func (r *payloadReader) uint64() uint64 {
+	v := r.bytes(8)
+	if v == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(v)
+}
+
+func decodeIngest(p []byte) ([]Conversation, error) {
+	r := &payloadReader{b: p}
+	n := r.uvarint()
+	if n > uint64(len(p)) {
+		return nil, fmt.Errorf("ingest record: count %d exceeds payload", n)
+	}
+	cs := make([]Conversation, 0, n)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		var c Conversation
+		c.SystemID = r.string()
+		c.ConversationID = r.string()
+		c.Content = r.string()
+		c.Timestamp = time.Unix(0, int64(r.uint64())).UTC()
+		if md := r.string(); md != "" {
+			c.Metadata = []byte(md)
+		}
+		c.ContentHash = r.string()
+		raw := r.bytes(4 * EmbeddingDim)
+		if raw != nil {
+			c.Embedding = make([]float32, EmbeddingDim)
+			for j := range c.Embedding {
+				c.Embedding[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+			}
+		}
+		cs = append(cs, c)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("ingest record: %w", r.err)
+	}
+	return cs, nil
+}
+
+func encodeDelete(b []byte, d deletePayload) []byte {
+	b = append(b, byte(d.Kind))
+	b = appendString(b, d.SystemID)
+	var before int64
+	if !d.Before.IsZero() {
+		before = d.Before.UnixNano()
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(before))
+	b = binary.AppendUvarint(b, uint64(len(d.IDs)))
+	for _, id := range d.IDs {
+		b = appendString(b, id)
+	}
+	return b
+}
+
+func decodeDelete(p []byte) (deletePayload, error) {
+	var d deletePayload
+	r := &payloadReader{b: p}
+	kind := r.bytes(1)
+	if kind != nil {
+		d.Kind = DeleteKind(kind[0])
+	}
+	d.SystemID = r.string()
+	if before := int64(r.uint64()); before != 0 {
+		d.Before = time.Unix(0, before).UTC()
+	}
+	n := r.uvarint()
+	if n > uint64(len(p)) {
+		return d, fmt.Errorf("delete record: count %d exceeds payload", n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		d.IDs = append(d.IDs, r.string())
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return d, fmt.Errorf("delete record: %w", r.err)
+	}
+	return d, nil
+}

@@ -1,0 +1,608 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/akosha/akosha/engine/wal"
+)
+
+type reqKind int
+
+const (
+	reqIngest reqKind = iota
+	reqDelete
+	reqCheckpoint
+	reqBarrier
+)
+
+// request is one call queued for the writer goroutine.
+type request struct {
+	kind    reqKind
+	convs   []Conversation
+	payload []byte // encoded RecordIngest payload of convs
+	del     DeleteRequest
+	resp    chan response
+}
+
+type response struct {
+	ingest     IngestResult
+	delete     DeleteResult
+	checkpoint CheckpointResult
+	err        error
+}
+
+// IngestResult is the outcome of an acknowledged ingest.
+type IngestResult struct {
+	TxID       uint64 `json:"txid"`       // 0 when nothing new was written
+	LSN        uint64 `json:"lsn"`        // LSN of the WAL record (or the last LSN when nothing was new)
+	Inserted   int    `json:"inserted"`   // conversations written
+	Duplicates int    `json:"duplicates"` // conversations already stored with the same content (no-op)
+}
+
+// DeleteRequest selects conversations to delete from every tier: by IDs, or all of
+// SystemID's conversations with a timestamp before Before.
+type DeleteRequest struct {
+	IDs      []string  `json:"ids,omitempty"`
+	SystemID string    `json:"system_id,omitempty"`
+	Before   time.Time `json:"before,omitzero"`
+}
+
+// DeleteResult is the outcome of an acknowledged delete.
+type DeleteResult struct {
+	TxID    uint64 `json:"txid"` // 0 when nothing matched
+	LSN     uint64 `json:"lsn"`
+	Deleted int    `json:"deleted"`
+}
+
+// CheckpointResult reports a checkpoint of both databases.
+type CheckpointResult struct {
+	LSN       uint64        `json:"lsn"` // every record up to this LSN is in the database files
+	HotBytes  int64         `json:"hot_bytes"`
+	WarmBytes int64         `json:"warm_bytes"`
+	WALBytes  int64         `json:"wal_bytes"`
+	Duration  time.Duration `json:"duration_ns"`
+}
+
+// Ingest durably stores conversations in the hot tier. It returns after the WAL record is
+// on disk and applied. A conversation whose id is already stored with the same content is
+// an idempotent no-op (counted in Duplicates); with different content the whole request is
+// refused with a *ConflictError and nothing is written.
+func (e *Engine) Ingest(ctx context.Context, cs []Conversation) (IngestResult, error) {
+	if len(cs) == 0 {
+		return IngestResult{}, fmt.Errorf("%w: no conversations", ErrInvalid)
+	}
+	if err := e.checkWritable(); err != nil {
+		return IngestResult{}, err
+	}
+	seen := make(map[string]struct{}, len(cs))
+	for i := range cs {
+		c := &cs[i]
+		if err := checkConversation(c); err != nil {
+			return IngestResult{}, fmt.Errorf("%w: record %d: %v", ErrInvalid, i, err)
+		}
+		if _, dup := seen[c.ConversationID]; dup {
+			return IngestResult{}, fmt.Errorf("%w: record %d: conversation_id %q repeated in the request", ErrInvalid, i, c.ConversationID)
+		}
+		seen[c.ConversationID] = struct{}{}
+		c.Timestamp = c.Timestamp.UTC()
+		c.ContentHash = ContentHash(c.Content)
+	}
+	// Encoding happens here, in the caller's goroutine, so concurrent requests encode in parallel.
+	r := &request{kind: reqIngest, convs: cs, payload: encodeIngest(nil, cs)}
+	resp, err := e.submit(ctx, r)
+	if err == nil {
+		e.stats.ingestRequests.Add(1)
+		e.stats.ingestRecords.Add(uint64(resp.ingest.Inserted))
+		e.stats.duplicates.Add(uint64(resp.ingest.Duplicates))
+	}
+	return resp.ingest, err
+}
+
+// ContentHash is the hex SHA-256 of a conversation's content.
+func ContentHash(content string) string {
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
+}
+
+func checkConversation(c *Conversation) error {
+	switch {
+	case c.SystemID == "":
+		return errors.New("system_id is empty")
+	case c.ConversationID == "":
+		return errors.New("conversation_id is empty")
+	case len(c.Embedding) != EmbeddingDim:
+		return fmt.Errorf("embedding has %d values, want %d", len(c.Embedding), EmbeddingDim)
+	case c.Timestamp.IsZero():
+		return errors.New("timestamp is missing")
+	}
+	for j, f := range c.Embedding {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return fmt.Errorf("embedding[%d] is not finite", j)
+		}
+	}
+	return nil
+}
+
+// Delete removes conversations from the hot and warm tiers and returns the txid of the
+// logged delete (needed to undo it with point-in-time recovery).
+func (e *Engine) Delete(ctx context.Context, d DeleteRequest) (DeleteResult, error) {
+	switch {
+	case len(d.IDs) > 0 && (d.SystemID != "" || !d.Before.IsZero()):
+		return DeleteResult{}, fmt.Errorf("%w: give either ids or system_id with before, not both", ErrInvalid)
+	case len(d.IDs) == 0 && (d.SystemID == "" || d.Before.IsZero()):
+		return DeleteResult{}, fmt.Errorf("%w: give ids, or system_id and before", ErrInvalid)
+	}
+	if err := e.checkWritable(); err != nil {
+		return DeleteResult{}, err
+	}
+	resp, err := e.submit(ctx, &request{kind: reqDelete, del: d})
+	if err == nil {
+		e.stats.deletedRecords.Add(uint64(resp.delete.Deleted))
+	}
+	return resp.delete, err
+}
+
+// Checkpoint writes both databases' DuckDB WALs into their files (CHECKPOINT), so the
+// files alone hold every record up to the returned LSN.
+func (e *Engine) Checkpoint(ctx context.Context) (CheckpointResult, error) {
+	resp, err := e.submit(ctx, &request{kind: reqCheckpoint})
+	return resp.checkpoint, err
+}
+
+func (e *Engine) checkWritable() error {
+	if f := e.fence.Load(); f != nil {
+		return f
+	}
+	return e.Healthy()
+}
+
+// submit queues r for the writer and waits for its response. If ctx ends first the
+// request may still be applied: callers retry idempotently (ingest) or check.
+func (e *Engine) submit(ctx context.Context, r *request) (response, error) {
+	r.resp = make(chan response, 1)
+	select {
+	case e.reqs <- r:
+	case <-e.stop:
+		return response{}, ErrClosed
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+	select {
+	case resp := <-r.resp:
+		return resp, resp.err
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+}
+
+// writer is the single goroutine that appends to the WAL and writes to DuckDB. It takes
+// every ingest request waiting, up to MaxGroupRecords conversations, and commits them as one
+// group: one WAL write and fdatasync, one DuckDB transaction. Other requests run alone, in
+// queue order.
+func (e *Engine) writer() {
+	defer close(e.done)
+	var tick <-chan time.Time
+	if e.opts.CheckpointInterval > 0 {
+		t := time.NewTicker(e.opts.CheckpointInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var next *request
+	for {
+		r := next
+		next = nil
+		if r == nil {
+			select {
+			case r = <-e.reqs:
+			case <-tick:
+				if e.Healthy() == nil {
+					if _, err := e.checkpoint(context.Background()); err != nil {
+						e.log.Warn("periodic checkpoint failed", "err", err)
+					}
+				}
+				continue
+			case <-e.stop:
+				e.drain()
+				return
+			}
+		}
+		if r.kind != reqIngest {
+			e.handleOne(r)
+			continue
+		}
+		group := []*request{r}
+		n := len(r.convs)
+	gather:
+		for n < e.opts.MaxGroupRecords {
+			select {
+			case q := <-e.reqs:
+				if q.kind != reqIngest {
+					next = q
+					break gather
+				}
+				group = append(group, q)
+				n += len(q.convs)
+			default:
+				break gather
+			}
+		}
+		e.ingestGroup(group)
+	}
+}
+
+// drain answers the requests still queued at Close.
+func (e *Engine) drain() {
+	for {
+		select {
+		case r := <-e.reqs:
+			r.resp <- response{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (e *Engine) handleOne(r *request) {
+	ctx := context.Background()
+	var resp response
+	switch r.kind {
+	case reqBarrier:
+	case reqCheckpoint:
+		resp.checkpoint, resp.err = e.checkpoint(ctx)
+	case reqDelete:
+		resp.delete, resp.err = e.deleteNow(ctx, r.del)
+	}
+	r.resp <- resp
+}
+
+// refuse returns the error a mutation gets when it reaches the writer while the engine is
+// fenced or failed (the fence may have been set after the request was queued).
+func (e *Engine) refuse() error {
+	return e.checkWritable()
+}
+
+func (e *Engine) ingestGroup(group []*request) {
+	ctx := context.Background()
+	if err := e.refuse(); err != nil {
+		for _, r := range group {
+			r.resp <- response{err: err}
+		}
+		return
+	}
+	existing, err := e.lookupHashes(ctx, group)
+	if err != nil {
+		for _, r := range group {
+			r.resp <- response{err: fmt.Errorf("check existing ids: %w", err)}
+		}
+		return
+	}
+	// Decide per request: conflicts refuse the request, known ids are no-ops.
+	var (
+		entries  []wal.Entry
+		accepted []*request
+		resps    = make([]response, len(group))
+		pending  = map[string]string{} // ids written by earlier requests of this group
+		now      = time.Now()
+		nextLSN  = e.wal.LastLSN() + 1
+		toInsert []Conversation
+	)
+	for i, r := range group {
+		var conflicts []string
+		fresh := r.convs[:0:0]
+		dups := 0
+		for _, c := range r.convs {
+			h, ok := pending[c.ConversationID]
+			if !ok {
+				h, ok = existing[c.ConversationID]
+			}
+			switch {
+			case !ok:
+				fresh = append(fresh, c)
+			case h == c.ContentHash || h == warmMarker:
+				dups++
+			default:
+				conflicts = append(conflicts, c.ConversationID)
+			}
+		}
+		if len(conflicts) > 0 {
+			resps[i].err = &ConflictError{IDs: conflicts}
+			continue
+		}
+		resps[i].ingest.Duplicates = dups
+		if len(fresh) == 0 {
+			resps[i].ingest.LSN = nextLSN - 1
+			continue
+		}
+		payload := r.payload
+		if len(fresh) != len(r.convs) {
+			payload = encodeIngest(nil, fresh)
+		}
+		lsn := nextLSN + uint64(len(entries))
+		entries = append(entries, wal.Entry{TxID: lsn, Time: now, Type: RecordIngest, Payload: payload})
+		for _, c := range fresh {
+			pending[c.ConversationID] = c.ContentHash
+		}
+		toInsert = append(toInsert, fresh...)
+		resps[i].ingest = IngestResult{TxID: lsn, LSN: lsn, Inserted: len(fresh), Duplicates: dups}
+		accepted = append(accepted, r)
+	}
+	if len(entries) > 0 {
+		if _, err := e.wal.Append(entries); err != nil {
+			e.fail(err)
+			for i := range resps {
+				if resps[i].err == nil {
+					resps[i] = response{err: fmt.Errorf("write WAL: %w", err)}
+				}
+			}
+		} else if err := e.applyInsert(ctx, toInsert, nextLSN+uint64(len(entries))-1); err != nil {
+			// The records are durable in the WAL but not in DuckDB: stop taking writes; a
+			// restart replays them.
+			e.fail(fmt.Errorf("apply LSN %d-%d: %w", nextLSN, nextLSN+uint64(len(entries))-1, err))
+			for i := range resps {
+				if resps[i].err == nil {
+					resps[i] = response{err: fmt.Errorf("apply: %w", err)}
+				}
+			}
+		}
+	}
+	e.stats.groups.Add(1)
+	for i, r := range group {
+		r.resp <- resps[i]
+	}
+}
+
+// warmMarker stands for "stored in the warm tier" in lookupHashes results: the warm tier
+// keeps no content, so a re-sent id found there is treated as a duplicate.
+const warmMarker = "\x00warm"
+
+// lookupHashes returns the content hash of every id of the group already stored in the hot
+// tier, and warmMarker for ids stored in the warm tier.
+func (e *Engine) lookupHashes(ctx context.Context, group []*request) (map[string]string, error) {
+	var ids []string
+	for _, r := range group {
+		for _, c := range r.convs {
+			ids = append(ids, c.ConversationID)
+		}
+	}
+	found := map[string]string{}
+	err := queryIDs(ctx, e.hotConn, `SELECT conversation_id, content_hash FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, hash string) {
+		found[id] = hash
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = queryIDs(ctx, e.warmConn, `SELECT conversation_id, '' FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, _ string) {
+		if _, inHot := found[id]; !inHot {
+			found[id] = warmMarker
+		}
+	})
+	return found, err
+}
+
+func queryIDs(ctx context.Context, conn *sql.Conn, query string, ids []string, fn func(id, v string)) error {
+	rows, err := conn.QueryContext(ctx, query, duckdbList(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, v string
+		if err := rows.Scan(&id, &v); err != nil {
+			return err
+		}
+		fn(id, v)
+	}
+	return rows.Err()
+}
+
+// duckdbList passes a string slice as a DuckDB VARCHAR[] parameter.
+func duckdbList(ids []string) any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+// applyInsert appends conversations to the hot tier and records lsn as applied, in one
+// DuckDB transaction.
+func (e *Engine) applyInsert(ctx context.Context, cs []Conversation, lsn uint64) error {
+	err := inTx(ctx, e.hotConn, func(dc driver.Conn) error {
+		app, err := duckdb.NewAppenderFromConn(dc, "", "conversations")
+		if err != nil {
+			return err
+		}
+		for i := range cs {
+			c := &cs[i]
+			var md any
+			if len(c.Metadata) > 0 {
+				md = string(c.Metadata)
+			}
+			if err := app.AppendRow(c.SystemID, c.ConversationID, c.Content, c.Embedding, c.Timestamp, md, c.ContentHash); err != nil {
+				app.Close()
+				return fmt.Errorf("append %q: %w", c.ConversationID, err)
+			}
+		}
+		if err := app.Close(); err != nil {
+			return err
+		}
+		return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
+	})
+	if err == nil {
+		e.hotApplied.Store(lsn)
+	}
+	return err
+}
+
+// deleteNow resolves, logs and applies a delete.
+func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, error) {
+	if err := e.refuse(); err != nil {
+		return DeleteResult{}, err
+	}
+	p := deletePayload{Kind: DeleteByIDs, IDs: nil}
+	var (
+		query string
+		args  []any
+	)
+	if len(d.IDs) > 0 {
+		query = `SELECT conversation_id FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`
+		args = []any{duckdbList(d.IDs)}
+	} else {
+		p.Kind, p.SystemID, p.Before = DeleteBySystemBefore, d.SystemID, d.Before.UTC()
+		query = `SELECT conversation_id FROM conversations WHERE system_id = ? AND timestamp < ?`
+		args = []any{d.SystemID, d.Before.UTC()}
+	}
+	seen := map[string]bool{}
+	for _, conn := range []*sql.Conn{e.hotConn, e.warmConn} {
+		rows, err := conn.QueryContext(ctx, query, args...)
+		if err != nil {
+			return DeleteResult{}, fmt.Errorf("resolve delete: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return DeleteResult{}, err
+			}
+			if !seen[id] {
+				seen[id] = true
+				p.IDs = append(p.IDs, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return DeleteResult{}, err
+		}
+	}
+	if len(p.IDs) == 0 {
+		return DeleteResult{LSN: e.wal.LastLSN()}, nil
+	}
+	lsn := e.wal.LastLSN() + 1
+	if _, err := e.wal.Append([]wal.Entry{{TxID: lsn, Time: time.Now(), Type: RecordDelete, Payload: encodeDelete(nil, p)}}); err != nil {
+		e.fail(err)
+		return DeleteResult{}, fmt.Errorf("write WAL: %w", err)
+	}
+	n, err := e.applyDelete(ctx, p.IDs, lsn)
+	if err != nil {
+		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
+		return DeleteResult{}, fmt.Errorf("apply: %w", err)
+	}
+	return DeleteResult{TxID: lsn, LSN: lsn, Deleted: n}, nil
+}
+
+// applyDelete deletes ids from each tier that has not applied lsn yet. Deleting is
+// idempotent, so replaying it twice is harmless.
+func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int, error) {
+	total := 0
+	for _, t := range []struct {
+		conn    *sql.Conn
+		applied interface {
+			Load() uint64
+			Store(uint64)
+		}
+	}{{e.hotConn, &e.hotApplied}, {e.warmConn, &e.warmApplied}} {
+		if lsn <= t.applied.Load() {
+			continue
+		}
+		err := inTx(ctx, t.conn, func(dc driver.Conn) error {
+			n, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(ids))
+			if err != nil {
+				return err
+			}
+			total += int(n)
+			return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
+		})
+		if err != nil {
+			return 0, err
+		}
+		t.applied.Store(lsn)
+	}
+	return total, nil
+}
+
+// checkpoint runs CHECKPOINT on both databases and records the last LSN as applied in
+// both (every record up to it is reflected in each tier).
+func (e *Engine) checkpoint(ctx context.Context) (CheckpointResult, error) {
+	start := time.Now()
+	lsn := e.wal.LastLSN()
+	for _, c := range []struct {
+		conn    *sql.Conn
+		applied interface{ Store(uint64) }
+		name    string
+	}{{e.hotConn, &e.hotApplied, "hot"}, {e.warmConn, &e.warmApplied, "warm"}} {
+		if _, err := c.conn.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(lsn, 10)); err != nil {
+			return CheckpointResult{}, fmt.Errorf("checkpoint %s: %w", c.name, err)
+		}
+		c.applied.Store(lsn)
+		if _, err := c.conn.ExecContext(ctx, "CHECKPOINT"); err != nil {
+			return CheckpointResult{}, fmt.Errorf("checkpoint %s: %w", c.name, err)
+		}
+	}
+	res := CheckpointResult{
+		LSN:       lsn,
+		HotBytes:  fileSize(filepath.Join(e.opts.HotPath, HotFile)),
+		WarmBytes: fileSize(filepath.Join(e.opts.WarmPath, WarmFile)),
+		Duration:  time.Since(start),
+	}
+	for _, s := range e.wal.Segments() {
+		res.WALBytes += s.Size
+	}
+	return res, nil
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// inTx runs fn inside a transaction on the raw DuckDB connection (the appender needs the
+// driver connection, and must share the transaction with the applied-LSN update).
+func inTx(ctx context.Context, conn *sql.Conn, fn func(driver.Conn) error) error {
+	return conn.Raw(func(raw any) error {
+		dc := raw.(driver.Conn)
+		if err := execDriver(ctx, dc, "BEGIN TRANSACTION"); err != nil {
+			return err
+		}
+		if err := fn(dc); err != nil {
+			if rerr := execDriver(ctx, dc, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			}
+			return err
+		}
+		return execDriver(ctx, dc, "COMMIT")
+	})
+}
+
+func execDriver(ctx context.Context, dc driver.Conn, query string, args ...any) error {
+	_, err := execDriverCount(ctx, dc, query, args...)
+	return err
+}
+
+func execDriverCount(ctx context.Context, dc driver.Conn, query string, args ...any) (int64, error) {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	res, err := dc.(driver.ExecerContext).ExecContext(ctx, query, named)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", strings.Fields(query)[0], err)
+	}
+	return res.RowsAffected()
+}
