@@ -1,0 +1,330 @@
+// Package config loads the settings of Akosha's warm-tier storage engine.
+//
+// A Config is built in three layers, each overriding the one before:
+// the defaults documented on the struct fields, then a YAML file, then
+// environment variables. Data paths that are not set explicitly derive
+// from the resolved DataDir, and every data path must stay outside the
+// git checkout of the working directory (see Validate).
+package config
+
+import (
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+)
+
+// Config is the complete engine configuration. Struct tags name the
+// YAML key (yaml), the overriding environment variable (env), secrets
+// (secret), paths with ~ expansion (path: "data" paths are also subject
+// to the isolation rule) and the data_dir subdirectory a path defaults to
+// (derive).
+type Config struct {
+	// Mode is "lite" or "standard". Default "lite".
+	Mode string `yaml:"mode" env:"AKOSHA_MODE"`
+	// Environment is "development", "staging" or "production". Default "development".
+	Environment string `yaml:"environment" env:"AKOSHA_ENVIRONMENT"`
+	// DataDir is the root of every data path that is not set explicitly.
+	// Default "~/.akosha/dev".
+	DataDir string `yaml:"data_dir" env:"AKOSHA_HOME" path:"data"`
+	// AllowProjectPaths disables the isolation rule, allowing relative data
+	// paths and data inside the project checkout. Default false.
+	AllowProjectPaths bool `yaml:"allow_project_paths" env:"AKOSHA_ALLOW_PROJECT_PATHS"`
+
+	Storage    StorageConfig    `yaml:"storage"`
+	Backup     BackupConfig     `yaml:"backup"`
+	API        APIConfig        `yaml:"api"`
+	Monitoring MonitoringConfig `yaml:"monitoring"`
+	Logging    LoggingConfig    `yaml:"logging"`
+	Temporal   TemporalConfig   `yaml:"temporal"`
+	Shard      ShardConfig      `yaml:"shard"`
+	Cache      CacheConfig      `yaml:"cache"`
+
+	// sources maps a dotted YAML key to "env" or "file"; absent means "default".
+	sources map[string]string
+}
+
+// StorageConfig groups the three storage tiers.
+type StorageConfig struct {
+	Hot  HotConfig  `yaml:"hot"`
+	Warm WarmConfig `yaml:"warm"`
+	Cold ColdConfig `yaml:"cold"`
+}
+
+// HotConfig configures the hot tier and its write-ahead log.
+type HotConfig struct {
+	// Backend is the hot-tier store. Default "duckdb-file" (the only backend).
+	Backend string `yaml:"backend" env:"AKOSHA_HOT_BACKEND"`
+	// Path is the hot-tier database directory. Default <data_dir>/hot.
+	Path string `yaml:"path" env:"AKOSHA_HOT_PATH" path:"data" derive:"hot"`
+	// WriteAheadLog must be true: the engine cannot run without its WAL. Default true.
+	WriteAheadLog bool `yaml:"write_ahead_log"`
+	// WALPath is the WAL directory, ideally on its own disk. Default <data_dir>/wal.
+	WALPath string `yaml:"wal_path" env:"AKOSHA_WAL_PATH" path:"data" derive:"wal"`
+	// WALSegmentBytes is the size at which a WAL segment is rolled.
+	// Default 64 MiB, minimum 1 MiB.
+	WALSegmentBytes int64 `yaml:"wal_segment_bytes" env:"AKOSHA_WAL_SEGMENT_BYTES"`
+}
+
+// WarmConfig configures the warm tier (DuckDB on local disk).
+type WarmConfig struct {
+	// Backend is "duckdb-ssd" or "duckdb-hdd". Default "duckdb-ssd".
+	Backend string `yaml:"backend" env:"AKOSHA_WARM_BACKEND"`
+	// Path is the warm-tier database directory. Default <data_dir>/warm.
+	Path string `yaml:"path" env:"AKOSHA_WARM_PATH" path:"data" derive:"warm"`
+	// NumPartitions is the number of warm partitions. Default 256.
+	NumPartitions int `yaml:"num_partitions"`
+	// CheckpointIntervalMinutes is the DuckDB checkpoint interval. Default 15.
+	CheckpointIntervalMinutes int `yaml:"checkpoint_interval_minutes"`
+	// MaxMemoryGB is DuckDB's memory limit. Default 2.
+	MaxMemoryGB int `yaml:"max_memory_gb"`
+	// Threads is DuckDB's thread count. Default 4.
+	Threads int `yaml:"threads"`
+	// CompressionCodec is the compression codec. Default "ZSTD".
+	CompressionCodec string `yaml:"compression_codec"`
+	// CompressionLevel is the compression level. Default 9.
+	CompressionLevel int `yaml:"compression_level"`
+}
+
+// ColdConfig configures the cold tier that aged data moves to.
+type ColdConfig struct {
+	// Enabled turns the cold tier on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Backend is "file" or "s3". Default "file".
+	Backend string `yaml:"backend" env:"AKOSHA_COLD_BACKEND"`
+	// Path is the cold-tier directory for the file backend. Default <data_dir>/cold.
+	Path string `yaml:"path" env:"AKOSHA_COLD_PATH" path:"data" derive:"cold"`
+	// Bucket is the S3 bucket; required by the s3 backend. No default.
+	Bucket string `yaml:"bucket" env:"AKOSHA_COLD_BUCKET"`
+	// Prefix is the key prefix inside Bucket. Default "conversations/".
+	Prefix string `yaml:"prefix" env:"AKOSHA_COLD_PREFIX"`
+	// Region is the S3 region. No default.
+	Region string `yaml:"region" env:"AKOSHA_COLD_REGION"`
+	// Endpoint is the URL of an S3-compatible server. No default (AWS).
+	Endpoint string `yaml:"endpoint" env:"AKOSHA_COLD_ENDPOINT"`
+}
+
+// BackupConfig configures warm-tier backups.
+type BackupConfig struct {
+	// Path is the local backup directory. Default <data_dir>/backups.
+	Path string `yaml:"path" env:"AKOSHA_BACKUP_PATH" path:"data" derive:"backups"`
+	// Bucket is the S3 bucket backups are uploaded to. No default (local only).
+	Bucket string `yaml:"bucket" env:"AKOSHA_BACKUP_BUCKET"`
+	// Prefix is the key prefix inside Bucket. Default "warm".
+	Prefix string `yaml:"prefix" env:"AKOSHA_BACKUP_PREFIX"`
+	// Region is the S3 region. No default.
+	Region string `yaml:"region" env:"AKOSHA_BACKUP_REGION"`
+	// Endpoint is the URL of an S3-compatible server. No default (AWS).
+	Endpoint string `yaml:"endpoint" env:"AKOSHA_BACKUP_ENDPOINT"`
+	// RetentionDays is how long backups are kept. Default 30.
+	RetentionDays int `yaml:"retention_days" env:"AKOSHA_BACKUP_RETENTION_DAYS"`
+}
+
+// APIConfig configures the HTTP ingestion and query API.
+type APIConfig struct {
+	// Addr is the listen address. Default ":8682".
+	Addr string `yaml:"addr" env:"AKOSHA_API_ADDR"`
+	// Token is the static bearer token. Secret; no default.
+	Token string `yaml:"token" env:"AKOSHA_API_TOKEN" secret:"true"`
+	// JWTSecret is the HMAC key for JWT bearer tokens. Secret; no default.
+	JWTSecret string `yaml:"jwt_secret" env:"AKOSHA_JWT_SECRET" secret:"true"`
+	// MaxBodyBytes caps a request body. Default 64 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBatch caps the conversations in one ingest request. Default 10000.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// MonitoringConfig configures metrics and disk-usage alerts.
+type MonitoringConfig struct {
+	// MetricsEnabled exposes Prometheus metrics. Default true.
+	MetricsEnabled bool `yaml:"metrics_enabled" env:"AKOSHA_METRICS_ENABLED"`
+	// PrometheusPort is the metrics port, 1-65535. Default 9090.
+	PrometheusPort int `yaml:"prometheus_port" env:"AKOSHA_PROMETHEUS_PORT"`
+	// DiskUsageWarningPercent is the warning threshold. Default 75.
+	DiskUsageWarningPercent int `yaml:"disk_usage_warning_percent"`
+	// DiskUsageCriticalPercent is the critical threshold, above the
+	// warning one and at most 100. Default 90.
+	DiskUsageCriticalPercent int `yaml:"disk_usage_critical_percent"`
+}
+
+// LoggingConfig configures the slog logger returned by NewLogger.
+type LoggingConfig struct {
+	// Level is "debug", "info", "warn" or "error", case-insensitive. Default "info".
+	Level string `yaml:"level" env:"AKOSHA_LOG_LEVEL"`
+	// Format is "text" or "json". Default "text".
+	Format string `yaml:"format" env:"AKOSHA_LOG_FORMAT"`
+}
+
+// TemporalConfig configures the Temporal client.
+type TemporalConfig struct {
+	// Address is the Temporal frontend host:port. Default "127.0.0.1:7233".
+	Address string `yaml:"address" env:"TEMPORAL_ADDRESS"`
+	// Namespace is the Temporal namespace. Default "default".
+	Namespace string `yaml:"namespace" env:"TEMPORAL_NAMESPACE"`
+	// TLSCert is the client certificate file; set together with TLSKey. No default.
+	TLSCert string `yaml:"tls_cert" env:"TEMPORAL_TLS_CERT" path:"file"`
+	// TLSKey is the client key file; set together with TLSCert. No default.
+	TLSKey string `yaml:"tls_key" env:"TEMPORAL_TLS_KEY" path:"file"`
+	// TLSCA is the CA bundle file for the server certificate. No default.
+	TLSCA string `yaml:"tls_ca" env:"TEMPORAL_TLS_CA" path:"file"`
+	// TLSServerName overrides the TLS server name. No default.
+	TLSServerName string `yaml:"tls_server_name" env:"TEMPORAL_TLS_SERVER_NAME"`
+	// APIKey authenticates to Temporal Cloud. Secret; no default.
+	APIKey string `yaml:"api_key" env:"TEMPORAL_API_KEY" secret:"true"`
+}
+
+// ShardConfig places this process among the engine's shards.
+type ShardConfig struct {
+	// ID is this shard, 0 <= ID < Count. Default 0.
+	ID int `yaml:"id" env:"AKOSHA_SHARD_ID"`
+	// Count is the number of shards, at least 1. Default 1.
+	Count int `yaml:"count" env:"AKOSHA_SHARDS"`
+}
+
+// CacheConfig is recognised only so the guide's config files load; the
+// warm-tier engine does not use a cache and does not validate it.
+type CacheConfig struct {
+	// Backend is the cache backend, e.g. "redis". No default.
+	Backend string `yaml:"backend"`
+	// Host is the cache host. No default.
+	Host string `yaml:"host" env:"AKOSHA_REDIS_HOST"`
+	// Port is the cache port. Default 6379.
+	Port int `yaml:"port" env:"AKOSHA_REDIS_PORT"`
+	// DB is the cache database number. Default 0.
+	DB int `yaml:"db"`
+}
+
+const mib = 1 << 20
+
+// defaults returns the default values before ~ expansion and with the
+// derived paths still empty.
+func defaults() *Config {
+	return &Config{
+		Mode:        "lite",
+		Environment: "development",
+		DataDir:     "~/.akosha/dev",
+		Storage: StorageConfig{
+			Hot: HotConfig{
+				Backend:         "duckdb-file",
+				WriteAheadLog:   true,
+				WALSegmentBytes: 64 * mib,
+			},
+			Warm: WarmConfig{
+				Backend:                   "duckdb-ssd",
+				NumPartitions:             256,
+				CheckpointIntervalMinutes: 15,
+				MaxMemoryGB:               2,
+				Threads:                   4,
+				CompressionCodec:          "ZSTD",
+				CompressionLevel:          9,
+			},
+			Cold: ColdConfig{
+				Enabled: true,
+				Backend: "file",
+				Prefix:  "conversations/",
+			},
+		},
+		Backup: BackupConfig{
+			Prefix:        "warm",
+			RetentionDays: 30,
+		},
+		API: APIConfig{
+			Addr:         ":8682",
+			MaxBodyBytes: 64 * mib,
+			MaxBatch:     10000,
+		},
+		Monitoring: MonitoringConfig{
+			MetricsEnabled:           true,
+			PrometheusPort:           9090,
+			DiskUsageWarningPercent:  75,
+			DiskUsageCriticalPercent: 90,
+		},
+		Logging:  LoggingConfig{Level: "info", Format: "text"},
+		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"},
+		Shard:    ShardConfig{ID: 0, Count: 1},
+		Cache:    CacheConfig{Port: 6379},
+		sources:  map[string]string{},
+	}
+}
+
+// Default returns the default configuration with ~ expanded and derived
+// paths filled in. If the home directory cannot be determined, ~ paths
+// are left unexpanded and Validate reports them.
+func Default() *Config {
+	c := defaults()
+	_ = c.resolve()
+	return c
+}
+
+// LogLevel returns Logging.Level as a slog.Level; unknown levels are Info.
+func (c *Config) LogLevel() slog.Level {
+	switch strings.ToLower(c.Logging.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// NewLogger returns a logger writing to w with a text or JSON handler, per
+// Logging.Format, at LogLevel.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel()}
+	if c.Logging.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// field is one leaf setting of a Config, found by reflection.
+type field struct {
+	key    string // dotted YAML key
+	env    string // environment variable, or ""
+	secret bool
+	path   string // "data", "file" or ""
+	derive string // data_dir subdirectory used when the path is unset
+	v      reflect.Value
+}
+
+// fields returns the leaf settings of c in struct order; their values are
+// addressable and settable.
+func (c *Config) fields() []field {
+	var out []field
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name := sf.Tag.Get("yaml")
+			if !sf.IsExported() || name == "" {
+				continue
+			}
+			if sf.Type.Kind() == reflect.Struct {
+				walk(v.Field(i), prefix+name+".")
+				continue
+			}
+			out = append(out, field{
+				key:    prefix + name,
+				env:    sf.Tag.Get("env"),
+				secret: sf.Tag.Get("secret") == "true",
+				path:   sf.Tag.Get("path"),
+				derive: sf.Tag.Get("derive"),
+				v:      v.Field(i),
+			})
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+	return out
+}
+
+// source returns where the setting key came from: "env", "file" or "default".
+func (c *Config) source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	return "default"
+}

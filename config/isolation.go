@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// getwd returns the directory whose git checkout data must stay out of.
+// Tests replace it to pin the checkout.
+var getwd = os.Getwd
+
+const isolationHint = "use ~/.akosha/... or set AKOSHA_ALLOW_PROJECT_PATHS=true"
+
+// checkIsolation enforces the guide's rule that data never goes into the
+// project directory: every data path (cold.path only for an enabled file
+// backend) must be absolute and must not lie inside the git checkout that
+// contains the working directory. If the working directory is unknown or
+// not in a checkout, only the absolute-path rule applies.
+func (c *Config) checkIsolation(ch *checker) {
+	if c.AllowProjectPaths {
+		return
+	}
+	root := ""
+	if wd, err := getwd(); err == nil {
+		root = findCheckout(wd)
+	}
+	cold := c.Storage.Cold
+	dataDirBad := false
+	for _, f := range c.fields() {
+		if f.path != "data" || f.key == "storage.cold.path" && (!cold.Enabled || cold.Backend != "file") {
+			continue
+		}
+		if dataDirBad && f.derive != "" && c.source(f.key) == "default" {
+			continue // already reported through data_dir
+		}
+		p := f.v.String()
+		switch {
+		case !filepath.IsAbs(p):
+			ch.fail(f.key, "%q is a relative path: data paths must be absolute so data is never written inside the project checkout; %s", p, isolationHint)
+		case root != "" && (within(filepath.Clean(p), root) || within(evalExisting(p), root)):
+			ch.fail(f.key, "%q: data must not be written inside the project checkout %s; %s", p, root, isolationHint)
+		default:
+			continue
+		}
+		dataDirBad = dataDirBad || f.key == "data_dir"
+	}
+}
+
+// findCheckout returns the nearest directory at or above dir, symlinks
+// resolved, that holds a .git entry, or "" if there is none.
+func findCheckout(dir string) string {
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r
+	}
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// evalExisting resolves symlinks in the longest existing prefix of the
+// absolute path p, which need not exist yet.
+func evalExisting(p string) string {
+	rest := ""
+	for dir := filepath.Clean(p); ; {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+}
+
+// within reports whether path p is root or lies below it.
+func within(p, root string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}

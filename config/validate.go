@@ -1,0 +1,125 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate reports every invalid setting, each as a *FieldError naming the
+// YAML key and environment variable, joined with errors.Join. Besides
+// enums and ranges it enforces that the WAL is on, that the s3 cold
+// backend has a bucket, that production has an API credential, and the
+// isolation rule: data paths are absolute and outside the project checkout
+// unless AllowProjectPaths is set.
+func (c *Config) Validate() error {
+	ch := checker{env: map[string]string{}}
+	for _, f := range c.fields() {
+		ch.env[f.key] = f.env
+	}
+
+	ch.oneOf("mode", c.Mode, "lite", "standard")
+	ch.oneOf("environment", c.Environment, "development", "staging", "production")
+
+	hot := c.Storage.Hot
+	ch.oneOf("storage.hot.backend", hot.Backend, "duckdb-file")
+	if !hot.WriteAheadLog {
+		ch.fail("storage.hot.write_ahead_log", "must be true: the engine cannot run without its write-ahead log")
+	}
+	ch.atLeast("storage.hot.wal_segment_bytes", hot.WALSegmentBytes, mib)
+
+	warm := c.Storage.Warm
+	ch.oneOf("storage.warm.backend", warm.Backend, "duckdb-ssd", "duckdb-hdd")
+	ch.atLeast("storage.warm.num_partitions", int64(warm.NumPartitions), 1)
+	ch.atLeast("storage.warm.checkpoint_interval_minutes", int64(warm.CheckpointIntervalMinutes), 1)
+	ch.atLeast("storage.warm.max_memory_gb", int64(warm.MaxMemoryGB), 1)
+	ch.atLeast("storage.warm.threads", int64(warm.Threads), 1)
+	if warm.CompressionCodec == "" {
+		ch.fail("storage.warm.compression_codec", "must not be empty")
+	}
+
+	if cold := c.Storage.Cold; cold.Enabled {
+		ch.oneOf("storage.cold.backend", cold.Backend, "file", "s3")
+		if cold.Backend == "s3" && cold.Bucket == "" {
+			ch.fail("storage.cold.bucket", "required when storage.cold.backend is s3")
+		}
+	}
+
+	ch.atLeast("backup.retention_days", int64(c.Backup.RetentionDays), 1)
+
+	ch.hostPort("api.addr", c.API.Addr)
+	ch.atLeast("api.max_body_bytes", c.API.MaxBodyBytes, 1)
+	ch.atLeast("api.max_batch", int64(c.API.MaxBatch), 1)
+	if c.Environment == "production" && c.API.Token == "" && c.API.JWTSecret == "" {
+		ch.fail("api.token", `environment "production" requires an API credential: set api.token or api.jwt_secret (AKOSHA_JWT_SECRET)`)
+	}
+
+	m := c.Monitoring
+	ch.port("monitoring.prometheus_port", m.PrometheusPort)
+	if m.DiskUsageWarningPercent < 1 || m.DiskUsageWarningPercent >= m.DiskUsageCriticalPercent {
+		ch.fail("monitoring.disk_usage_warning_percent", "must be at least 1 and below disk_usage_critical_percent (%d); got %d",
+			m.DiskUsageCriticalPercent, m.DiskUsageWarningPercent)
+	}
+	if m.DiskUsageCriticalPercent > 100 {
+		ch.fail("monitoring.disk_usage_critical_percent", "must be at most 100; got %d", m.DiskUsageCriticalPercent)
+	}
+
+	ch.oneOf("logging.level", c.Logging.Level, "debug", "info", "warn", "error")
+	ch.oneOf("logging.format", c.Logging.Format, "text", "json")
+
+	t := c.Temporal
+	ch.hostPort("temporal.address", t.Address)
+	if t.Namespace == "" {
+		ch.fail("temporal.namespace", "must not be empty")
+	}
+	if (t.TLSCert == "") != (t.TLSKey == "") {
+		ch.fail("temporal.tls_cert", "must be set together with temporal.tls_key (TEMPORAL_TLS_KEY)")
+	}
+
+	if c.Shard.Count < 1 {
+		ch.fail("shard.count", "must be at least 1; got %d", c.Shard.Count)
+	} else if c.Shard.ID < 0 || c.Shard.ID >= c.Shard.Count {
+		ch.fail("shard.id", "must be in [0, %d) for shard.count %d; got %d", c.Shard.Count, c.Shard.Count, c.Shard.ID)
+	}
+
+	c.checkIsolation(&ch)
+	return errors.Join(ch.errs...)
+}
+
+// checker accumulates FieldErrors, looking up each key's variable in env.
+type checker struct {
+	env  map[string]string
+	errs []error
+}
+
+func (ch *checker) fail(key, format string, args ...any) {
+	ch.errs = append(ch.errs, &FieldError{Key: key, Env: ch.env[key], Msg: fmt.Sprintf(format, args...)})
+}
+
+func (ch *checker) oneOf(key, got string, allowed ...string) {
+	if !slices.Contains(allowed, got) {
+		ch.fail(key, "must be one of %s; got %q", strings.Join(allowed, ", "), got)
+	}
+}
+
+func (ch *checker) atLeast(key string, got, lo int64) {
+	if got < lo {
+		ch.fail(key, "must be at least %d; got %d", lo, got)
+	}
+}
+
+func (ch *checker) port(key string, got int) {
+	if got < 1 || got > 65535 {
+		ch.fail(key, "port must be in 1-65535; got %d", got)
+	}
+}
+
+func (ch *checker) hostPort(key, addr string) {
+	_, p, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(p); err != nil || perr != nil || n < 1 || n > 65535 {
+		ch.fail(key, "want host:port with port in 1-65535; got %q", addr)
+	}
+}
