@@ -1,0 +1,47 @@
+// Package activities adapts engine calls to Temporal activities: they heartbeat, translate
+// results into JSON-friendly structs, and turn errors that cannot succeed on retry into
+// non-retryable application errors with a type name.
+package activities
+
+import (
+	"errors"
+	"log/slog"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/akosha/akosha/engine"
+)
+
+// Activities holds the dependencies of the engine activities of one shard. A worker
+// registers one value; workflows call its methods through a nil *Activities.
+type Activities struct {
+	Engine *engine.Engine
+	Shard  int
+	Logger *slog.Logger
+}
+
+// Error type names of non-retryable application errors.
+const (
+	ErrTypeInvalid  = "InvalidInput"
+	ErrTypeFenced   = "Fenced"
+	ErrTypeConflict = "Conflict"
+	ErrTypeFailed   = "EngineFailed"
+)
+
+// classify makes errors that retrying cannot fix non-retryable. Fenced stays retryable:
+// the fence lifts.
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrInvalid):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	case errors.Is(err, engine.ErrConflict):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeConflict, err)
+	case errors.Is(err, engine.ErrFenced):
+		return temporal.NewApplicationError(err.Error(), ErrTypeFenced, err)
+	case errors.Is(err, engine.ErrFailed):
+		return temporal.NewApplicationError(err.Error(), ErrTypeFailed, err)
+	}
+	return err
+}

@@ -1,0 +1,45 @@
+// Package clicfg holds the global CLI flags and turns them into a resolved configuration.
+package clicfg
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/akosha/akosha/config"
+)
+
+// Global flag names.
+const (
+	FlagConfig    = "config"
+	FlagAddress   = "address"
+	FlagNamespace = "namespace"
+)
+
+// Flags are accepted by every command.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: FlagConfig, Aliases: []string{"c"}, EnvVars: []string{"AKOSHA_CONFIG"},
+			Usage: "config file (YAML); without one, built-in defaults (= config/lite.yaml) and AKOSHA_* variables apply"},
+		&cli.StringFlag{Name: FlagAddress, Usage: "Temporal frontend host:port (default: temporal.address, TEMPORAL_ADDRESS, 127.0.0.1:7233)"},
+		&cli.StringFlag{Name: FlagNamespace, Usage: "Temporal namespace (default: temporal.namespace, TEMPORAL_NAMESPACE, default)"},
+	}
+}
+
+// Load resolves the configuration (file, env, defaults), applies the global flags on top
+// and builds the logger.
+func Load(c *cli.Context) (*config.Config, *slog.Logger, error) {
+	cfg, err := config.Load(c.String(FlagConfig))
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	if v := c.String(FlagAddress); v != "" {
+		cfg.Temporal.Address = v
+	}
+	if v := c.String(FlagNamespace); v != "" {
+		cfg.Temporal.Namespace = v
+	}
+	return cfg, cfg.NewLogger(os.Stderr), nil
+}

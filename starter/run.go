@@ -1,0 +1,113 @@
+// Package starter is the client side of Akosha's CLI: commands that start and follow
+// workflows on any Temporal (dev, self-hosted, Cloud) and that talk to a worker's HTTP API.
+package starter
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/akosha/akosha/workflows"
+)
+
+// pollInterval is how often --wait queries a workflow's progress.
+const pollInterval = 500 * time.Millisecond
+
+// startWorkflow starts a workflow on the ops queue. With wait it follows the workflow's
+// progress query on out (a bar on a terminal, a line per change otherwise) and decodes the
+// result into result; without, it prints how to follow it.
+func startWorkflow(ctx context.Context, c client.Client, out io.Writer, id, workflowType string, input any, wait bool, result any) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.OpsTaskQueue,
+	}, workflowType, input)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", workflowType, err)
+	}
+	fmt.Fprintf(out, "started %s workflow_id=%s run_id=%s\n", workflowType, run.GetID(), run.GetRunID())
+	if !wait {
+		fmt.Fprintf(out, "follow it with: temporal workflow show --workflow-id %s\n", run.GetID())
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Get(ctx, result) }()
+	p := newProgressPrinter(out)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			p.finish()
+			if err != nil {
+				return fmt.Errorf("%s %s failed: %w", workflowType, run.GetID(), err)
+			}
+			return nil
+		case <-tick.C:
+			v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+			if err != nil {
+				continue // not started yet or between tasks: try again on the next tick
+			}
+			var pr workflows.Progress
+			if v.Get(&pr) == nil {
+				p.show(pr)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// progressPrinter renders Progress as a bar on a terminal, or as one line per change.
+type progressPrinter struct {
+	out  io.Writer
+	tty  bool
+	last string
+}
+
+func newProgressPrinter(out io.Writer) *progressPrinter {
+	tty := false
+	if f, ok := out.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progressPrinter{out: out, tty: tty}
+}
+
+func (p *progressPrinter) show(pr workflows.Progress) {
+	line := pr.Step
+	if pr.Total > 0 {
+		const width = 30
+		filled := int(min(pr.Done, pr.Total) * width / pr.Total)
+		line = fmt.Sprintf("[%s%s] %d/%d %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), pr.Done, pr.Total, pr.Step)
+	}
+	if line == p.last {
+		return
+	}
+	p.last = line
+	if p.tty {
+		fmt.Fprintf(p.out, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.out, line)
+	}
+}
+
+func (p *progressPrinter) finish() {
+	if p.tty && p.last != "" {
+		fmt.Fprintln(p.out)
+	}
+}
+
+// printJSON writes v indented.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,238 @@
+package worker
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/worker/ingest"
+)
+
+// API serves Akosha's HTTP API over one engine:
+//
+//	POST   /v1/conversations       ingest a JSON array or NDJSON batch (all or nothing)
+//	GET    /v1/conversations/{id}  read one conversation (hot, then warm)
+//	DELETE /v1/conversations       delete by {"ids": [...]} or {"system_id": ..., "before": ...}
+//	GET    /v1/stats               rows per tier, WAL LSN, fence state
+//	GET    /health                 the process is alive
+//	GET    /ready                  the engine is open and has not failed
+//
+// Mutating endpoints require "Authorization: Bearer <token>" when Token is set.
+type API struct {
+	Engine       *engine.Engine
+	Token        string
+	MaxBodyBytes int64
+	Limits       ingest.Limits
+	Metrics      *Metrics // may be nil
+	Logger       *slog.Logger
+}
+
+// Handler returns the API's routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/conversations", a.auth(a.ingest))
+	mux.HandleFunc("GET /v1/conversations/{id}", a.get)
+	mux.HandleFunc("DELETE /v1/conversations", a.auth(a.delete))
+	mux.HandleFunc("GET /v1/stats", a.stats)
+	mux.HandleFunc("GET /health", health)
+	mux.HandleFunc("GET /ready", a.ready)
+	return mux
+}
+
+// errorBody is every error response: a message, and for rejected batches the per-record
+// errors.
+type errorBody struct {
+	Error          string              `json:"error"`
+	Errors         []ingest.FieldError `json:"errors,omitempty"`
+	Omitted        int                 `json:"omitted_errors,omitempty"`
+	ConflictingIDs []string            `json:"conflicting_ids,omitempty"`
+	RetryAfter     int                 `json:"retry_after_seconds,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":"encode response"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (a *API) auth(next http.HandlerFunc) http.HandlerFunc {
+	if a.Token == "" {
+		return next
+	}
+	want := []byte(a.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="akosha"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or invalid bearer token (Authorization: Bearer <AKOSHA_API_TOKEN>)"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body := http.MaxBytesReader(w, r.Body, a.MaxBodyBytes)
+	cs, err := ingest.Decode(body, r.Header.Get("Content-Type"), a.Limits)
+	if err != nil {
+		var be *ingest.BatchError
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			a.ingestFailed("too_large")
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body exceeds %d bytes (api.max_body_bytes)", a.MaxBodyBytes)})
+		case errors.Is(err, ingest.ErrUnsupportedMediaType):
+			a.ingestFailed("media_type")
+			writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Error: err.Error()})
+		case errors.As(err, &be):
+			a.ingestFailed("invalid")
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: be.Error(), Errors: be.Errors, Omitted: be.Omitted})
+		default:
+			a.ingestFailed("invalid")
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+		}
+		return
+	}
+	res, err := a.Engine.Ingest(r.Context(), cs)
+	if err != nil {
+		a.writeEngineError(w, err, "ingest")
+		return
+	}
+	if a.Metrics != nil {
+		a.Metrics.ingestLatency.Observe(time.Since(start).Seconds())
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) ingestFailed(reason string) {
+	if a.Metrics != nil {
+		a.Metrics.ingestErrors.WithLabelValues(reason).Inc()
+	}
+}
+
+// writeEngineError maps engine errors to HTTP statuses.
+func (a *API) writeEngineError(w http.ResponseWriter, err error, op string) {
+	var fe *engine.FencedError
+	var ce *engine.ConflictError
+	switch {
+	case errors.As(err, &fe):
+		secs := int(math.Ceil(fe.RetryAfter.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		a.countFailure(op, "fenced")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: fe.Error(), RetryAfter: secs})
+	case errors.As(err, &ce):
+		a.countFailure(op, "conflict")
+		writeJSON(w, http.StatusConflict, errorBody{Error: ce.Error(), ConflictingIDs: ce.IDs})
+	case errors.Is(err, engine.ErrInvalid):
+		a.countFailure(op, "invalid")
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
+	case errors.Is(err, engine.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, engine.ErrFailed), errors.Is(err, engine.ErrClosed):
+		a.countFailure(op, "unavailable")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+	default:
+		a.countFailure(op, "internal")
+		a.Logger.Error(op+" failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+	}
+}
+
+func (a *API) countFailure(op, reason string) {
+	if op == "ingest" {
+		a.ingestFailed(reason)
+	}
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	s, err := a.Engine.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeEngineError(w, err, "get")
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// deleteBody is the body of DELETE /v1/conversations.
+type deleteBody struct {
+	IDs      []string `json:"ids"`
+	SystemID string   `json:"system_id"`
+	Before   string   `json:"before"`
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) {
+	var b deleteBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "body: " + err.Error() + ` (want {"ids": [...]} or {"system_id": "...", "before": "<RFC 3339>"})`})
+		return
+	}
+	req := engine.DeleteRequest{IDs: b.IDs, SystemID: b.SystemID}
+	if b.Before != "" {
+		t, err := time.Parse(time.RFC3339Nano, b.Before)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("before: %q is not an RFC 3339 time", b.Before)})
+			return
+		}
+		req.Before = t
+	}
+	for i, id := range b.IDs {
+		if id == "" {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("ids[%d]: empty id", i)})
+			return
+		}
+	}
+	res, err := a.Engine.Delete(r.Context(), req)
+	if err != nil {
+		a.writeEngineError(w, err, "delete")
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	s, err := a.Engine.Stats(r.Context())
+	if err != nil {
+		a.writeEngineError(w, err, "stats")
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready reports whether the engine can serve: open and not failed. A fenced engine is
+// ready (reads work) and says so.
+func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
+	body := map[string]any{"status": "ready"}
+	if f := a.Engine.Fenced(); f != nil {
+		body["fenced"] = true
+		body["fence_reason"] = f.Reason
+	}
+	if err := a.Engine.Healthy(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}

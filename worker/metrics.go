@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"context"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/akosha/akosha/engine"
+)
+
+// Metrics exposes the engine on /metrics. Gauges are read at scrape time from the engine
+// (row counts, WAL, disk); request metrics are recorded by the API. Nothing here runs on
+// the write path.
+type Metrics struct {
+	reg           *prometheus.Registry
+	ingestErrors  *prometheus.CounterVec
+	ingestLatency prometheus.Histogram
+}
+
+// NewMetrics registers the collectors for eng. environment labels the seed guide's
+// storage metrics; warmPath is the mountpoint they measure; backend is the warm backend.
+func NewMetrics(eng *engine.Engine, environment, warmPath, backend string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		ingestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "akosha_ingest_errors_total",
+			Help: "Ingest requests refused, by reason (invalid, too_large, media_type, conflict, fenced, unavailable, internal).",
+		}, []string{"reason"}),
+		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "akosha_ingest_duration_seconds",
+			Help:    "Latency of successful ingest requests, from body read to durable acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	m.reg.MustRegister(m.ingestErrors, m.ingestLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&engineCollector{eng: eng, env: environment, warmPath: warmPath, backend: backend})
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+type engineCollector struct {
+	eng                    *engine.Engine
+	env, warmPath, backend string
+}
+
+var (
+	descWarmCount    = prometheus.NewDesc("akosha_warm_conversation_count", "Number of conversations in the warm store.", []string{"environment"}, nil)
+	descHotCount     = prometheus.NewDesc("akosha_hot_conversation_count", "Number of conversations in the hot store.", []string{"environment"}, nil)
+	descSize         = prometheus.NewDesc("akosha_warm_storage_size_bytes", "Used space of the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
+	descUsage        = prometheus.NewDesc("akosha_warm_storage_usage_percent", "Percentage of the warm storage filesystem in use.", []string{"environment", "mountpoint"}, nil)
+	descAvail        = prometheus.NewDesc("akosha_warm_storage_available_bytes", "Available space on the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
+	descInfo         = prometheus.NewDesc("akosha_warm_storage_info", "Warm storage configuration (always 1).", []string{"environment", "path", "backend"}, nil)
+	descLastLSN      = prometheus.NewDesc("akosha_wal_last_lsn", "LSN of the last durable WAL record.", nil, nil)
+	descAppliedLSN   = prometheus.NewDesc("akosha_wal_applied_lsn", "LSN of the last WAL record applied to the hot store.", nil, nil)
+	descWALSegments  = prometheus.NewDesc("akosha_wal_segments", "WAL segment files on local disk.", nil, nil)
+	descWALBytes     = prometheus.NewDesc("akosha_wal_bytes", "Bytes of WAL segments on local disk.", nil, nil)
+	descIngestReqs   = prometheus.NewDesc("akosha_ingest_requests_total", "Acknowledged ingest requests.", nil, nil)
+	descIngestRecs   = prometheus.NewDesc("akosha_ingest_records_total", "Conversations durably ingested.", nil, nil)
+	descDuplicates   = prometheus.NewDesc("akosha_ingest_duplicates_total", "Re-sent conversations acknowledged as idempotent no-ops.", nil, nil)
+	descDeleted      = prometheus.NewDesc("akosha_deleted_records_total", "Conversations deleted through the API.", nil, nil)
+	descGroups       = prometheus.NewDesc("akosha_wal_group_commits_total", "WAL group commits (one fdatasync each).", nil, nil)
+	descFenced       = prometheus.NewDesc("akosha_engine_fenced", "1 while the engine refuses writes (maintenance, restore, DR).", nil, nil)
+	descUp           = prometheus.NewDesc("akosha_engine_up", "1 while the engine is open and has not failed.", nil, nil)
+	descScrapeErrors = prometheus.NewDesc("akosha_engine_scrape_error", "1 if reading engine statistics failed during this scrape.", nil, nil)
+)
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWarmCount, descHotCount, descSize, descUsage, descAvail, descInfo, descLastLSN,
+		descAppliedLSN, descWALSegments, descWALBytes, descIngestReqs, descIngestRecs, descDuplicates, descDeleted, descGroups,
+		descFenced, descUp, descScrapeErrors} {
+		ch <- d
+	}
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge(descInfo, 1, c.env, c.warmPath, c.backend)
+	up := 1.0
+	if c.eng.Healthy() != nil {
+		up = 0
+	}
+	gauge(descUp, up)
+	fenced := 0.0
+	if c.eng.Fenced() != nil {
+		fenced = 1
+	}
+	gauge(descFenced, fenced)
+	cv := c.eng.Counters()
+	counter(descIngestReqs, cv.IngestRequests)
+	counter(descIngestRecs, cv.IngestRecords)
+	counter(descDuplicates, cv.Duplicates)
+	counter(descDeleted, cv.DeletedRecords)
+	counter(descGroups, cv.Groups)
+	if total, avail, ok := diskUsage(c.warmPath); ok {
+		used := total - avail
+		gauge(descSize, float64(used), c.env, c.warmPath)
+		gauge(descAvail, float64(avail), c.env, c.warmPath)
+		if total > 0 {
+			gauge(descUsage, 100*float64(used)/float64(total), c.env, c.warmPath)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := c.eng.Stats(ctx)
+	scrapeErr := 0.0
+	if err != nil {
+		scrapeErr = 1
+	}
+	gauge(descScrapeErrors, scrapeErr)
+	gauge(descLastLSN, float64(s.LastLSN))
+	gauge(descAppliedLSN, float64(s.HotAppliedLSN))
+	gauge(descWALSegments, float64(s.WALSegments))
+	gauge(descWALBytes, float64(s.WALBytes))
+	if err == nil {
+		gauge(descWarmCount, float64(s.WarmRows), c.env)
+		gauge(descHotCount, float64(s.HotRows), c.env)
+	}
+}
+
+// diskUsage returns the size and available bytes of the filesystem holding path.
+func diskUsage(path string) (total, avail uint64, ok bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, false
+	}
+	return st.Blocks * uint64(st.Frsize), st.Bavail * uint64(st.Frsize), true
+}

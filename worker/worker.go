@@ -1,0 +1,227 @@
+// Package worker is the engine worker process: it owns one shard's engine (DuckDB files
+// and WAL), serves the HTTP API and metrics, and polls Temporal for the shard's engine
+// activities and for workflows.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/akosha/akosha/activities"
+	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/workflows"
+	"github.com/akosha/akosha/worker/ingest"
+)
+
+// DefaultGracePeriod is how long a stopping worker lets running activities and HTTP
+// requests finish.
+const DefaultGracePeriod = 30 * time.Second
+
+// Options tune a worker beyond its configuration.
+type Options struct {
+	// Temporal is the client to poll with. Nil runs the engine and HTTP only (no
+	// workflows), which `akosha worker --no-temporal` uses.
+	Temporal client.Client
+	// GracePeriod bounds the graceful part of Stop. Default DefaultGracePeriod.
+	GracePeriod time.Duration
+	Logger      *slog.Logger
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg     *config.Config
+	opts    Options
+	log     *slog.Logger
+	engine  *engine.Engine
+	api     *http.Server
+	apiLn   net.Listener
+	metrics *http.Server
+	metLn   net.Listener
+	pollers []sdkworker.Worker
+	errc    chan error
+}
+
+// Start opens the shard's engine, starts the HTTP servers and the Temporal pollers. On
+// error everything started is stopped again.
+func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, err error) {
+	if opts.GracePeriod <= 0 {
+		opts.GracePeriod = DefaultGracePeriod
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	shard := cfg.Shard.ID
+	w = &Worker{cfg: cfg, opts: opts, log: opts.Logger.With("subsystem", "worker", "shard", shard), errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			w.Stop(context.Background())
+		}
+	}()
+	w.engine, err = engine.Open(ctx, engine.Options{
+		HotPath:            cfg.Storage.Hot.Path,
+		WarmPath:           cfg.Storage.Warm.Path,
+		WALPath:            cfg.Storage.Hot.WALPath,
+		WALSegmentBytes:    cfg.Storage.Hot.WALSegmentBytes,
+		Threads:            cfg.Storage.Warm.Threads,
+		MaxMemoryGB:        cfg.Storage.Warm.MaxMemoryGB,
+		CheckpointInterval: time.Duration(cfg.Storage.Warm.CheckpointIntervalMinutes) * time.Minute,
+		Logger:             opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	rec := w.engine.Recovery()
+	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
+		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
+
+	var metrics *Metrics
+	if cfg.Monitoring.MetricsEnabled {
+		metrics = NewMetrics(w.engine, cfg.Environment, cfg.Storage.Warm.Path, cfg.Storage.Warm.Backend)
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		mux.HandleFunc("GET /health", health)
+		addr := net.JoinHostPort(metricsHost(cfg.API.Addr), strconv.Itoa(cfg.Monitoring.PrometheusPort))
+		if w.metLn, err = listen(addr, "monitoring.prometheus_port (AKOSHA_PROMETHEUS_PORT)"); err != nil {
+			return nil, err
+		}
+		w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go w.serve(w.metrics, w.metLn, "metrics")
+	}
+	api := &API{
+		Engine:       w.engine,
+		Token:        cfg.API.Token,
+		MaxBodyBytes: cfg.API.MaxBodyBytes,
+		Limits:       ingest.Limits{MaxRecords: cfg.API.MaxBatch},
+		Metrics:      metrics,
+		Logger:       w.log,
+	}
+	if w.apiLn, err = listen(cfg.API.Addr, "api.addr (AKOSHA_API_ADDR)"); err != nil {
+		return nil, err
+	}
+	w.api = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go w.serve(w.api, w.apiLn, "api")
+
+	if opts.Temporal != nil {
+		if err := w.startPollers(shard); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// metricsHost binds the metrics listener to the API's host (so a loopback-only API keeps
+// metrics on loopback too).
+func metricsHost(apiAddr string) string {
+	host, _, err := net.SplitHostPort(apiAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func listen(addr, field string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, field, err)
+	}
+	return ln, nil
+}
+
+func (w *Worker) serve(s *http.Server, ln net.Listener, name string) {
+	w.log.Info("serving "+name, "addr", ln.Addr().String())
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		w.errc <- fmt.Errorf("%s server: %w", name, err)
+	}
+}
+
+// startPollers registers the shard's engine activities on its engine queue and the
+// workflows on the ops queue.
+func (w *Worker) startPollers(shard int) error {
+	acts := &activities.Activities{Engine: w.engine, Shard: shard, Logger: w.log}
+	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
+		WorkerStopTimeout: w.opts.GracePeriod,
+	})
+	engineQ.RegisterActivity(acts)
+	opsQ := sdkworker.New(w.opts.Temporal, workflows.OpsTaskQueue, sdkworker.Options{
+		WorkerStopTimeout: w.opts.GracePeriod,
+	})
+	workflows.Register(opsQ)
+	for _, p := range []sdkworker.Worker{engineQ, opsQ} {
+		if err := p.Start(); err != nil {
+			return fmt.Errorf("start Temporal worker: %w", err)
+		}
+		w.pollers = append(w.pollers, p)
+	}
+	w.log.Info("polling Temporal", "engine_queue", workflows.EngineTaskQueue(shard), "ops_queue", workflows.OpsTaskQueue)
+	return nil
+}
+
+// Engine returns the worker's engine.
+func (w *Worker) Engine() *engine.Engine { return w.engine }
+
+// APIAddr returns the address the API listens on.
+func (w *Worker) APIAddr() string { return w.apiLn.Addr().String() }
+
+// MetricsAddr returns the address the metrics server listens on, or "".
+func (w *Worker) MetricsAddr() string {
+	if w.metLn == nil {
+		return ""
+	}
+	return w.metLn.Addr().String()
+}
+
+// Err reports a server that stopped on its own.
+func (w *Worker) Err() <-chan error { return w.errc }
+
+// Stop shuts down in order: stop polling and let running activities finish (within the
+// grace period), stop accepting HTTP requests and finish those in flight, then close the
+// engine, which checkpoints and closes its files.
+func (w *Worker) Stop(ctx context.Context) error {
+	var errs []error
+	for _, p := range w.pollers {
+		p.Stop() // waits up to WorkerStopTimeout for running activities
+	}
+	w.pollers = nil
+	ctx, cancel := context.WithTimeout(ctx, w.opts.GracePeriod)
+	defer cancel()
+	for _, s := range []*http.Server{w.api, w.metrics} {
+		if s != nil {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				s.Close()
+			}
+		}
+	}
+	if w.engine != nil {
+		if err := w.engine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close engine: %w", err))
+		}
+		w.engine = nil
+	}
+	w.log.Info("worker stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts a worker and stops it gracefully when ctx ends (SIGTERM in `akosha worker`).
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	w, err := Start(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-w.errc:
+	}
+	w.log.Info("stopping", "grace_period", w.opts.GracePeriod)
+	return errors.Join(err, w.Stop(context.Background()))
+}

@@ -1,0 +1,40 @@
+// Package workflows holds Akosha's Temporal workflows: every operations runbook as a
+// resumable, audited workflow. Workflows never touch the engine; they run activities on
+// the task queue of the shard they operate on.
+package workflows
+
+import (
+	"fmt"
+	"time"
+)
+
+// Task queues. Engine activities run on the owning shard's queue; workflows run on the
+// shared ops queue.
+const (
+	OpsTaskQueue          = "akosha-ops"
+	engineTaskQueuePrefix = "akosha-engine-"
+)
+
+// EngineTaskQueue is the task queue polled by the worker that owns shard's engine.
+func EngineTaskQueue(shard int) string { return fmt.Sprintf("%s%d", engineTaskQueuePrefix, shard) }
+
+// Workflow type names, as given to the Temporal CLI/UI (`temporal workflow start --type`).
+const (
+	CheckpointWorkflowName = "CheckpointWorkflow"
+)
+
+// ProgressQuery is the query every workflow answers with a Progress, for `--wait`.
+const ProgressQuery = "progress"
+
+// Progress is what a workflow reports through ProgressQuery.
+type Progress struct {
+	Step    string    `json:"step"`
+	Done    int64     `json:"done"`
+	Total   int64     `json:"total"`
+	Updated time.Time `json:"updated"`
+}
+
+// CheckpointWorkflowID is the default workflow id for a checkpoint of shard started at t.
+func CheckpointWorkflowID(shard int, t time.Time) string {
+	return fmt.Sprintf("akosha-checkpoint-%d-%s", shard, t.UTC().Format("20060102T150405Z"))
+}

@@ -1,0 +1,11 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Register registers every workflow under its type name on w (a worker on OpsTaskQueue).
+func Register(w worker.WorkflowRegistry) {
+	w.RegisterWorkflowWithOptions(CheckpointWorkflow, workflow.RegisterOptions{Name: CheckpointWorkflowName})
+}
