@@ -19,8 +19,8 @@ import (
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
-	"github.com/akosha/akosha/workflows"
 	"github.com/akosha/akosha/worker/ingest"
+	"github.com/akosha/akosha/workflows"
 )
 
 // DefaultGracePeriod is how long a stopping worker lets running activities and HTTP

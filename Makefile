@@ -1,0 +1,51 @@
+# Akosha warm tier. `make run` starts everything on this machine (akosha dev);
+# `make test` runs every test. Both build what they need (Go modules come from the
+# module proxy; DuckDB and the Temporal server are compiled in, no other install).
+
+GO      ?= go
+BIN     := bin/akosha
+PKGS    := ./...
+# go test flags for `make test`; the first build of the Temporal server takes minutes.
+TESTFLAGS ?= -count=1 -timeout 25m
+BENCHTIME ?= 20x
+BENCHCOUNT ?= 5
+
+export CGO_ENABLED := 1
+
+.PHONY: all build run test test-short bench lint fmt fuzz clean
+
+all: lint test
+
+build:
+	$(GO) build -o $(BIN) ./cmd/akosha
+
+## run: akosha dev — embedded Temporal + Web UI (:8233), worker shard 0, HTTP API (:8682)
+run: build
+	./$(BIN) dev
+
+## test: every test, including the kill -9, Temporal integration and `akosha dev` smoke tests
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## bench: durable ingest (engine and HTTP) beside their baselines; see docs/BENCHMARKS.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./engine/ ./engine/wal/ ./worker/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fuzz: run each fuzz target for FUZZTIME (the seed corpora also run in `make test`)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./worker/ingest/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,323 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/worker/ingest"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+type apiFixture struct {
+	eng *engine.Engine
+	srv *httptest.Server
+	api *API
+}
+
+func newAPI(t *testing.T, token string) *apiFixture {
+	t.Helper()
+	dir := t.TempDir()
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := NewMetrics(eng, "test", dir, "duckdb-ssd")
+	api := &API{Engine: eng, Token: token, MaxBodyBytes: 4 << 20, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
+	mux := http.NewServeMux()
+	mux.Handle("/", api.Handler())
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		eng.Close()
+	})
+	return &apiFixture{eng: eng, srv: srv, api: api}
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (f *apiFixture) do(t *testing.T, method, path, contentType, body string, hdr ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	json.Unmarshal(b, &r.body)
+	return r
+}
+
+func (f *apiFixture) hotRows(t *testing.T) int64 {
+	t.Helper()
+	s, err := f.eng.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.HotRows
+}
+
+func batch(t *testing.T, seed int64, n int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := ingest.EncodeNDJSON(&buf, ingest.Synthetic(seed, n, 3, now)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// record returns one valid JSON object with field overridden (or removed when value is "").
+func record(t *testing.T, id string, field, value string) string {
+	t.Helper()
+	emb := make([]string, engine.EmbeddingDim)
+	for i := range emb {
+		emb[i] = "0.01"
+	}
+	fields := map[string]string{
+		"system_id":       `"sys-a"`,
+		"conversation_id": fmt.Sprintf("%q", id),
+		"content":         `"hello there. how are you?"`,
+		"embedding":       "[" + strings.Join(emb, ",") + "]",
+		"timestamp":       `"2026-11-25T10:00:00Z"`,
+		"metadata":        `{"model":"m"}`,
+	}
+	if field != "" {
+		if value == "" {
+			delete(fields, field)
+		} else {
+			fields[field] = value
+		}
+	}
+	var parts []string
+	for _, k := range []string{"system_id", "conversation_id", "content", "embedding", "timestamp", "metadata", "extra"} {
+		if v, ok := fields[k]; ok {
+			parts = append(parts, fmt.Sprintf("%q:%s", k, v))
+		}
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func TestIngestAndRead(t *testing.T) {
+	f := newAPI(t, "")
+	r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", batch(t, 1, 50))
+	if r.status != 200 || r.body["inserted"] != float64(50) || r.body["txid"] == float64(0) {
+		t.Fatalf("ingest: %d %s", r.status, r.raw)
+	}
+	// The same batch again is an idempotent no-op.
+	r = f.do(t, "POST", "/v1/conversations", "application/x-ndjson", batch(t, 1, 50))
+	if r.status != 200 || r.body["inserted"] != float64(0) || r.body["duplicates"] != float64(50) {
+		t.Fatalf("re-ingest: %d %s", r.status, r.raw)
+	}
+	// JSON array body.
+	r = f.do(t, "POST", "/v1/conversations", "application/json", "["+record(t, "j-1", "", "")+","+record(t, "j-2", "", "")+"]")
+	if r.status != 200 || r.body["inserted"] != float64(2) {
+		t.Fatalf("json ingest: %d %s", r.status, r.raw)
+	}
+	r = f.do(t, "GET", "/v1/conversations/j-2", "", "")
+	if r.status != 200 || r.body["tier"] != "hot" || r.body["content"] != "hello there. how are you?" || len(r.body["embedding"].([]any)) != 384 {
+		t.Fatalf("get: %d %.300s", r.status, r.raw)
+	}
+	if r = f.do(t, "GET", "/v1/conversations/nope", "", ""); r.status != 404 {
+		t.Fatalf("get missing: %d %s", r.status, r.raw)
+	}
+	r = f.do(t, "GET", "/v1/stats", "", "")
+	if r.status != 200 || r.body["hot_rows"] != float64(52) {
+		t.Fatalf("stats: %d %s", r.status, r.raw)
+	}
+	// Conflict: same id, different content.
+	before := f.hotRows(t)
+	r = f.do(t, "POST", "/v1/conversations", "application/json", "["+record(t, "new-1", "", "")+","+record(t, "j-1", "content", `"other"`)+"]")
+	if r.status != 409 || !strings.Contains(r.raw, `"j-1"`) {
+		t.Fatalf("conflict: %d %s", r.status, r.raw)
+	}
+	if f.hotRows(t) != before {
+		t.Fatal("a refused batch was partly applied")
+	}
+}
+
+// TestIngestBadInput checks every kind of bad input: the status, that the message names
+// the record and field, and that nothing was applied.
+func TestIngestBadInput(t *testing.T) {
+	f := newAPI(t, "")
+	good := record(t, "ok-1", "", "")
+	nums := func(n int, v string) string { return "[" + strings.TrimSuffix(strings.Repeat(v+",", n), ",") + "]" }
+	cases := []struct {
+		name, ct, body string
+		status         int
+		want           []string // substrings of the response
+	}{
+		{"missing system_id", "application/json", "[" + good + "," + record(t, "x", "system_id", "") + "]", 400, []string{`"index":1`, `"field":"system_id"`}},
+		{"empty conversation_id", "application/json", "[" + record(t, "", "", "") + "]", 400, []string{`"field":"conversation_id"`}},
+		{"missing content", "application/json", "[" + record(t, "x", "content", "") + "]", 400, []string{`"field":"content"`}},
+		{"missing embedding", "application/json", "[" + record(t, "x", "embedding", "") + "]", 400, []string{`"field":"embedding"`}},
+		{"383 floats", "application/json", "[" + record(t, "x", "embedding", nums(383, "0.1")) + "]", 400, []string{`"field":"embedding"`, "383"}},
+		{"385 floats", "application/json", "[" + record(t, "x", "embedding", nums(385, "0.1")) + "]", 400, []string{`"field":"embedding"`}},
+		{"overflowing float", "application/json", "[" + record(t, "x", "embedding", "[1e39,"+nums(383, "0")[1:]) + "]", 400, []string{`"field":"embedding[0]"`}},
+		{"string in embedding", "application/json", "[" + record(t, "x", "embedding", `[0,"a",`+nums(382, "0")[1:]) + "]", 400, []string{`"field":"embedding[1]"`}},
+		{"bad timestamp", "application/json", "[" + record(t, "x", "timestamp", `"2026-11-25 10:00"`) + "]", 400, []string{`"field":"timestamp"`}},
+		{"timestamp without offset", "application/json", "[" + record(t, "x", "timestamp", `"2026-11-25T10:00:00"`) + "]", 400, []string{`"field":"timestamp"`}},
+		{"metadata array", "application/json", "[" + record(t, "x", "metadata", `[1,2]`) + "]", 400, []string{`"field":"metadata"`}},
+		{"unknown field", "application/json", "[" + record(t, "x", "extra", `1`) + "]", 400, []string{`"field":"extra"`}},
+		{"duplicate id in batch", "application/json", "[" + good + "," + good + "]", 400, []string{`conversation_id`}},
+		{"malformed json", "application/json", "[" + good + ",{\"system_id\":", 400, []string{`"index":1`}},
+		{"malformed ndjson line", "application/x-ndjson", good + "\n{oops\n", 400, []string{`"line":2`}},
+		{"empty batch", "application/json", "[]", 400, []string{"no records"}},
+		{"unsupported media type", "text/csv", "a,b", 415, []string{"text/csv"}},
+		{"too large", "application/json", "[" + strings.Repeat(good+",", 4<<20/len(good)) + good + "]", 413, []string{"max_body_bytes"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.do(t, "POST", "/v1/conversations", tc.ct, tc.body)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %.400s", r.status, tc.status, r.raw)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.raw, w) {
+					t.Errorf("response %.400s does not contain %s", r.raw, w)
+				}
+			}
+			if n := f.hotRows(t); n != 0 {
+				t.Fatalf("%d rows applied from a rejected request", n)
+			}
+		})
+	}
+}
+
+func TestFencedWrites(t *testing.T) {
+	f := newAPI(t, "")
+	if err := f.eng.Fence(context.Background(), "restore in progress", 42*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", batch(t, 2, 5))
+	if r.status != 503 || r.header.Get("Retry-After") != "42" || !strings.Contains(r.raw, "restore in progress") {
+		t.Fatalf("fenced ingest: %d %v %s", r.status, r.header, r.raw)
+	}
+	if r = f.do(t, "DELETE", "/v1/conversations", "application/json", `{"ids":["a"]}`); r.status != 503 {
+		t.Fatalf("fenced delete: %d %s", r.status, r.raw)
+	}
+	if r = f.do(t, "GET", "/ready", "", ""); r.status != 200 || r.body["fenced"] != true {
+		t.Fatalf("ready while fenced: %d %s", r.status, r.raw)
+	}
+	if f.hotRows(t) != 0 {
+		t.Fatal("fenced write applied")
+	}
+	f.eng.Unfence()
+	if r = f.do(t, "POST", "/v1/conversations", "application/x-ndjson", batch(t, 2, 5)); r.status != 200 {
+		t.Fatalf("ingest after unfence: %d %s", r.status, r.raw)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	f := newAPI(t, "")
+	cs := ingest.Synthetic(3, 40, 10, now)
+	var buf bytes.Buffer
+	ingest.EncodeNDJSON(&buf, cs)
+	if r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", buf.String()); r.status != 200 {
+		t.Fatalf("ingest: %d %s", r.status, r.raw)
+	}
+	r := f.do(t, "DELETE", "/v1/conversations", "application/json", fmt.Sprintf(`{"ids":[%q,%q,"missing"]}`, cs[0].ConversationID, cs[1].ConversationID))
+	if r.status != 200 || r.body["deleted"] != float64(2) || r.body["txid"] == float64(0) {
+		t.Fatalf("delete by ids: %d %s", r.status, r.raw)
+	}
+	sys := cs[5].SystemID
+	cut := now.Add(-5 * 24 * time.Hour)
+	want := 0
+	for _, c := range cs[2:] {
+		if c.SystemID == sys && c.Timestamp.Before(cut) {
+			want++
+		}
+	}
+	r = f.do(t, "DELETE", "/v1/conversations", "application/json", fmt.Sprintf(`{"system_id":%q,"before":%q}`, sys, cut.Format(time.RFC3339)))
+	if r.status != 200 || r.body["deleted"] != float64(want) {
+		t.Fatalf("delete by system+before: %d %s, want %d deleted", r.status, r.raw, want)
+	}
+	if got := f.hotRows(t); got != int64(38-want) {
+		t.Fatalf("hot rows = %d, want %d", got, 38-want)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"system_id":"a","before":"yesterday"}`, "before"},
+		{`{"ids":["a"],"system_id":"b","before":"2026-01-01T00:00:00Z"}`, "either ids"},
+		{`{"system_id":"a"}`, "system_id and before"},
+		{`{"idz":["a"]}`, "idz"},
+		{`{"ids":[""]}`, "ids[0]"},
+	} {
+		if r := f.do(t, "DELETE", "/v1/conversations", "application/json", tc.body); r.status != 400 || !strings.Contains(r.raw, tc.want) {
+			t.Errorf("delete %s: %d %s, want 400 naming %s", tc.body, r.status, r.raw, tc.want)
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	f := newAPI(t, "s3cret-token")
+	body := batch(t, 4, 3)
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret-token"}} {
+		r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", body, hdr...)
+		if r.status != 401 || r.header.Get("WWW-Authenticate") == "" || strings.Contains(r.raw, "s3cret") {
+			t.Fatalf("auth %v: %d %s", hdr, r.status, r.raw)
+		}
+	}
+	if r := f.do(t, "DELETE", "/v1/conversations", "application/json", `{"ids":["a"]}`); r.status != 401 {
+		t.Fatalf("delete without token: %d", r.status)
+	}
+	if f.hotRows(t) != 0 {
+		t.Fatal("unauthenticated write applied")
+	}
+	if r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", body, "Authorization", "Bearer s3cret-token"); r.status != 200 {
+		t.Fatalf("authorized ingest: %d %s", r.status, r.raw)
+	}
+	for _, p := range []string{"/v1/stats", "/health", "/ready"} {
+		if r := f.do(t, "GET", p, "", ""); r.status != 200 {
+			t.Fatalf("GET %s without token: %d", p, r.status)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	f := newAPI(t, "")
+	f.do(t, "POST", "/v1/conversations", "application/x-ndjson", batch(t, 5, 7))
+	f.do(t, "POST", "/v1/conversations", "application/json", "[]")
+	r := f.do(t, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		`akosha_hot_conversation_count{environment="test"} 7`,
+		`akosha_warm_conversation_count{environment="test"} 0`,
+		`akosha_ingest_records_total 7`,
+		`akosha_ingest_errors_total{reason="invalid"} 1`,
+		`akosha_wal_last_lsn 1`,
+		`akosha_ingest_duration_seconds_count 1`,
+		`akosha_warm_storage_available_bytes{environment="test"`,
+	} {
+		if !strings.Contains(r.raw, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
