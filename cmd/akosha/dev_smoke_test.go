@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freePorts reserves n distinct loopback ports and releases them for the child to bind.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "akosha")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return bin
+}
+
+// waitHTTP polls url until it answers 200, at most 120 times.
+func waitHTTP(t *testing.T, url string) {
+	t.Helper()
+	for i := 0; i < 120; i++ {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within 60s", url)
+}
+
+// TestDevSmoke runs the real binary: `akosha dev` starts, serves /health, /ready and the
+// UI, accepts an ingest (through `akosha ingest`) and a checkpoint workflow (through
+// `akosha checkpoint --wait`), and stops cleanly on SIGTERM.
+func TestDevSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	home := t.TempDir()
+	p := freePorts(t, 4)
+	api := fmt.Sprintf("127.0.0.1:%d", p[0])
+	env := append(os.Environ(),
+		"AKOSHA_HOME="+home,
+		"AKOSHA_API_ADDR="+api,
+		fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", p[1]),
+		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", p[2]),
+	)
+	dev := exec.Command(bin, "dev", "--temporal-port", fmt.Sprint(p[2]), "--ui-port", fmt.Sprint(p[3]))
+	dev.Env = env
+	var stderr bytes.Buffer
+	dev.Stderr = &stderr
+	stdout, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			dev.Process.Kill()
+			dev.Wait()
+		}
+		if t.Failed() {
+			t.Logf("akosha dev stderr:\n%s", stderr.String())
+		}
+	}()
+	banner := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "checkpoint --wait") {
+				banner <- b.String()
+			}
+		}
+		banner <- b.String()
+	}()
+	var out string
+	select {
+	case out = <-banner:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("akosha dev printed no banner within 3 minutes")
+	}
+	for _, want := range []string{"HTTP API", "Temporal UI", home} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	waitHTTP(t, "http://"+api+"/health")
+	waitHTTP(t, "http://"+api+"/ready")
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", p[3]))
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p[1]))
+
+	run := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("akosha %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+		return string(b)
+	}
+	if o := run("ingest", "--synthetic", "500", "--days", "3", "--seed", "1"); !strings.Contains(o, "ingested 500 conversations") {
+		t.Fatalf("ingest output: %s", o)
+	}
+	o := run("checkpoint", "--wait")
+	var res struct {
+		LSN      uint64 `json:"lsn"`
+		HotBytes int64  `json:"hot_bytes"`
+	}
+	if i := strings.Index(o, "{"); i < 0 || json.Unmarshal([]byte(o[i:]), &res) != nil || res.LSN == 0 || res.HotBytes == 0 {
+		t.Fatalf("checkpoint output: %s", o)
+	}
+	resp, err := http.Get("http://" + api + "/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"hot_rows":500`) {
+		t.Fatalf("stats: %s", body)
+	}
+
+	dev.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- dev.Wait() }()
+	select {
+	case err := <-done:
+		killed = true
+		if err != nil {
+			t.Fatalf("akosha dev exited with %v after SIGTERM", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("akosha dev did not stop within 90s of SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "worker stopped") {
+		t.Fatalf("no clean worker stop in the log:\n%s", stderr.String())
+	}
+	// Data stayed under AKOSHA_HOME.
+	for _, p := range []string{"hot/hot.db", "warm/warm.db", "wal", "temporal/temporal.db"} {
+		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
+			t.Errorf("expected %s under AKOSHA_HOME: %v", p, err)
+		}
+	}
+}
