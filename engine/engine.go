@@ -209,7 +209,10 @@ func openDuck(ctx context.Context, path string, opts Options) (*sql.DB, *sql.Con
 		return nil, nil, err
 	}
 	db := sql.OpenDB(connector)
-	var settings []string
+	// DuckDB checkpoints on commit once its own WAL passes checkpoint_threshold (16 MB by
+	// default), which on the ingest path means a full checkpoint every few batches. The
+	// engine checkpoints on its own schedule (CheckpointInterval) instead.
+	settings := []string{"SET checkpoint_threshold = '256MB'"}
 	if opts.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
 	}
