@@ -45,7 +45,7 @@ func IngestCommand() *cli.Command {
 			}
 			url := c.String("url")
 			if url == "" {
-				url = baseURL(cfg.API.Addr)
+				url = clicfg.LocalURL(cfg.API.Addr)
 			}
 			cl := &apiClient{base: strings.TrimRight(url, "/"), token: cfg.API.Token, http: &http.Client{Timeout: 5 * time.Minute}}
 			out := c.App.Writer
@@ -67,18 +67,6 @@ func IngestCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// baseURL turns a listen address (":8682", "0.0.0.0:8682") into a loopback URL.
-func baseURL(addr string) string {
-	host, port, ok := strings.Cut(addr, ":")
-	if !ok {
-		return "http://" + addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" || host == "[::]" {
-		host = "127.0.0.1"
-	}
-	return "http://" + host + ":" + port
 }
 
 type apiClient struct {

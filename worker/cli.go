@@ -126,14 +126,14 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
   data dir        %s
   hot / warm      %s / %s
   WAL             %s
-  HTTP API        http://%s   (POST /v1/conversations, GET /v1/stats, /health, /ready)
+  HTTP API        %s   (POST /v1/conversations, GET /v1/stats, /health, /ready)
   metrics         %s
   Temporal        %s  namespace %s
   Temporal UI     %s
   try:            akosha ingest --synthetic 10000 --days 30
                   akosha checkpoint --wait
-`, cfg.DataDir, cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath, w.APIAddr(),
-		orNone(w.MetricsAddr(), "http://%s/metrics"), srv.FrontendAddress(), srv.Namespace(), orNone(srv.UIAddress(), "%s"))
+`, cfg.DataDir, cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath, clicfg.LocalURL(w.APIAddr()),
+		orNone(clicfg.LocalURL(w.MetricsAddr()), "%s/metrics"), srv.FrontendAddress(), srv.Namespace(), orNone(srv.UIAddress(), "%s"))
 	select {
 	case <-ctx.Done():
 	case err = <-w.Err():

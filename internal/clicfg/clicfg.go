@@ -4,6 +4,7 @@ package clicfg
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -42,4 +43,20 @@ func Load(c *cli.Context) (*config.Config, *slog.Logger, error) {
 		cfg.Temporal.Namespace = v
 	}
 	return cfg, cfg.NewLogger(os.Stderr), nil
+}
+
+// LocalURL turns a listen address into a URL a local client can use: an unspecified host
+// (":8682", "[::]:8682") becomes 127.0.0.1.
+func LocalURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
