@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	enums "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/worker"
@@ -87,5 +91,30 @@ func TestCheckpointWorkflowEndToEnd(t *testing.T) {
 	var p workflows.Progress
 	if err := v.Get(&p); err != nil || p.Done != 1 {
 		t.Fatalf("progress after completion: %+v %v", p, err)
+	}
+	if path := os.Getenv("AKOSHA_WRITE_HISTORY"); path != "" {
+		writeHistory(t, c, "test-checkpoint-2", path)
+	}
+}
+
+// writeHistory saves a workflow's history as JSON for the replay tests in workflows/
+// (regenerate with AKOSHA_WRITE_HISTORY=$PWD/../workflows/testdata/checkpoint_history.json).
+func writeHistory(t *testing.T, c client.Client, id, path string) {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
