@@ -101,7 +101,19 @@ type Engine struct {
 	warmConn  *sql.Conn
 	wal       *wal.Log
 
-	reqs     chan *request
+	reqs      chan *request
+	applyq    chan *applyBatch // writer -> applier
+	applyDone chan struct{}
+
+	// inflight maps the ids of logged but not yet applied conversations to their content
+	// hash, for the duplicate check of later groups.
+	// hotMu keeps the writer's duplicate lookups and the applier's transactions on the hot
+	// tier apart: measured, a lookup running beside a commit that checkpoints stalls both
+	// for seconds. The WAL write of the next group still overlaps the apply of the last.
+	hotMu      sync.Mutex
+	inflightMu sync.Mutex
+	inflight   map[string]string
+
 	stop     chan struct{}
 	done     chan struct{}
 	closeMu  sync.Mutex
@@ -143,11 +155,14 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		opts: opts,
-		log:  opts.Logger.With("subsystem", "engine"),
-		reqs: make(chan *request, 256),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger.With("subsystem", "engine"),
+		reqs:      make(chan *request, 256),
+		applyq:    make(chan *applyBatch, 1),
+		applyDone: make(chan struct{}),
+		inflight:  map[string]string{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -198,6 +213,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.log.Info("recovered from WAL", "replayed", n, "last_lsn", l.LastLSN(), "torn_tail", trunc != nil, "duration", e.recovery.Duration)
 	}
 	go e.writer()
+	go e.applier()
 	ok = true
 	return e, nil
 }

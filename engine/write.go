@@ -209,6 +209,7 @@ func (e *Engine) writer() {
 			select {
 			case r = <-e.reqs:
 			case <-tick:
+				e.waitApplied()
 				if e.Healthy() == nil {
 					if _, err := e.checkpoint(context.Background()); err != nil {
 						e.log.Warn("periodic checkpoint failed", "err", err)
@@ -217,10 +218,13 @@ func (e *Engine) writer() {
 				continue
 			case <-e.stop:
 				e.drain()
+				close(e.applyq)
+				<-e.applyDone
 				return
 			}
 		}
 		if r.kind != reqIngest {
+			e.waitApplied()
 			e.handleOne(r)
 			continue
 		}
@@ -278,22 +282,25 @@ func (e *Engine) refuse() error {
 func (e *Engine) ingestGroup(group []*request) {
 	ctx := context.Background()
 	if err := e.refuse(); err != nil {
-		for _, r := range group {
-			r.resp <- response{err: err}
+		resps := make([]response, len(group))
+		for i := range resps {
+			resps[i].err = err
 		}
+		e.applyq <- &applyBatch{group: group, resps: resps}
 		return
 	}
 	existing, err := e.lookupHashes(ctx, group)
 	if err != nil {
-		for _, r := range group {
-			r.resp <- response{err: fmt.Errorf("check existing ids: %w", err)}
+		resps := make([]response, len(group))
+		for i := range resps {
+			resps[i].err = fmt.Errorf("check existing ids: %w", err)
 		}
+		e.applyq <- &applyBatch{group: group, resps: resps}
 		return
 	}
 	// Decide per request: conflicts refuse the request, known ids are no-ops.
 	var (
 		entries  []wal.Entry
-		accepted []*request
 		resps    = make([]response, len(group))
 		pending  = map[string]string{} // ids written by earlier requests of this group
 		now      = time.Now()
@@ -338,8 +345,8 @@ func (e *Engine) ingestGroup(group []*request) {
 		}
 		toInsert = append(toInsert, fresh...)
 		resps[i].ingest = IngestResult{TxID: lsn, LSN: lsn, Inserted: len(fresh), Duplicates: dups}
-		accepted = append(accepted, r)
 	}
+	b := &applyBatch{group: group, resps: resps}
 	if len(entries) > 0 {
 		if _, err := e.wal.Append(entries); err != nil {
 			e.fail(err)
@@ -348,21 +355,78 @@ func (e *Engine) ingestGroup(group []*request) {
 					resps[i] = response{err: fmt.Errorf("write WAL: %w", err)}
 				}
 			}
-		} else if err := e.applyInsert(ctx, toInsert, nextLSN+uint64(len(entries))-1); err != nil {
-			// The records are durable in the WAL but not in DuckDB: stop taking writes; a
-			// restart replays them.
-			e.fail(fmt.Errorf("apply LSN %d-%d: %w", nextLSN, nextLSN+uint64(len(entries))-1, err))
-			for i := range resps {
-				if resps[i].err == nil {
-					resps[i] = response{err: fmt.Errorf("apply: %w", err)}
-				}
+		} else {
+			b.convs, b.first, b.last = toInsert, nextLSN, nextLSN+uint64(len(entries))-1
+			e.inflightMu.Lock()
+			for id, h := range pending {
+				e.inflight[id] = h
 			}
+			e.inflightMu.Unlock()
 		}
 	}
-	e.stats.groups.Add(1)
-	for i, r := range group {
-		r.resp <- resps[i]
+	// Every response goes through the applier, in order, so no request is acknowledged
+	// before the rows it depends on are visible.
+	e.applyq <- b
+}
+
+// applyBatch is a group whose WAL records are durable, queued for the applier.
+type applyBatch struct {
+	group       []*request
+	resps       []response
+	convs       []Conversation // rows to insert; empty when nothing new was logged
+	first, last uint64         // LSNs of the group's WAL records
+	flush       chan struct{}  // set on a drain marker instead of a group
+}
+
+// applier is the second stage of the write pipeline: it applies groups to DuckDB (one
+// transaction each) and answers their requests, while the writer already logs the next
+// group. It owns hotConn while a group is being applied.
+func (e *Engine) applier() {
+	defer close(e.applyDone)
+	ctx := context.Background()
+	for b := range e.applyq {
+		if b.flush != nil {
+			close(b.flush)
+			continue
+		}
+		if len(b.convs) > 0 {
+			err := e.Healthy()
+			if err == nil {
+				e.hotMu.Lock()
+				err = e.applyInsert(ctx, b.convs, b.last)
+				e.hotMu.Unlock()
+				if err != nil {
+					// The records are durable in the WAL but not in DuckDB: stop taking
+					// writes; a restart replays them.
+					e.fail(fmt.Errorf("apply LSN %d-%d: %w", b.first, b.last, err))
+				}
+			}
+			if err != nil {
+				for i := range b.resps {
+					if b.resps[i].err == nil {
+						b.resps[i] = response{err: fmt.Errorf("apply: %w", err)}
+					}
+				}
+			}
+			e.inflightMu.Lock()
+			for _, c := range b.convs {
+				delete(e.inflight, c.ConversationID)
+			}
+			e.inflightMu.Unlock()
+		}
+		e.stats.groups.Add(1)
+		for i, r := range b.group {
+			r.resp <- b.resps[i]
+		}
 	}
+}
+
+// waitApplied returns once every group handed to the applier has been applied, so the
+// writer may use the databases itself (deletes, checkpoints, fence barriers).
+func (e *Engine) waitApplied() {
+	done := make(chan struct{})
+	e.applyq <- &applyBatch{flush: done}
+	<-done
 }
 
 // warmMarker stands for "stored in the warm tier" in lookupHashes results: the warm tier
@@ -378,22 +442,34 @@ func (e *Engine) lookupHashes(ctx context.Context, group []*request) (map[string
 			ids = append(ids, c.ConversationID)
 		}
 	}
+	// In-flight ids (logged, not yet applied) are checked before the database: an id leaves
+	// the in-flight set only after its row is committed, so checking in this order never
+	// misses one.
 	found := map[string]string{}
-	err := queryIDs(ctx, e.hotConn, `SELECT conversation_id, content_hash FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, hash string) {
+	e.inflightMu.Lock()
+	for _, id := range ids {
+		if h, ok := e.inflight[id]; ok {
+			found[id] = h
+		}
+	}
+	e.inflightMu.Unlock()
+	e.hotMu.Lock()
+	defer e.hotMu.Unlock()
+	err := queryIDs(ctx, e.hot, `SELECT conversation_id, content_hash FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, hash string) {
 		found[id] = hash
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = queryIDs(ctx, e.warmConn, `SELECT conversation_id, '' FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, _ string) {
-		if _, inHot := found[id]; !inHot {
+	err = queryIDs(ctx, e.warm, `SELECT conversation_id, '' FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, _ string) {
+		if _, known := found[id]; !known {
 			found[id] = warmMarker
 		}
 	})
 	return found, err
 }
 
-func queryIDs(ctx context.Context, conn *sql.Conn, query string, ids []string, fn func(id, v string)) error {
+func queryIDs(ctx context.Context, conn *sql.DB, query string, ids []string, fn func(id, v string)) error {
 	rows, err := conn.QueryContext(ctx, query, duckdbList(ids))
 	if err != nil {
 		return err
