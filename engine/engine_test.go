@@ -299,3 +299,47 @@ func TestCheckpointAndConcurrentIngest(t *testing.T) {
 		t.Fatalf("more groups (%d) than requests", s.Counters.Groups)
 	}
 }
+
+// TestConcurrentDuplicates sends the same conversations from several goroutines at once, so
+// that copies land in consecutive groups while earlier ones are still being applied: each id
+// must be inserted exactly once and every other copy acknowledged as a duplicate.
+func TestConcurrentDuplicates(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	const senders, batches, size = 6, 10, 100
+	type tally struct{ inserted, dups int }
+	results := make(chan tally, senders)
+	errs := make(chan error, senders)
+	for s := 0; s < senders; s++ {
+		go func() {
+			var tl tally
+			for b := 0; b < batches; b++ {
+				res, err := e.Ingest(ctx, convs("dup", b*size, size))
+				if err != nil {
+					errs <- err
+					return
+				}
+				tl.inserted += res.Inserted
+				tl.dups += res.Duplicates
+			}
+			errs <- nil
+			results <- tl
+		}()
+	}
+	var total tally
+	for s := 0; s < senders; s++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		tl := <-results
+		total.inserted += tl.inserted
+		total.dups += tl.dups
+	}
+	if total.inserted != batches*size || total.dups != (senders-1)*batches*size {
+		t.Fatalf("inserted %d, duplicates %d; want %d and %d", total.inserted, total.dups, batches*size, (senders-1)*batches*size)
+	}
+	if s := mustStats(t, e); s.HotRows != batches*size || e.Healthy() != nil {
+		t.Fatalf("hot rows %d, healthy %v", s.HotRows, e.Healthy())
+	}
+}
