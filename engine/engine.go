@@ -97,20 +97,20 @@ type Engine struct {
 	log  *slog.Logger
 
 	hot, warm *sql.DB
-	hotConn   *sql.Conn // used only by the writer goroutine
-	warmConn  *sql.Conn
+	hotConn   *sql.Conn // writes to hot: the applier, or the writer while the applier is idle
+	warmConn  *sql.Conn // writes to warm: the writer only
 	wal       *wal.Log
 
 	reqs      chan *request
 	applyq    chan *applyBatch // writer -> applier
 	applyDone chan struct{}
 
-	// inflight maps the ids of logged but not yet applied conversations to their content
-	// hash, for the duplicate check of later groups.
 	// hotMu keeps the writer's duplicate lookups and the applier's transactions on the hot
 	// tier apart: measured, a lookup running beside a commit that checkpoints stalls both
 	// for seconds. The WAL write of the next group still overlaps the apply of the last.
-	hotMu      sync.Mutex
+	hotMu sync.Mutex
+	// inflight maps the ids of logged but not yet applied conversations to their content
+	// hash, for the duplicate check of later groups.
 	inflightMu sync.Mutex
 	inflight   map[string]string
 

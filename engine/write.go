@@ -189,10 +189,12 @@ func (e *Engine) submit(ctx context.Context, r *request) (response, error) {
 	}
 }
 
-// writer is the single goroutine that appends to the WAL and writes to DuckDB. It takes
-// every ingest request waiting, up to MaxGroupRecords conversations, and commits them as one
-// group: one WAL write and fdatasync, one DuckDB transaction. Other requests run alone, in
-// queue order.
+// writer is the first stage of the write pipeline and the only goroutine that appends to
+// the WAL. It takes every ingest request waiting, up to MaxGroupRecords conversations,
+// checks them for duplicates and logs them as one group (one write, one fdatasync), then
+// hands the group to the applier, which inserts it in one DuckDB transaction while the
+// writer logs the next group. Other requests (delete, checkpoint, fence barrier) wait until
+// the applier is idle and run alone, in queue order.
 func (e *Engine) writer() {
 	defer close(e.done)
 	var tick <-chan time.Time
@@ -273,29 +275,26 @@ func (e *Engine) handleOne(r *request) {
 	r.resp <- resp
 }
 
-// refuse returns the error a mutation gets when it reaches the writer while the engine is
-// fenced or failed (the fence may have been set after the request was queued).
-func (e *Engine) refuse() error {
-	return e.checkWritable()
+// refuseGroup answers every request of group with err, in order with earlier groups.
+func (e *Engine) refuseGroup(group []*request, err error) {
+	resps := make([]response, len(group))
+	for i := range resps {
+		resps[i].err = err
+	}
+	e.applyq <- &applyBatch{group: group, resps: resps}
 }
 
+// ingestGroup logs one group and hands it to the applier. A fence set after the requests
+// were queued still refuses them: nothing reaches the WAL once Fence has returned.
 func (e *Engine) ingestGroup(group []*request) {
 	ctx := context.Background()
-	if err := e.refuse(); err != nil {
-		resps := make([]response, len(group))
-		for i := range resps {
-			resps[i].err = err
-		}
-		e.applyq <- &applyBatch{group: group, resps: resps}
+	if err := e.checkWritable(); err != nil {
+		e.refuseGroup(group, err)
 		return
 	}
 	existing, err := e.lookupHashes(ctx, group)
 	if err != nil {
-		resps := make([]response, len(group))
-		for i := range resps {
-			resps[i].err = fmt.Errorf("check existing ids: %w", err)
-		}
-		e.applyq <- &applyBatch{group: group, resps: resps}
+		e.refuseGroup(group, fmt.Errorf("check existing ids: %w", err))
 		return
 	}
 	// Decide per request: conflicts refuse the request, known ids are no-ops.
@@ -526,7 +525,7 @@ func (e *Engine) applyInsert(ctx context.Context, cs []Conversation, lsn uint64)
 
 // deleteNow resolves, logs and applies a delete.
 func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, error) {
-	if err := e.refuse(); err != nil {
+	if err := e.checkWritable(); err != nil {
 		return DeleteResult{}, err
 	}
 	p := deletePayload{Kind: DeleteByIDs, IDs: nil}
