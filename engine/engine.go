@@ -83,12 +83,12 @@ type Options struct {
 
 // Recovery reports what Open did to bring the databases up to date with the WAL.
 type Recovery struct {
-	HotAppliedLSN  uint64          // applied LSN found in hot.db
-	WarmAppliedLSN uint64          // applied LSN found in warm.db
-	LastLSN        uint64          // last durable LSN in the WAL
-	Replayed       int             // WAL records replayed
-	Truncated      *wal.Truncation // torn WAL tail removed, if any
-	Duration       time.Duration
+	HotAppliedLSN  uint64          `json:"hot_applied_lsn"`  // applied LSN found in hot.db
+	WarmAppliedLSN uint64          `json:"warm_applied_lsn"` // applied LSN found in warm.db
+	LastLSN        uint64          `json:"last_lsn"`         // last durable LSN in the WAL
+	Replayed       int             `json:"replayed"`         // WAL records replayed
+	Truncated      *wal.Truncation `json:"torn_tail,omitempty"`
+	Duration       time.Duration   `json:"duration_ns"`
 }
 
 // Engine is an open storage engine. All methods are safe for concurrent use.

@@ -99,6 +99,7 @@ type Stats struct {
 	FenceReason    string        `json:"fence_reason,omitempty"`
 	SchemaVersion  int           `json:"schema_version"`
 	Counters       CounterValues `json:"counters"`
+	Recovery       Recovery      `json:"recovery"` // what the last open replayed or truncated
 }
 
 // CounterValues are cumulative since Open.
@@ -131,6 +132,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		WarmBytes:      fileSize(filepath.Join(e.opts.WarmPath, WarmFile)),
 		SchemaVersion:  SchemaVersion,
 		Counters:       e.Counters(),
+		Recovery:       e.recovery,
 	}
 	if f := e.fence.Load(); f != nil {
 		s.Fenced, s.FenceReason = true, f.Reason

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -76,7 +77,7 @@ func DevCommand() *cli.Command {
 			"~/.akosha/dev): hot/, warm/, wal/ and temporal/temporal.db, so workflows survive a restart.\n" +
 			"Nothing else needs installing. Stop with Ctrl-C.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "ip", Value: "127.0.0.1", Usage: "IP the Temporal frontend and UI listen on"},
+			&cli.StringFlag{Name: "ip", Value: "127.0.0.1", Usage: "IP the Temporal frontend, UI, HTTP API and metrics listen on (an api.addr with a host wins for the API)"},
 			&cli.IntFlag{Name: "temporal-port", Value: 7233, Usage: "Temporal gRPC frontend port"},
 			&cli.IntFlag{Name: "ui-port", Value: 8233, Usage: "Temporal Web UI port (-1 disables the UI)"},
 		},
@@ -113,6 +114,11 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
 	}
 	defer srv.Stop()
 	cfg.Temporal.Address = srv.FrontendAddress()
+	// A dev machine keeps the API and metrics on --ip (loopback by default) unless
+	// AKOSHA_API_ADDR or the config file names a host.
+	if host, port, err := net.SplitHostPort(cfg.API.Addr); err == nil && host == "" {
+		cfg.API.Addr = net.JoinHostPort(o.ip, port)
+	}
 	tc, err := tclient.Dial(ctx, cfg, log)
 	if err != nil {
 		return err

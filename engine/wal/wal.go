@@ -100,10 +100,10 @@ type Options struct {
 
 // Truncation describes a torn tail that Open removed.
 type Truncation struct {
-	Segment string
-	Offset  int64 // new size of the segment
-	Bytes   int64 // bytes removed
-	Reason  string
+	Segment string `json:"segment"`
+	Offset  int64  `json:"offset"` // new size of the segment
+	Bytes   int64  `json:"bytes"`  // bytes removed
+	Reason  string `json:"reason"`
 }
 
 // SegmentInfo describes one segment file.
