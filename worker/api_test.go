@@ -36,7 +36,7 @@ func newAPI(t *testing.T, token string) *apiFixture {
 		t.Fatal(err)
 	}
 	metrics := NewMetrics(eng, "test", dir, "duckdb-ssd")
-	api := &API{Engine: eng, Token: token, MaxBodyBytes: 4 << 20, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
+	api := &API{Engine: eng, Token: token, MaxBodyBytes: 4 << 20, Limits: ingest.Limits{MaxRecords: 100}, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
 	mux := http.NewServeMux()
 	mux.Handle("/", api.Handler())
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -193,7 +193,12 @@ func TestIngestBadInput(t *testing.T) {
 		{"malformed ndjson line", "application/x-ndjson", good + "\n{oops\n", 400, []string{`"line":2`}},
 		{"empty batch", "application/json", "[]", 400, []string{"no records"}},
 		{"unsupported media type", "text/csv", "a,b", 415, []string{"text/csv"}},
-		{"too large", "application/json", "[" + strings.Repeat(good+",", 4<<20/len(good)) + good + "]", 413, []string{"max_body_bytes"}},
+		{"id too long", "application/json", "[" + record(t, strings.Repeat("i", 257), "", "") + "]", 400, []string{`"field":"conversation_id"`}},
+		{"control char in system_id", "application/json", "[" + record(t, "x", "system_id", `"a\u0007b"`) + "]", 400, []string{`"field":"system_id"`}},
+		{"metadata too big", "application/json", "[" + record(t, "x", "metadata", `{"k":"`+strings.Repeat("m", 70<<10)+`"}`) + "]", 400, []string{`"field":"metadata"`}},
+		{"content too big", "application/json", "[" + record(t, "x", "content", `"`+strings.Repeat("c", 1<<20+1)+`"`) + "]", 400, []string{`"field":"content"`}},
+		{"too many records", "application/x-ndjson", strings.Repeat(record(t, "x", "", "")+"\n", 101), 400, []string{"limit is 100"}},
+		{"too large", "application/x-ndjson", bigBody(t), 413, []string{"max_body_bytes"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,6 +216,15 @@ func TestIngestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigBody is five valid records of 900 KB content each: 4.5 MB, over the 4 MB body limit.
+func bigBody(t *testing.T) string {
+	var b strings.Builder
+	for i := range 5 {
+		b.WriteString(record(t, fmt.Sprintf("big-%d", i), "content", `"`+strings.Repeat("c", 900<<10)+`"`) + "\n")
+	}
+	return b.String()
 }
 
 func TestFencedWrites(t *testing.T) {
