@@ -39,6 +39,10 @@ var (
 	ErrClosed   = errors.New("engine: closed")
 	ErrFailed   = errors.New("engine: failed")
 	ErrInvalid  = errors.New("engine: invalid request")
+	// ErrOutcomeUnknown: a write failed after its WAL record may have reached the disk. It
+	// is applied on the next open if it did; retrying with identical content is safe
+	// (ingest is idempotent).
+	ErrOutcomeUnknown = errors.New("engine: outcome unknown (the write may be applied on restart; retry with identical content)")
 )
 
 // FencedError is returned for writes while the engine is fenced.
@@ -116,7 +120,7 @@ type Engine struct {
 
 	stop     chan struct{}
 	done     chan struct{}
-	closeMu  sync.Mutex
+	closeMu  sync.RWMutex // held for reading while a request is queued; Close takes it to stop
 	closed   bool
 	fence    atomic.Pointer[FencedError]
 	failure  atomic.Pointer[error]
@@ -304,7 +308,8 @@ func (e *Engine) WAL() *wal.Log { return e.wal }
 func (e *Engine) Options() Options { return e.opts }
 
 // Fence stops accepting writes and waits until every write already accepted has been
-// applied, so that when it returns the databases no longer change. Reads keep working.
+// applied, so that when it returns the databases no longer change (periodic checkpoints
+// pause too; an explicit Checkpoint still runs, as a snapshot needs). Reads keep working.
 // retryAfter is the hint given to refused writers.
 func (e *Engine) Fence(ctx context.Context, reason string, retryAfter time.Duration) error {
 	if retryAfter <= 0 {
@@ -331,8 +336,8 @@ func (e *Engine) Healthy() error {
 	if f := e.failure.Load(); f != nil {
 		return fmt.Errorf("%w: %v", ErrFailed, *f)
 	}
-	e.closeMu.Lock()
-	defer e.closeMu.Unlock()
+	e.closeMu.RLock()
+	defer e.closeMu.RUnlock()
 	if e.closed {
 		return ErrClosed
 	}
@@ -344,8 +349,9 @@ func (e *Engine) fail(err error) {
 	e.log.Error("engine failed: refusing writes until restarted", "err", err)
 }
 
-// Close stops the writer after the requests already queued, checkpoints both databases
-// and closes all files.
+// Close refuses new requests, lets the writer finish the group it is working on (requests
+// still waiting in the queue get ErrClosed), checkpoints both databases unless the engine
+// has failed, and closes all files.
 func (e *Engine) Close() error {
 	e.closeMu.Lock()
 	if e.closed {
@@ -353,8 +359,8 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	close(e.stop) // under the lock: no request is queued after this
 	e.closeMu.Unlock()
-	close(e.stop)
 	<-e.done
 	var errs []error
 	if e.failure.Load() == nil {

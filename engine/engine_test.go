@@ -343,3 +343,67 @@ func TestConcurrentDuplicates(t *testing.T) {
 		t.Fatalf("hot rows %d, healthy %v", s.HotRows, e.Healthy())
 	}
 }
+
+func TestClosedEngineRefuses(t *testing.T) {
+	e := mustOpen(t, testOptions(t.TempDir()))
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 50; i++ {
+		if err := e.Fence(ctx, "x", 0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("fence after close: %v", err)
+		}
+		if _, err := e.Checkpoint(ctx); !errors.Is(err, ErrClosed) {
+			t.Fatalf("checkpoint after close: %v", err)
+		}
+		if _, err := e.Ingest(ctx, convs("c", 0, 1)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("ingest after close: %v", err)
+		}
+	}
+}
+
+func TestUnloggableInputRefused(t *testing.T) {
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	for name, mut := range map[string]func(*Conversation){
+		"content not UTF-8": func(c *Conversation) { c.Content = "ok \xff\xfe" },
+		"id not UTF-8":      func(c *Conversation) { c.ConversationID = "\xc3" },
+		"metadata not JSON": func(c *Conversation) { c.Metadata = []byte(`{"a":`) },
+		"metadata an array": func(c *Conversation) { c.Metadata = []byte(`[1]`) },
+	} {
+		c := conv("u", 1)
+		mut(&c)
+		if _, err := e.Ingest(context.Background(), []Conversation{c}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if got := e.WAL().LastLSN(); got != 0 {
+		t.Fatalf("refused input reached the WAL (last LSN %d)", got)
+	}
+}
+
+// TestFailedEngineDoesNotCheckpoint: once the engine has failed, a checkpoint must not mark
+// the WAL's records as applied, or a restart would skip replaying them.
+func TestFailedEngineDoesNotCheckpoint(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	e := mustOpen(t, opts)
+	if _, err := e.Ingest(context.Background(), convs("f", 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	applied := e.hotApplied.Load()
+	e.fail(errors.New("injected"))
+	if _, err := e.Checkpoint(context.Background()); !errors.Is(err, ErrFailed) {
+		t.Fatalf("checkpoint of a failed engine: %v", err)
+	}
+	if _, err := e.Ingest(context.Background(), convs("f", 3, 1)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("ingest into a failed engine: %v", err)
+	}
+	e.Close()
+	e = mustOpen(t, opts)
+	defer e.Close()
+	if s := mustStats(t, e); s.HotRows != 3 || s.HotAppliedLSN != applied {
+		t.Fatalf("after reopen: %+v", s)
+	}
+}

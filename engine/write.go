@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -80,7 +83,9 @@ type CheckpointResult struct {
 // Ingest durably stores conversations in the hot tier. It returns after the WAL record is
 // on disk and applied. A conversation whose id is already stored with the same content is
 // an idempotent no-op (counted in Duplicates); with different content the whole request is
-// refused with a *ConflictError and nothing is written.
+// refused with a *ConflictError and nothing is written. Ingest sets ContentHash and keeps
+// references to cs until the write is applied: the caller must not modify cs afterwards,
+// even when ctx ends first.
 func (e *Engine) Ingest(ctx context.Context, cs []Conversation) (IngestResult, error) {
 	if len(cs) == 0 {
 		return IngestResult{}, fmt.Errorf("%w: no conversations", ErrInvalid)
@@ -128,6 +133,11 @@ func checkConversation(c *Conversation) error {
 		return fmt.Errorf("embedding has %d values, want %d", len(c.Embedding), EmbeddingDim)
 	case c.Timestamp.IsZero():
 		return errors.New("timestamp is missing")
+	case !utf8.ValidString(c.SystemID) || !utf8.ValidString(c.ConversationID) || !utf8.ValidString(c.Content):
+		// DuckDB refuses invalid UTF-8; once logged, such a record could never be applied.
+		return errors.New("system_id, conversation_id and content must be valid UTF-8")
+	case len(c.Metadata) > 0 && (!json.Valid(c.Metadata) || !isJSONObject(c.Metadata)):
+		return errors.New("metadata must be a JSON object")
 	}
 	for j, f := range c.Embedding {
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
@@ -135,6 +145,11 @@ func checkConversation(c *Conversation) error {
 		}
 	}
 	return nil
+}
+
+func isJSONObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{'
 }
 
 // Delete removes conversations from the hot and warm tiers and returns the txid of the
@@ -164,23 +179,31 @@ func (e *Engine) Checkpoint(ctx context.Context) (CheckpointResult, error) {
 }
 
 func (e *Engine) checkWritable() error {
+	if err := e.Healthy(); err != nil {
+		return err
+	}
 	if f := e.fence.Load(); f != nil {
 		return f
 	}
-	return e.Healthy()
+	return nil
 }
 
 // submit queues r for the writer and waits for its response. If ctx ends first the
 // request may still be applied: callers retry idempotently (ingest) or check.
 func (e *Engine) submit(ctx context.Context, r *request) (response, error) {
 	r.resp = make(chan response, 1)
+	e.closeMu.RLock()
+	if e.closed {
+		e.closeMu.RUnlock()
+		return response{}, ErrClosed
+	}
 	select {
 	case e.reqs <- r:
-	case <-e.stop:
-		return response{}, ErrClosed
 	case <-ctx.Done():
+		e.closeMu.RUnlock()
 		return response{}, ctx.Err()
 	}
+	e.closeMu.RUnlock()
 	select {
 	case resp := <-r.resp:
 		return resp, resp.err
@@ -212,7 +235,7 @@ func (e *Engine) writer() {
 			case r = <-e.reqs:
 			case <-tick:
 				e.waitApplied()
-				if e.Healthy() == nil {
+				if e.Healthy() == nil && e.Fenced() == nil {
 					if _, err := e.checkpoint(context.Background()); err != nil {
 						e.log.Warn("periodic checkpoint failed", "err", err)
 					}
@@ -347,11 +370,20 @@ func (e *Engine) ingestGroup(group []*request) {
 	}
 	b := &applyBatch{group: group, resps: resps}
 	if len(entries) > 0 {
-		if _, err := e.wal.Append(entries); err != nil {
+		// The applier may have failed since the check above; nothing may be logged then.
+		if err := e.checkWritable(); err != nil {
+			e.refuseGroup(group, err)
+			return
+		}
+		first, err := e.wal.Append(entries)
+		if err == nil && first != nextLSN {
+			err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, nextLSN)
+		}
+		if err != nil {
 			e.fail(err)
 			for i := range resps {
 				if resps[i].err == nil {
-					resps[i] = response{err: fmt.Errorf("write WAL: %w", err)}
+					resps[i] = response{err: fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)}
 				}
 			}
 		} else {
@@ -401,17 +433,20 @@ func (e *Engine) applier() {
 				}
 			}
 			if err != nil {
+				// Durable in the WAL, applied on the next open. The ids stay in the in-flight
+				// set so that nothing logs them again meanwhile.
 				for i := range b.resps {
 					if b.resps[i].err == nil {
-						b.resps[i] = response{err: fmt.Errorf("apply: %w", err)}
+						b.resps[i] = response{err: fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)}
 					}
 				}
+			} else {
+				e.inflightMu.Lock()
+				for _, c := range b.convs {
+					delete(e.inflight, c.ConversationID)
+				}
+				e.inflightMu.Unlock()
 			}
-			e.inflightMu.Lock()
-			for _, c := range b.convs {
-				delete(e.inflight, c.ConversationID)
-			}
-			e.inflightMu.Unlock()
 		}
 		e.stats.groups.Add(1)
 		for i, r := range b.group {
@@ -567,14 +602,18 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 		return DeleteResult{LSN: e.wal.LastLSN()}, nil
 	}
 	lsn := e.wal.LastLSN() + 1
-	if _, err := e.wal.Append([]wal.Entry{{TxID: lsn, Time: time.Now(), Type: RecordDelete, Payload: encodeDelete(nil, p)}}); err != nil {
+	first, err := e.wal.Append([]wal.Entry{{TxID: lsn, Time: time.Now(), Type: RecordDelete, Payload: encodeDelete(nil, p)}})
+	if err == nil && first != lsn {
+		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
+	}
+	if err != nil {
 		e.fail(err)
-		return DeleteResult{}, fmt.Errorf("write WAL: %w", err)
+		return DeleteResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
 	}
 	n, err := e.applyDelete(ctx, p.IDs, lsn)
 	if err != nil {
 		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
-		return DeleteResult{}, fmt.Errorf("apply: %w", err)
+		return DeleteResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
 	}
 	return DeleteResult{TxID: lsn, LSN: lsn, Deleted: n}, nil
 }
@@ -612,6 +651,10 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 // checkpoint runs CHECKPOINT on both databases and records the last LSN as applied in
 // both (every record up to it is reflected in each tier).
 func (e *Engine) checkpoint(ctx context.Context) (CheckpointResult, error) {
+	if f := e.failure.Load(); f != nil {
+		// Recording the WAL's last LSN as applied would skip records a restart must replay.
+		return CheckpointResult{}, fmt.Errorf("%w: %v", ErrFailed, *f)
+	}
 	start := time.Now()
 	lsn := e.wal.LastLSN()
 	for _, c := range []struct {

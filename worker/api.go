@@ -146,7 +146,7 @@ func (a *API) writeEngineError(w http.ResponseWriter, err error, op string) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 	case errors.Is(err, engine.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
-	case errors.Is(err, engine.ErrFailed), errors.Is(err, engine.ErrClosed):
+	case errors.Is(err, engine.ErrFailed), errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrOutcomeUnknown):
 		a.countFailure(op, "unavailable")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})
 	default:

@@ -101,9 +101,10 @@ type Options struct {
 // Truncation describes a torn tail that Open removed.
 type Truncation struct {
 	Segment string `json:"segment"`
-	Offset  int64  `json:"offset"` // new size of the segment
-	Bytes   int64  `json:"bytes"`  // bytes removed
-	Reason  string `json:"reason"`
+	Offset  int64  `json:"offset"`   // new size of the segment
+	Bytes   int64  `json:"bytes"`    // bytes removed
+	Reason  string `json:"reason"`   // why the tail could not be read
+	SavedAs string `json:"saved_as"` // file holding the removed bytes
 }
 
 // SegmentInfo describes one segment file.
@@ -143,8 +144,8 @@ func Open(dir string, opts Options) (*Log, *Truncation, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("wal: create dir: %w", err)
+	if err := mkdirDurable(dir); err != nil {
+		return nil, nil, err
 	}
 	l := &Log{dir: dir, opts: opts, log: opts.Logger.With("subsystem", "wal")}
 	names, err := listSegments(dir)
@@ -195,6 +196,13 @@ func listSegments(dir string) ([]string, error) {
 	var names []string
 	for _, e := range ents {
 		n := e.Name()
+		if e.Type().IsRegular() && strings.HasSuffix(n, segmentExt+".tmp") {
+			// A segment whose header was never installed: it holds no record.
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				return nil, fmt.Errorf("wal: remove unfinished segment: %w", err)
+			}
+			continue
+		}
 		if e.Type().IsRegular() && strings.HasSuffix(n, segmentExt) {
 			if _, err := parseSegmentName(n); err != nil {
 				return nil, err
@@ -243,8 +251,13 @@ func scanSegment(path string, expect uint64, last bool) (SegmentInfo, *Truncatio
 			n = -1
 		}
 		if err != nil {
-			if last && isTornTail(data[off:], n) && !hasLaterRecord(data[off+1:], info.LastLSN+1) {
-				t := &Truncation{Segment: path, Offset: off, Bytes: size - off, Reason: err.Error()}
+			if last && isTornTail(data[off:], n, info.LastLSN+1) {
+				t := &Truncation{Segment: path, Offset: off, Bytes: size - off, Reason: err.Error(), SavedAs: tornName(path, off)}
+				// Keep the removed bytes beside the log before truncating: they were never
+				// acknowledged if this is a torn write, and are evidence if it is not.
+				if err := writeDurable(t.SavedAs, data[off:]); err != nil {
+					return info, nil, err
+				}
 				if err := truncate(path, off); err != nil {
 					return info, nil, err
 				}
@@ -260,36 +273,67 @@ func scanSegment(path string, expect uint64, last bool) (SegmentInfo, *Truncatio
 	return info, nil, nil
 }
 
-// isTornTail tells whether a bad frame at the start of rest can be the remains of an
-// interrupted append: it is cut short by the end of the file, it ends exactly at the end of
-// the file (a partially persisted last write), or everything left is zeros (the file size
-// was persisted before the data). n is the frame length the header claimed, or -1.
-func isTornTail(rest []byte, n int) bool {
-	if len(rest) < frameSize || n > len(rest) || n == len(rest) {
+// isTornTail tells whether a bad frame at the start of rest, in the last segment, is the
+// remains of an interrupted append rather than corruption. A write that never completed
+// its fdatasync was never acknowledged, and no later write started, so its remains are
+// the end of the file. They look like: a frame cut short by the end of the file or ending
+// exactly there (partially persisted), or a frame header of zeros (a page that never
+// reached the disk while a later one did), or zeros to the end (the size was persisted
+// before the data). A bad frame followed by an intact run of records to the end of the file
+// is corruption, unless its header is zeros. n is the frame length the header claimed, or
+// -1; want is the LSN the frame should have carried.
+func isTornTail(rest []byte, n int, want uint64) bool {
+	zeros := func(b []byte) bool {
+		for _, c := range b {
+			if c != 0 {
+				return false
+			}
+		}
 		return true
 	}
-	for _, b := range rest {
-		if b != 0 {
-			return false
-		}
+	if len(rest) >= frameSize && zeros(rest[:frameSize]) {
+		return true
 	}
-	return true
+	if len(rest) < frameSize || n > len(rest) || n == len(rest) || zeros(rest) {
+		return !hasLaterRecord(rest[1:], want)
+	}
+	return false
 }
 
-// hasLaterRecord tells whether b holds, at any byte offset, an intact record with an LSN
-// at or after want. Appends are sequential, so a torn write is never followed by an
-// intact record: if one exists, the damage before it is corruption, not a torn tail.
-func hasLaterRecord(b []byte, want uint64) bool {
-	for p := 0; p+frameSize+bodyFixed <= len(b); p++ {
-		lsn := binary.LittleEndian.Uint64(b[p+frameSize:])
+// hasLaterRecord tells whether rest holds, at some offset, an intact run of records with
+// LSNs from want on that continues to the end of the file. Appends are sequential, so a
+// torn write is never followed by such a run: if one exists, the damage before it is
+// corruption, not a torn tail. (The search starts inside the damaged frame, whose claimed
+// length cannot be trusted; a run inside it would have to end exactly at the end of file.)
+func hasLaterRecord(rest []byte, want uint64) bool {
+	for p := 0; p+frameSize+bodyFixed <= len(rest); p++ {
+		lsn := binary.LittleEndian.Uint64(rest[p+frameSize:])
 		if lsn < want || lsn-want > 1<<32 {
 			continue
 		}
-		if rec, _, err := decodeFrame(b[p:]); err == nil && rec.LSN == lsn {
+		if runToEnd(rest[p:], lsn) {
 			return true
 		}
 	}
 	return false
+}
+
+// runToEnd tells whether b is exactly a sequence of intact records starting at LSN first.
+func runToEnd(b []byte, first uint64) bool {
+	for len(b) > 0 {
+		rec, n, err := decodeFrame(b)
+		if err != nil || rec.LSN != first {
+			return false
+		}
+		b = b[n:]
+		first++
+	}
+	return true
+}
+
+// tornName is where Open keeps the bytes it truncates from a segment.
+func tornName(segment string, off int64) string {
+	return fmt.Sprintf("%s.torn-%d", segment, off)
 }
 
 func checkHeader(path string, data []byte) (uint64, error) {
@@ -390,21 +434,25 @@ func (l *Log) createSegment(first uint64) error {
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
-	if _, err := f.Write(hdr); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: write segment header: %w", err)
+	_, err = f.Write(hdr)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("wal: sync segment header: %w", err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("wal: write segment header %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		f.Close()
 		return fmt.Errorf("wal: install segment: %w", err)
 	}
 	if err := syncDir(l.dir); err != nil {
-		f.Close()
 		return err
+	}
+	if f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+		return fmt.Errorf("wal: open segment: %w", err)
 	}
 	l.f = f
 	l.nextLSN = first
@@ -437,41 +485,46 @@ func (l *Log) Append(entries []Entry) (uint64, error) {
 }
 
 func (l *Log) append(entries []Entry) error {
+	for _, e := range entries {
+		if bodyFixed+len(e.Payload) > maxBodySize {
+			return fmt.Errorf("wal: record of %d bytes exceeds the limit of %d", bodyFixed+len(e.Payload), maxBodySize)
+		}
+	}
 	l.buf = l.buf[:0]
+	lsn := l.nextLSN // LSN of the next frame; l.nextLSN moves only once frames are durable
 	active := &l.segments[len(l.segments)-1]
 	for _, e := range entries {
 		n := int64(frameSize + bodyFixed + len(e.Payload))
-		if n-frameSize > maxBodySize {
-			return fmt.Errorf("wal: record of %d bytes exceeds the limit", n)
-		}
 		if active.Size+int64(len(l.buf)) > headerSize && active.Size+int64(len(l.buf))+n > l.opts.SegmentBytes {
-			if err := l.flush(active); err != nil {
+			if err := l.flush(active, lsn-1); err != nil {
 				return err
 			}
-			if err := l.createSegment(l.nextLSN); err != nil {
+			if err := l.createSegment(lsn); err != nil {
 				return err
 			}
 			active = &l.segments[len(l.segments)-1]
 		}
-		l.buf = appendFrame(l.buf, l.nextLSN, e)
-		l.nextLSN++
+		l.buf = appendFrame(l.buf, lsn, e)
+		lsn++
 	}
-	return l.flush(active)
+	return l.flush(active, lsn-1)
 }
 
-// flush writes the buffered frames to the active segment and syncs it.
-func (l *Log) flush(active *SegmentInfo) error {
+// flush writes the buffered frames, whose last LSN is last, to the active segment and
+// syncs it. Only then does the log count them as durable.
+func (l *Log) flush(active *SegmentInfo, last uint64) error {
 	if len(l.buf) == 0 {
 		return nil
 	}
 	if _, err := l.f.Write(l.buf); err != nil {
-		return fmt.Errorf("wal: write: %w", err)
+		return fmt.Errorf("wal: write %s: %w", active.Path, err)
 	}
 	if err := fdatasync(l.f); err != nil {
-		return fmt.Errorf("wal: sync: %w", err)
+		return fmt.Errorf("wal: sync %s: %w", active.Path, err)
 	}
 	active.Size += int64(len(l.buf))
-	active.LastLSN = l.nextLSN - 1
+	active.LastLSN = last
+	l.nextLSN = last + 1
 	l.buf = l.buf[:0]
 	return nil
 }
@@ -503,8 +556,13 @@ func (l *Log) ReadFrom(from uint64, fn func(Record) error) error {
 }
 
 // ReadSegments reads records with from <= LSN <= to from the given segments (as returned
-// by Segments), in order.
+// by Segments), in order. Every LSN of the range must be present: a segment shorter than
+// recorded or a range that ends early is a *CorruptionError.
 func ReadSegments(segs []SegmentInfo, from, to uint64, fn func(Record) error) error {
+	if from > to {
+		return nil
+	}
+	next := from // the next LSN the range needs
 	for i, s := range segs {
 		if s.LastLSN < from || s.FirstLSN > to {
 			continue
@@ -519,9 +577,10 @@ func ReadSegments(segs []SegmentInfo, from, to uint64, fn func(Record) error) er
 		if _, err := checkHeader(s.Path, data); err != nil {
 			return err
 		}
-		if int64(len(data)) > s.Size {
-			data = data[:s.Size] // ignore bytes appended after the snapshot of the segment list
+		if int64(len(data)) < s.Size {
+			return &CorruptionError{s.Path, int64(len(data)), fmt.Errorf("segment is %d bytes, the log wrote %d", len(data), s.Size)}
 		}
+		data = data[:s.Size] // ignore bytes appended after the snapshot of the segment list
 		off := int64(headerSize)
 		want := s.FirstLSN
 		for off < int64(len(data)) {
@@ -539,10 +598,14 @@ func ReadSegments(segs []SegmentInfo, from, to uint64, fn func(Record) error) er
 				if err := fn(rec); err != nil {
 					return err
 				}
+				next = rec.LSN + 1
 			}
 			off += int64(n)
 			want++
 		}
+	}
+	if next <= to {
+		return fmt.Errorf("wal: records %d-%d are missing from the log", next, to)
 	}
 	return nil
 }
@@ -564,6 +627,44 @@ func (l *Log) Close() error {
 	}
 	l.f = nil
 	return err
+}
+
+// writeDurable writes data to path (tmp, fsync, rename, fsync dir).
+func writeDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, data, 0o640)
+	if err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(tmp, os.O_WRONLY, 0); err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("wal: save torn tail: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// mkdirDurable creates dir (and parents) and syncs the parent of every directory it created.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("wal: create dir: %w", err)
+	}
+	return syncDir(parent)
 }
 
 func syncDir(dir string) error {
