@@ -5,12 +5,12 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/akosha/akosha/internal/benchload"
 )
 
 const benchBatch = 1000
@@ -78,42 +78,5 @@ func runIngestBench(b *testing.B, clients int, ingest func([]Conversation) error
 	for i := range batches {
 		batches[i] = convs(fmt.Sprintf("sys%d", i%8), i*benchBatch, benchBatch)
 	}
-	var (
-		next = make(chan []Conversation, len(batches))
-		lat  = make([]time.Duration, 0, len(batches))
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-	)
-	for _, batch := range batches {
-		next <- batch
-	}
-	close(next)
-	b.ResetTimer()
-	start := time.Now()
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := range next {
-				t := time.Now()
-				if err := ingest(batch); err != nil {
-					b.Error(err)
-					return
-				}
-				d := time.Since(t)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(len(lat)*benchBatch)/elapsed.Seconds(), "conv/s")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
-	}
+	benchload.Run(b, len(batches), clients, benchBatch, "conv", func(i int) error { return ingest(batches[i]) })
 }

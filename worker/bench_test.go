@@ -8,12 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/benchload"
 	"github.com/akosha/akosha/worker/ingest"
 )
 
@@ -73,43 +72,9 @@ func BenchmarkEngineIngest(b *testing.B) {
 	})
 }
 
+// benchClients is the number of concurrent HTTP clients (or engine callers).
+const benchClients = 2
+
 func runBench(b *testing.B, n int, post func(int) error) {
-	const clients = 2
-	var (
-		mu  sync.Mutex
-		lat []time.Duration
-		wg  sync.WaitGroup
-		idx = make(chan int, n)
-	)
-	for i := range n {
-		idx <- i
-	}
-	close(idx)
-	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				t := time.Now()
-				if err := post(i); err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				lat = append(lat, time.Since(t))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(len(lat)*benchBatch)/el.Seconds(), "conv/s")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	benchload.Run(b, n, benchClients, benchBatch, "conv", post)
 }
