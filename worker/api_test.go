@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/worker/ingest"
 )
@@ -333,5 +335,31 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(r.raw, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestStartFailsCleanly: a worker whose API port is taken fails with an error naming the
+// setting, and releases the engine (the files can be opened again).
+func TestStartFailsCleanly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath = filepath.Join(dir, "hot"), filepath.Join(dir, "warm"), filepath.Join(dir, "wal")
+	cfg.Monitoring.MetricsEnabled = false
+	cfg.API.Addr = ln.Addr().String()
+	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), "AKOSHA_API_ADDR") {
+		t.Fatalf("start on a taken port: %v", err)
+	}
+	cfg.API.Addr = "127.0.0.1:0"
+	w, err := Start(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatalf("start after a failed start: %v", err)
+	}
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

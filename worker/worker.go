@@ -61,10 +61,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	shard := cfg.Shard.ID
-	w = &Worker{cfg: cfg, opts: opts, log: opts.Logger.With("subsystem", "worker", "shard", shard), errc: make(chan error, 4)}
+	started := &Worker{cfg: cfg, opts: opts, log: opts.Logger.With("subsystem", "worker", "shard", shard), errc: make(chan error, 4)}
+	w = started
 	defer func() {
 		if err != nil {
-			w.Stop(context.Background())
+			started.Stop(context.Background()) // w is nil here: the error returns set it
 		}
 	}()
 	w.engine, err = engine.Open(ctx, engine.Options{
