@@ -35,13 +35,14 @@ func BenchmarkIngestDurable(b *testing.B) {
 }
 
 // BenchmarkIngestBaselineDuckDB is the baseline beside BenchmarkIngestDurable: the same
-// batches appended straight into the same DuckDB table, one transaction per batch, with no
-// Akosha WAL, duplicate check or content hash (DuckDB's own WAL only).
+// batches appended straight into the same DuckDB table with the same DuckDB settings, one
+// transaction per batch, with no Akosha WAL, duplicate check or content hash (DuckDB's own
+// WAL only).
 func BenchmarkIngestBaselineDuckDB(b *testing.B) {
 	for _, clients := range benchClients {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			ctx := context.Background()
-			db, _, err := openDuck(ctx, filepath.Join(b.TempDir(), "base.db"), Options{})
+			db, _, err := openDuck(ctx, filepath.Join(b.TempDir(), "base.db"), Options{}, hotSettings...)
 			if err != nil {
 				b.Fatal(err)
 			}

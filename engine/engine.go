@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,7 +176,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 	}()
 	var err error
-	if e.hot, e.hotConn, err = openDuck(ctx, filepath.Join(opts.HotPath, HotFile), opts); err != nil {
+	if e.hot, e.hotConn, err = openDuck(ctx, filepath.Join(opts.HotPath, HotFile), opts, hotSettings...); err != nil {
 		return nil, fmt.Errorf("open hot store: %w", err)
 	}
 	if e.warm, e.warmConn, err = openDuck(ctx, filepath.Join(opts.WarmPath, WarmFile), opts); err != nil {
@@ -222,17 +223,25 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// openDuck opens a DuckDB file and one dedicated connection for the writer.
-func openDuck(ctx context.Context, path string, opts Options) (*sql.DB, *sql.Conn, error) {
+// hotSettings tune the hot tier's DuckDB for the ingest path (measured in
+// docs/BENCHMARKS.md):
+//   - DuckDB checkpoints on commit once its own WAL passes checkpoint_threshold (16 MB by
+//     default), which on the ingest path means a full checkpoint every few batches; the
+//     engine checkpoints on its own schedule (CheckpointInterval) instead.
+//   - Compressing on checkpoint costs CPU inside a commit and doubled the p99 latency; the
+//     hot tier holds days of data that aging rewrites into the compact warm and cold tiers,
+//     so it stays uncompressed.
+var hotSettings = []string{"SET checkpoint_threshold = '256MB'", "SET force_compression = 'uncompressed'"}
+
+// openDuck opens a DuckDB file, applies settings, and opens one dedicated connection for
+// the engine's writes.
+func openDuck(ctx context.Context, path string, opts Options, settings ...string) (*sql.DB, *sql.Conn, error) {
 	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	db := sql.OpenDB(connector)
-	// DuckDB checkpoints on commit once its own WAL passes checkpoint_threshold (16 MB by
-	// default), which on the ingest path means a full checkpoint every few batches. The
-	// engine checkpoints on its own schedule (CheckpointInterval) instead.
-	settings := []string{"SET checkpoint_threshold = '256MB'"}
+	settings = slices.Clone(settings)
 	if opts.Threads > 0 {
 		settings = append(settings, fmt.Sprintf("SET threads = %d", opts.Threads))
 	}
