@@ -43,6 +43,9 @@ func greetActivity(_ context.Context, name string) (string, error) {
 // TestServer runs a workflow, checks the UI and the search attributes, then
 // restarts the server on the same data dir and finds the workflow again.
 func TestServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Temporal servers")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -162,6 +165,9 @@ func TestServer(t *testing.T) {
 // TestTwoServers runs two servers side by side in one process: their
 // internal ports must not collide.
 func TestTwoServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Temporal servers")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
