@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	if w.apiLn, err = listen(cfg.API.Addr, "api.addr (AKOSHA_API_ADDR)"); err != nil {
 		return nil, err
 	}
-	w.api = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	w.api = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go w.serve(w.api, w.apiLn, "api")
 
 	if opts.Temporal != nil {
