@@ -166,6 +166,8 @@ func TestInvalidConversation(t *testing.T) {
 		"no system":       func(c *Conversation) { c.SystemID = "" },
 		"no id":           func(c *Conversation) { c.ConversationID = "" },
 		"no time":         func(c *Conversation) { c.Timestamp = time.Time{} },
+		"year 1":          func(c *Conversation) { c.Timestamp = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"year 2300":       func(c *Conversation) { c.Timestamp = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
 	} {
 		c := conv("x", 1)
 		mut(&c)

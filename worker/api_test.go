@@ -188,6 +188,7 @@ func TestIngestBadInput(t *testing.T) {
 		{"string in embedding", "application/json", "[" + record(t, "x", "embedding", `[0,"a",`+nums(382, "0")[1:]) + "]", 400, []string{`"field":"embedding[1]"`}},
 		{"bad timestamp", "application/json", "[" + record(t, "x", "timestamp", `"2026-11-25 10:00"`) + "]", 400, []string{`"field":"timestamp"`}},
 		{"timestamp without offset", "application/json", "[" + record(t, "x", "timestamp", `"2026-11-25T10:00:00"`) + "]", 400, []string{`"field":"timestamp"`}},
+		{"timestamp out of range", "application/json", "[" + record(t, "x", "timestamp", `"0001-01-01T00:00:00Z"`) + "]", 400, []string{"record 0", "timestamp"}},
 		{"metadata array", "application/json", "[" + record(t, "x", "metadata", `[1,2]`) + "]", 400, []string{`"field":"metadata"`}},
 		{"unknown field", "application/json", "[" + record(t, "x", "extra", `1`) + "]", 400, []string{`"field":"extra"`}},
 		{"duplicate id in batch", "application/json", "[" + good + "," + good + "]", 400, []string{`conversation_id`}},
