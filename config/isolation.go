@@ -48,13 +48,20 @@ func (c *Config) checkIsolation(ch *checker) {
 }
 
 // findCheckout returns the nearest directory at or above dir, symlinks
-// resolved, that holds a .git entry, or "" if there is none.
+// resolved, that holds a .git entry and is not the home directory, or "" if
+// there is none.
 func findCheckout(dir string) string {
 	if r, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = r
 	}
+	home, _ := os.UserHomeDir()
+	if r, err := filepath.EvalSymlinks(home); err == nil {
+		home = r
+	}
 	for {
-		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+		// A home directory under git (a dotfiles repository) is not a project:
+		// the default data dir ~/.akosha lives there.
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil && dir != home {
 			return dir
 		}
 		parent := filepath.Dir(dir)

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,8 +81,14 @@ func Parse(name string, data []byte) (*Config, error) {
 // decodeFile applies the YAML document data to c. It rejects unknown and
 // duplicate keys and values of the wrong type, naming file, line and key.
 func (c *Config) decodeFile(file string, data []byte) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	var doc, extra yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse %s: %w", file, err)
+	}
+	if err := dec.Decode(&extra); err == nil {
+		return &FileError{file, extra.Line, "a config file holds one YAML document; found a second (---)"}
+	} else if !errors.Is(err, io.EOF) {
 		return fmt.Errorf("parse %s: %w", file, err)
 	}
 	if len(doc.Content) == 0 {
@@ -123,6 +131,10 @@ func (d *decoder) mapping(n *yaml.Node, prefix string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], deref(n.Content[i+1])
 		key := prefix + k.Value
+		if strings.Contains(k.Value, ".") {
+			d.fail(k, "key %q contains a dot: nest it (storage:\n  warm:\n    path: ...)", key)
+			continue
+		}
 		if seen[key] {
 			d.fail(k, "duplicate key %q", key)
 			continue
@@ -155,7 +167,12 @@ func (d *decoder) leaf(f field, v *yaml.Node) {
 	if v.Tag == "!!null" {
 		return
 	}
-	if err := set(f.v, expandVars(v.Value)); err != nil {
+	val, err := expandVars(v.Value)
+	if err != nil {
+		d.fail(v, "%s: %v", f.key, err)
+		return
+	}
+	if err := set(f.v, val); err != nil {
 		d.fail(v, "%s: %v", f.key, err)
 		return
 	}
@@ -197,6 +214,11 @@ func (c *Config) resolve() error {
 			errs = append(errs, &FieldError{f.key, f.env, err.Error()})
 			continue
 		}
+		if filepath.IsAbs(p) {
+			// The path checked for isolation is the path used: cleaning resolves ".."
+			// textually, where the OS would follow a symlink first.
+			p = filepath.Clean(p)
+		}
 		f.v.SetString(p)
 	}
 	for _, f := range fields {
@@ -232,14 +254,29 @@ func set(v reflect.Value, s string) error {
 	return nil
 }
 
-var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expandVars replaces each ${VAR} in s with the value of VAR; unset
-// variables expand to "".
-func expandVars(s string) string {
-	return varRef.ReplaceAllStringFunc(s, func(m string) string {
-		return os.Getenv(m[2 : len(m)-1])
+// expandVars replaces each ${VAR} in s with the value of VAR, and each
+// ${VAR:-default} with VAR's value or, when VAR is unset or empty, default.
+// A ${VAR} whose variable is unset is an error: it would silently turn
+// "${DATA_ROOT}/akosha" into "/akosha".
+func expandVars(s string) (string, error) {
+	var missing []string
+	out := varRef.ReplaceAllStringFunc(s, func(m string) string {
+		sub := varRef.FindStringSubmatch(m)
+		v, ok := os.LookupEnv(sub[1])
+		switch {
+		case sub[2] != "" && v == "":
+			return sub[3]
+		case !ok:
+			missing = append(missing, sub[1])
+		}
+		return v
 	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set (use ${%s:-default} for an optional one)", strings.Join(missing, ", "), missing[0])
+	}
+	return out, nil
 }
 
 // expandHome replaces a leading "~" or "~/" with the user's home directory.
