@@ -370,10 +370,13 @@ func TestUnloggableInputRefused(t *testing.T) {
 	e := mustOpen(t, testOptions(t.TempDir()))
 	defer e.Close()
 	for name, mut := range map[string]func(*Conversation){
-		"content not UTF-8": func(c *Conversation) { c.Content = "ok \xff\xfe" },
-		"id not UTF-8":      func(c *Conversation) { c.ConversationID = "\xc3" },
-		"metadata not JSON": func(c *Conversation) { c.Metadata = []byte(`{"a":`) },
-		"metadata an array": func(c *Conversation) { c.Metadata = []byte(`[1]`) },
+		"content not UTF-8":   func(c *Conversation) { c.Content = "ok \xff\xfe" },
+		"id not UTF-8":        func(c *Conversation) { c.ConversationID = "\xc3" },
+		"metadata not JSON":   func(c *Conversation) { c.Metadata = []byte(`{"a":`) },
+		"metadata an array":   func(c *Conversation) { c.Metadata = []byte(`[1]`) },
+		"lone high surrogate": func(c *Conversation) { c.Metadata = []byte(`{"a":"\ud800"}`) },
+		"lone low surrogate":  func(c *Conversation) { c.Metadata = []byte(`{"a":"x\udc00"}`) },
+		"reversed pair":       func(c *Conversation) { c.Metadata = []byte(`{"a":"\udc00\ud800"}`) },
 	} {
 		c := conv("u", 1)
 		mut(&c)
@@ -383,6 +386,12 @@ func TestUnloggableInputRefused(t *testing.T) {
 	}
 	if got := e.WAL().LastLSN(); got != 0 {
 		t.Fatalf("refused input reached the WAL (last LSN %d)", got)
+	}
+	// Valid escapes pass: a surrogate pair, an escaped backslash before "u", plain \u escapes.
+	c := conv("u", 2)
+	c.Metadata = []byte(`{"emoji":"\ud83d\ude00","path":"C:\\udc00","e":"\u00e9\u0000"}`)
+	if _, err := e.Ingest(context.Background(), []Conversation{c}); err != nil {
+		t.Fatalf("valid escapes refused: %v", err)
 	}
 }
 
@@ -407,5 +416,32 @@ func TestFailedEngineDoesNotCheckpoint(t *testing.T) {
 	defer e.Close()
 	if s := mustStats(t, e); s.HotRows != 3 || s.HotAppliedLSN != applied {
 		t.Fatalf("after reopen: %+v", s)
+	}
+}
+
+// TestMetadataIsJSONObject: metadata lands in the JSON column as an object that DuckDB's
+// JSON functions can query, and reads back unchanged.
+func TestMetadataIsJSONObject(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	c := conv("m", 1)
+	c.Metadata = []byte(`{"model":"m1","turns":3}`)
+	if _, err := e.Ingest(ctx, []Conversation{c}); err != nil {
+		t.Fatal(err)
+	}
+	var typ, model string
+	if err := e.hot.QueryRowContext(ctx, `SELECT json_type(metadata), metadata->>'model' FROM conversations`).Scan(&typ, &model); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "OBJECT" || model != "m1" {
+		t.Fatalf("json_type = %q, model = %q; want OBJECT and m1", typ, model)
+	}
+	got, err := e.Get(ctx, c.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Metadata) != string(c.Metadata) {
+		t.Fatalf("metadata read back as %s, want %s", got.Metadata, c.Metadata)
 	}
 }

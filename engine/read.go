@@ -32,7 +32,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Stored, error) {
 	s := &Stored{Tier: "hot"}
 	var emb []any
 	var md sql.NullString
-	err := e.hot.QueryRowContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata, content_hash
+	err := e.hot.QueryRowContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR, content_hash
 		FROM conversations WHERE conversation_id = ?`, id).
 		Scan(&s.SystemID, &s.ConversationID, &s.Content, &emb, &s.Timestamp, &md, &s.ContentHash)
 	if err == nil {
@@ -53,7 +53,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Stored, error) {
 	}
 	s = &Stored{Tier: "warm"}
 	var up time.Time
-	err = e.warm.QueryRowContext(ctx, `SELECT system_id, conversation_id, embedding, embedding_scale, summary, timestamp, metadata, uploaded_at
+	err = e.warm.QueryRowContext(ctx, `SELECT system_id, conversation_id, embedding, embedding_scale, summary, timestamp, metadata::VARCHAR, uploaded_at
 		FROM conversations WHERE conversation_id = ?`, id).
 		Scan(&s.SystemID, &s.ConversationID, &emb, &s.EmbeddingScale, &s.Summary, &s.Timestamp, &md, &up)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -141,6 +141,9 @@ func checkConversation(c *Conversation) error {
 		return errors.New("system_id, conversation_id and content must be valid UTF-8")
 	case len(c.Metadata) > 0 && (!json.Valid(c.Metadata) || !isJSONObject(c.Metadata)):
 		return errors.New("metadata must be a JSON object")
+	case hasLoneSurrogate(c.Metadata):
+		// encoding/json accepts "\ud800", DuckDB's JSON type does not.
+		return errors.New("metadata has an unpaired UTF-16 surrogate escape")
 	}
 	for j, f := range c.Embedding {
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
@@ -155,6 +158,45 @@ var (
 	minTimestamp = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTimestamp = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
+
+// hasLoneSurrogate tells whether the valid JSON text b has a \uXXXX escape of a UTF-16
+// surrogate that is not part of a high-low pair.
+func hasLoneSurrogate(b []byte) bool {
+	hex4 := func(i int) rune {
+		if i+4 > len(b) {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(v)
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; a backslash only occurs inside strings in valid JSON
+		if i >= len(b) || b[i] != 'u' {
+			continue
+		}
+		r := hex4(i + 1)
+		i += 4
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+				if lo := hex4(i + 3); lo >= 0xDC00 && lo < 0xE000 {
+					i += 6
+					continue
+				}
+			}
+			return true
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		}
+	}
+	return false
+}
 
 func isJSONObject(b []byte) bool {
 	b = bytes.TrimSpace(b)
@@ -549,7 +591,7 @@ func (e *Engine) applyInsert(ctx context.Context, cs []Conversation, lsn uint64)
 			c := &cs[i]
 			var md any
 			if len(c.Metadata) > 0 {
-				md = string(c.Metadata)
+				md = json.RawMessage(c.Metadata) // a string would be stored as a JSON string, not an object
 			}
 			if err := app.AppendRow(c.SystemID, c.ConversationID, c.Content, c.Embedding, c.Timestamp, md, c.ContentHash); err != nil {
 				app.Close()
