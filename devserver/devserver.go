@@ -22,6 +22,8 @@ import (
 
 	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/temporal"
+
+	"github.com/akosha/akosha/internal/dirlock"
 )
 
 // Defaults for Options fields left at their zero value.
@@ -36,6 +38,8 @@ const (
 
 	// dbFileName is the SQLite file under Options.DataDir.
 	dbFileName = "temporal.db"
+	// lockFileName is held by the running server (see package dirlock).
+	lockFileName = "temporal.lock"
 	// startTimeout bounds how long Start waits for the frontend, the
 	// namespace and the UI, on top of the caller's context.
 	startTimeout = time.Minute
@@ -88,6 +92,7 @@ type Server struct {
 	// serverLog is the level of the Temporal server's logs; Stop mutes them.
 	serverLog *slog.LevelVar
 
+	lock     *dirlock.Lock // the data dir, held until Stop
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -105,6 +110,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("devserver: create data dir: %w", err)
 	}
+	// Two servers on one database would take its history shard from each other.
+	lock, err := dirlock.Acquire(opts.DataDir, lockFileName)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: data dir: %w", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Release()
+		}
+	}()
 	ports, err := allocatePorts(opts)
 	if err != nil {
 		return nil, err
@@ -131,6 +147,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		frontendAddr: ports.frontend,
 		namespace:    opts.Namespace,
 		serverLog:    new(slog.LevelVar),
+		lock:         lock,
 	}
 	s.serverLog.Set(serverLogLevel)
 	s.temporal, err = startTemporal(opts, ports, sqlConf, s.serverLog)
@@ -149,6 +166,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		_ = s.Stop()
 		return nil, err
 	}
+	started = true
 	log.Info("Temporal dev server started",
 		"frontend", s.frontendAddr, "ui", s.uiAddr, "namespace", s.namespace, "db", dbPath)
 	return s, nil
@@ -175,6 +193,7 @@ func (s *Server) Stop() error {
 		if err := s.temporal.Stop(); err != nil {
 			s.stopErr = fmt.Errorf("devserver: stop temporal server: %w", err)
 		}
+		s.lock.Release()
 		s.log.Info("Temporal dev server stopped", "frontend", s.frontendAddr)
 	})
 	return s.stopErr

@@ -136,6 +136,18 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("DataDirInUse", func(t *testing.T) {
+		_, err := devserver.Start(ctx, devserver.Options{
+			DataDir:      opts.DataDir,
+			FrontendPort: freePort(t),
+			UIPort:       devserver.UIDisabled,
+			Logger:       testLogger(),
+		})
+		if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+			t.Fatalf("second server on the same data dir: err = %v", err)
+		}
+	})
+
 	w.Stop()
 	c.Close()
 	if err := s.Stop(); err != nil {

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/akosha/akosha/internal/dirlock"
 )
 
 // Format constants. Changing any of them changes the on-disk format.
@@ -38,6 +40,7 @@ const (
 	bodyFixed   = 25 // lsn + txid + time + type
 	version     = 1
 	segmentExt  = ".wal"
+	lockName    = "LOCK"
 	maxBodySize = 1 << 30
 
 	// DefaultSegmentBytes is the size after which the active segment is sealed.
@@ -130,6 +133,7 @@ type Log struct {
 	buf      []byte
 	err      error // sticky write error
 	closed   bool
+	lock     *dirlock.Lock // one process per log directory
 }
 
 // Open opens or creates the log in dir, validating every segment. It returns the torn
@@ -147,7 +151,17 @@ func Open(dir string, opts Options) (*Log, *Truncation, error) {
 	if err := mkdirDurable(dir); err != nil {
 		return nil, nil, err
 	}
-	l := &Log{dir: dir, opts: opts, log: opts.Logger.With("subsystem", "wal")}
+	lock, err := dirlock.Acquire(dir, lockName)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: %w", err)
+	}
+	l := &Log{dir: dir, opts: opts, log: opts.Logger.With("subsystem", "wal"), lock: lock}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Release()
+		}
+	}()
 	names, err := listSegments(dir)
 	if err != nil {
 		return nil, nil, err
@@ -172,6 +186,7 @@ func Open(dir string, opts Options) (*Log, *Truncation, error) {
 		if err := l.createSegment(opts.StartLSN); err != nil {
 			return nil, nil, err
 		}
+		ok = true
 		return l, nil, nil
 	}
 	active := l.segments[len(l.segments)-1]
@@ -185,6 +200,7 @@ func Open(dir string, opts Options) (*Log, *Truncation, error) {
 	}
 	l.f = f
 	l.nextLSN = active.LastLSN + 1
+	ok = true
 	return l, trunc, nil
 }
 
@@ -618,6 +634,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	defer l.lock.Release()
 	if l.f == nil {
 		return nil
 	}

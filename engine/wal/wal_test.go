@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -230,6 +231,10 @@ func TestFailedAppendIsNotDurable(t *testing.T) {
 	if _, err := l.Append([]Entry{entry(1)}); !errors.Is(err, ErrFailed) {
 		t.Fatalf("append after failure: %v, want ErrFailed", err)
 	}
+	if _, _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second open of a directory in use: %v", err)
+	}
+	l.Close() // fails (the file is closed) but releases the directory
 	os.WriteFile(filepath.Join(dir, segmentName(9)+".tmp"), []byte("partial"), 0o640)
 	l2 := mustOpen(t, dir, Options{})
 	defer l2.Close()
