@@ -133,9 +133,9 @@ func checkConversation(c *Conversation) error {
 		return fmt.Errorf("embedding has %d values, want %d", len(c.Embedding), EmbeddingDim)
 	case c.Timestamp.IsZero():
 		return errors.New("timestamp is missing")
-	case c.Timestamp.Before(minTimestamp) || c.Timestamp.After(maxTimestamp):
+	case c.Timestamp.Before(MinTimestamp) || c.Timestamp.After(MaxTimestamp):
 		// The WAL stores nanoseconds since 1970 in an int64 (years 1678-2262).
-		return fmt.Errorf("timestamp %s is outside %d-%d", c.Timestamp.Format(time.RFC3339), minTimestamp.Year(), maxTimestamp.Year())
+		return fmt.Errorf("timestamp %s is outside %d-%d", c.Timestamp.Format(time.RFC3339), MinTimestamp.Year(), MaxTimestamp.Year())
 	case !utf8.ValidString(c.SystemID) || !utf8.ValidString(c.ConversationID) || !utf8.ValidString(c.Content):
 		// DuckDB refuses invalid UTF-8; once logged, such a record could never be applied.
 		return errors.New("system_id, conversation_id and content must be valid UTF-8")
@@ -153,10 +153,10 @@ func checkConversation(c *Conversation) error {
 	return nil
 }
 
-// The range of conversation timestamps the engine accepts.
+// MinTimestamp and MaxTimestamp bound the conversation timestamps the engine accepts.
 var (
-	minTimestamp = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTimestamp = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	MinTimestamp = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTimestamp = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // hasLoneSurrogate tells whether the valid JSON text b has a \uXXXX escape of a UTF-16

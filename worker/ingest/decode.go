@@ -46,8 +46,10 @@ type decoder struct {
 	maxRec int // see Limits.maxRecordBytes
 
 	rerrs []fieldErr // problems with the record being parsed
-	field string     // field whose value is being parsed, for syntax errors
-	meta  bytes.Buffer
+	// rerrsOmitted counts the record's problems past MaxErrors.
+	rerrsOmitted int
+	field        string // field whose value is being parsed, for syntax errors
+	meta         bytes.Buffer
 
 	out     []engine.Conversation
 	ids     map[string]recordPos // conversation_id -> first record with it
@@ -248,6 +250,7 @@ func (d *decoder) finish(c *engine.Conversation) {
 	for _, e := range d.rerrs {
 		d.fail(FieldError{Index: idx, Line: d.line, Field: e.field, Message: e.msg}, ErrInvalidRecord)
 	}
+	d.berr.Omitted += d.rerrsOmitted
 	if c.ConversationID != "" {
 		if prev, dup := d.ids[c.ConversationID]; dup {
 			msg := fmt.Sprintf("duplicates record %d", prev.index)
@@ -353,8 +356,14 @@ func (d *decoder) skipLine() error {
 	}
 }
 
-// invalid notes a problem with a field of the record being parsed.
+// invalid notes a problem with a field of the record being parsed. Past
+// MaxErrors problems in one record only the count grows, so a hostile record
+// cannot make the error list unbounded.
 func (d *decoder) invalid(field, msg string) {
+	if len(d.rerrs) >= MaxErrors {
+		d.rerrsOmitted++
+		return
+	}
 	d.rerrs = append(d.rerrs, fieldErr{field, msg})
 }
 
@@ -366,6 +375,7 @@ func (d *decoder) parseRecord() (engine.Conversation, error) {
 	l.depth = 0
 	d.field = ""
 	d.rerrs = d.rerrs[:0]
+	d.rerrsOmitted = 0
 	if err := l.ws(); err != nil {
 		return c, err
 	}
@@ -514,6 +524,10 @@ func (d *decoder) value(f int, name string, c *engine.Conversation) error {
 		t, perr := time.Parse(time.RFC3339Nano, string(s))
 		if perr != nil {
 			d.invalid(name, quoteShort(s)+" is not an RFC 3339 timestamp with offset, e.g. 2026-11-25T10:00:00Z")
+			return nil
+		}
+		if t.Before(engine.MinTimestamp) || t.After(engine.MaxTimestamp) {
+			d.invalid(name, fmt.Sprintf("%s is outside the years %d-%d the engine stores", quoteShort(s), engine.MinTimestamp.Year(), engine.MaxTimestamp.Year()))
 			return nil
 		}
 		c.Timestamp = t.UTC()

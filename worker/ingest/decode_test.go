@@ -167,6 +167,9 @@ func TestDecodeInvalidRecord(t *testing.T) {
 		{"timestamp date only", with(validFields(1), "timestamp", `"2026-11-25"`), Limits{}, "timestamp", "not an RFC 3339 timestamp"},
 		{"timestamp with space", with(validFields(1), "timestamp", `"2026-11-25 10:00:00Z"`), Limits{}, "timestamp", "not an RFC 3339 timestamp"},
 		{"timestamp number", with(validFields(1), "timestamp", `1764064800`), Limits{}, "timestamp", "must be an RFC 3339 string, got number"},
+		{"timestamp before 1900", with(validFields(1), "timestamp", `"1899-12-31T23:59:59Z"`), Limits{}, "timestamp", "outside the years 1900-2200"},
+		{"timestamp year -1 in UTC", with(validFields(1), "timestamp", `"0000-01-01T00:30:00+01:00"`), Limits{}, "timestamp", "outside the years"},
+		{"timestamp year 10000 in UTC", with(validFields(1), "timestamp", `"9999-12-31T23:30:00-01:00"`), Limits{}, "timestamp", "outside the years"},
 		{"metadata array", with(validFields(1), "metadata", `[1,2]`), Limits{}, "metadata", "must be a JSON object, got array"},
 		{"metadata string", with(validFields(1), "metadata", `"{}"`), Limits{}, "metadata", "must be a JSON object, got string"},
 		{"metadata number", with(validFields(1), "metadata", `3`), Limits{}, "metadata", "must be a JSON object, got number"},
@@ -193,6 +196,17 @@ func TestDecodeInvalidRecord(t *testing.T) {
 				batchError(t, err, ErrInvalidRecord, FieldError{Index: 1, Line: line, Field: tt.field}, tt.msg)
 			})
 		}
+	}
+}
+
+// TestDecodeManyErrorsInOneRecord: a record with a million unknown fields yields at most
+// MaxErrors listed problems; the rest are counted.
+func TestDecodeManyErrorsInOneRecord(t *testing.T) {
+	body := "[{" + strings.Repeat(`"a":1,`, 100000) + `"b":1}]`
+	_, err := Decode(strings.NewReader(body), "application/json", Limits{})
+	var be *BatchError
+	if !errors.As(err, &be) || len(be.Errors) > MaxErrors || be.Omitted == 0 {
+		t.Fatalf("err = %v, want at most %d errors and the rest counted", err, MaxErrors)
 	}
 }
 

@@ -67,16 +67,16 @@ var (
 	// than JSON or NDJSON, or a charset other than UTF-8 (HTTP 415).
 	ErrUnsupportedMediaType = errors.New("ingest: unsupported media type")
 
-	// ErrInvalidRecord means some record breaks a field rule (HTTP 422).
+	// ErrInvalidRecord means some record breaks a field rule (HTTP 400).
 	ErrInvalidRecord = errors.New("ingest: invalid record")
 	// ErrMalformed means the body is not valid JSON or NDJSON (HTTP 400).
 	ErrMalformed = errors.New("ingest: malformed JSON")
 	// ErrNoRecords means the batch is empty (HTTP 400).
 	ErrNoRecords = errors.New("ingest: no records")
-	// ErrTooManyRecords means the batch has more than Limits.MaxRecords (HTTP 413).
+	// ErrTooManyRecords means the batch has more than Limits.MaxRecords (HTTP 400).
 	ErrTooManyRecords = errors.New("ingest: too many records")
 	// ErrRecordTooLarge means one record is far larger than the limits
-	// allow, whatever it holds (HTTP 413).
+	// allow, whatever it holds (HTTP 400).
 	ErrRecordTooLarge = errors.New("ingest: record too large")
 )
 

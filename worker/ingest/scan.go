@@ -460,6 +460,7 @@ func (l *lexer) float() (f float32, ok bool, err error) {
 	}
 	var mant uint64
 	nd, exp := 0, 0 // mant has the first nd significant digits; the value is mant * 10^exp
+	huge := false   // the exponent was too long to track: strconv decides
 	switch c := b[i]; {
 	case c == '0':
 		i++
@@ -511,19 +512,22 @@ func (l *lexer) float() (f float32, ok bool, err error) {
 				e = e*10 + int(b[i]-'0')
 			}
 		}
+		if e >= 100000 {
+			huge = true // capped: exp is no longer the value's exponent
+		}
 		exp += esign * e
 	}
 	if i >= len(b) {
 		return 0, false, errShort
 	}
 	l.i = i
-	if mant == 0 {
+	if mant == 0 && !huge {
 		if neg {
 			return float32(math.Copysign(0, -1)), true, nil
 		}
 		return 0, true, nil
 	}
-	if -22 <= exp && exp <= 22 {
+	if -22 <= exp && exp <= 22 && !huge {
 		f := float64(mant)
 		if exp >= 0 {
 			f *= pow10[exp]

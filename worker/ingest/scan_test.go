@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -45,6 +46,10 @@ func TestFloat32MatchesStrconv(t *testing.T) {
 		"0.00000000000000000000000000000000000000001", "100000000000000000000000000000000000000",
 		"1e22", "1e23", "123e-22", "4.5e15", "-0.012345679104328156", "0.0123456791043281560000000000001",
 		"1.00000005960464477539062499999999999999", "1.00000005960464477539062500000000000001", "-0.0e-0",
+		// Exponents too long to track, which long digit strings must not cancel out.
+		"0." + strings.Repeat("0", 99999) + "1e1000000000",
+		"1" + strings.Repeat("0", 100018) + "e-1000000000",
+		"1e-99999999999", "0e99999999999", "1" + strings.Repeat("0", 30) + "e-100030",
 	} {
 		checkFloat32(t, s)
 	}
