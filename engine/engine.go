@@ -337,6 +337,13 @@ func (e *Engine) Unfence() {
 	}
 }
 
+// liftFence lifts f if it is still the current fence (not replaced by another Fence).
+func (e *Engine) liftFence(f *FencedError) {
+	if f != nil && e.fence.CompareAndSwap(f, nil) {
+		e.log.Info("unfenced", "reason", f.Reason)
+	}
+}
+
 // Fenced returns the current fence, or nil.
 func (e *Engine) Fenced() *FencedError { return e.fence.Load() }
 
