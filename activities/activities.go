@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/objstore"
 )
 
 // Activities holds the dependencies of the engine activities of one shard. A worker
@@ -18,6 +19,12 @@ type Activities struct {
 	Engine *engine.Engine
 	Shard  int
 	Logger *slog.Logger
+
+	// BackupStore receives backups; ScratchDir holds snapshots while they upload (on the
+	// databases' filesystem); Environment labels manifests and object tags.
+	BackupStore objstore.Store
+	ScratchDir  string
+	Environment string
 }
 
 // Error type names of non-retryable application errors.

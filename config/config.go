@@ -110,7 +110,9 @@ type BackupConfig struct {
 	Path string `yaml:"path" env:"AKOSHA_BACKUP_PATH" path:"data" derive:"backups"`
 	// Bucket is the S3 bucket backups are uploaded to. No default (local only).
 	Bucket string `yaml:"bucket" env:"AKOSHA_BACKUP_BUCKET"`
-	// Prefix is the key prefix inside Bucket. Default "warm".
+	// Prefix is a key prefix inside Bucket under which backups go (e.g. "prod");
+	// backups themselves live at <prefix>/warm/YYYY/MM/DD/<backup-id>/, the guide's
+	// layout. Default "" (the bucket's root).
 	Prefix string `yaml:"prefix" env:"AKOSHA_BACKUP_PREFIX"`
 	// Region is the S3 region. No default.
 	Region string `yaml:"region" env:"AKOSHA_BACKUP_REGION"`
@@ -225,7 +227,7 @@ func defaults() *Config {
 			},
 		},
 		Backup: BackupConfig{
-			Prefix:        "warm",
+			Prefix:        "",
 			RetentionDays: 30,
 		},
 		API: APIConfig{

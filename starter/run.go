@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/akosha/akosha/workflows"
 )
@@ -56,12 +57,31 @@ func startWorkflow(ctx context.Context, c client.Client, out io.Writer, id, work
 			}
 			var pr workflows.Progress
 			if v.Get(&pr) == nil {
+				if pr.Total == 0 {
+					pr.Done, pr.Total = heartbeatProgress(ctx, c, run.GetID(), run.GetRunID())
+				}
 				p.show(pr)
 			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// heartbeatProgress reads {done, total} from the heartbeat details of the workflow's
+// running activity (long activities heartbeat their progress), or returns zeros.
+func heartbeatProgress(ctx context.Context, c client.Client, id, runID string) (done, total int64) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
+	if err != nil {
+		return 0, 0
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		var hp struct{ Done, Total int64 }
+		if pa.GetHeartbeatDetails() != nil && converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &hp) == nil && hp.Total > 0 {
+			return hp.Done, hp.Total
+		}
+	}
+	return 0, 0
 }
 
 // progressPrinter renders Progress as a bar on a terminal, or as one line per change.

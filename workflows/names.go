@@ -21,6 +21,7 @@ func EngineTaskQueue(shard int) string { return fmt.Sprintf("%s%d", engineTaskQu
 // Workflow type names, as given to the Temporal CLI/UI (`temporal workflow start --type`).
 const (
 	CheckpointWorkflowName = "CheckpointWorkflow"
+	BackupWorkflowName     = "BackupWorkflow"
 )
 
 // ProgressQuery is the query every workflow answers with a Progress, for `--wait`.

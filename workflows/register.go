@@ -8,4 +8,5 @@ import (
 // Register registers every workflow under its type name on w (a worker on OpsTaskQueue).
 func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CheckpointWorkflow, workflow.RegisterOptions{Name: CheckpointWorkflowName})
+	w.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
 }

@@ -21,6 +21,7 @@ func main() {
 			worker.DevCommand(),
 			worker.Command(),
 			starter.CheckpointCommand(),
+			starter.BackupCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),
 		},

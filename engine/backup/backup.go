@@ -1,0 +1,305 @@
+// Package backup makes consistent, compressed, checksummed backups of an engine into an
+// object store: a snapshot under a short fence, then every file streamed through the
+// compressor and SHA-256 in one pass into the store, then the manifest, written last. A
+// backup without a manifest does not exist.
+package backup
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/objstore"
+)
+
+// FormatVersion is the manifest format this package writes.
+const FormatVersion = 1
+
+// ManifestName is the object written last in a backup's directory.
+const ManifestName = "manifest.json"
+
+// Compression algorithms.
+const (
+	Zstd = "zstd"
+	Gzip = "gzip"
+)
+
+// Manifest describes a complete backup.
+type Manifest struct {
+	FormatVersion int       `json:"format_version"`
+	ID            string    `json:"id"`
+	Created       time.Time `json:"created"`
+	Environment   string    `json:"environment"`
+	Shard         int       `json:"shard"`
+	LSN           uint64    `json:"lsn"` // the databases hold every WAL record up to LSN
+	EngineVersion string    `json:"engine_version"`
+	SchemaVersion int       `json:"schema_version"`
+	Compression   string    `json:"compression"`
+	Prefix        string    `json:"prefix"` // the backup's directory in the store
+	Files         []File    `json:"files"`
+	Tables        []Table   `json:"tables"`
+	FenceMS       int64     `json:"fence_ms"`
+	DurationMS    int64     `json:"duration_ms"`
+}
+
+// File is one backed-up database file.
+type File struct {
+	Name         string `json:"name"` // hot.db or warm.db
+	Key          string `json:"key"`  // object key of the compressed file
+	Size         int64  `json:"size"` // original bytes
+	SHA256       string `json:"sha256"`
+	StoredSize   int64  `json:"stored_size"`
+	StoredSHA256 string `json:"stored_sha256"`
+}
+
+// Table holds the row count and content checksum of one table in one database file.
+type Table struct {
+	File     string `json:"file"`
+	Table    string `json:"table"`
+	Rows     int64  `json:"rows"`
+	Checksum string `json:"checksum"`
+}
+
+// Options configure Run.
+type Options struct {
+	Store objstore.Store
+	// ScratchDir holds the snapshot while it is uploaded; use the filesystem of the
+	// databases so the snapshot can be a reflink clone. It is removed afterwards.
+	ScratchDir  string
+	Environment string
+	Shard       int
+	// Compression is Zstd (default) or Gzip.
+	Compression string
+	// Progress, if set, is called with bytes read so far and the total.
+	Progress func(done, total int64)
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+var idPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+
+// ValidID checks a backup id (as made by NewID): it is used in object keys, so anything
+// else — "../x" included — is refused.
+func ValidID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("invalid backup id %q: want YYYYMMDDTHHMMSSZ-xxxxxxxx", id)
+	}
+	return nil
+}
+
+// NewID makes a backup id: the UTC time and 4 random bytes, so ids sort by time.
+func NewID(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Dir is the store directory of backup id taken at t: warm/YYYY/MM/DD/<id>.
+func Dir(id string, t time.Time) string {
+	return path.Join("warm", t.UTC().Format("2006/01/02"), id)
+}
+
+// Run snapshots eng, uploads the compressed files and writes the manifest last.
+func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, error) {
+	start := time.Now()
+	if opts.Store == nil {
+		return nil, fmt.Errorf("%w: backup: no object store configured (backup.path or backup.bucket)", engine.ErrInvalid)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch opts.Compression {
+	case "":
+		opts.Compression = Zstd
+	case Zstd, Gzip:
+	default:
+		return nil, fmt.Errorf("%w: backup: compression %q: want zstd or gzip", engine.ErrInvalid, opts.Compression)
+	}
+	created := opts.Now().UTC()
+	id := NewID(created)
+	dir := Dir(id, created)
+	scratch := filepath.Join(opts.ScratchDir, "backup-"+id)
+	snap, err := eng.Snapshot(ctx, scratch)
+	if err != nil {
+		return nil, fmt.Errorf("backup: snapshot: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	m := &Manifest{
+		FormatVersion: FormatVersion,
+		ID:            id,
+		Created:       created,
+		Environment:   opts.Environment,
+		Shard:         opts.Shard,
+		LSN:           snap.LSN,
+		EngineVersion: engine.Version,
+		SchemaVersion: engine.SchemaVersion,
+		Compression:   opts.Compression,
+		Prefix:        dir,
+		FenceMS:       snap.FenceDuration.Milliseconds(),
+		Files:         make([]File, len(snap.Files)),
+	}
+	var total int64
+	for _, f := range snap.Files {
+		total += f.Size
+	}
+	var done atomic.Int64
+	progress := func(n int64) {
+		if opts.Progress != nil {
+			opts.Progress(done.Add(n), total)
+		}
+	}
+	// Both files at once: compression and hashing use both cores.
+	g, gctx := errgroup.WithContext(ctx)
+	for i, f := range snap.Files {
+		g.Go(func() error {
+			file, err := upload(gctx, opts.Store, dir, f, opts.Compression, progress)
+			m.Files[i] = file
+			return err
+		})
+	}
+	var tables []Table
+	var tmu sync.Mutex
+	for _, f := range snap.Files {
+		g.Go(func() error {
+			t, err := TableChecksums(gctx, f.Path, f.Name)
+			tmu.Lock()
+			tables = append(tables, t...)
+			tmu.Unlock()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	for _, name := range []string{engine.HotFile, engine.WarmFile} {
+		for _, t := range tables {
+			if t.File == name {
+				m.Tables = append(m.Tables, t)
+			}
+		}
+	}
+	m.DurationMS = time.Since(start).Milliseconds()
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := opts.Store.Put(ctx, path.Join(dir, ManifestName), strings.NewReader(string(b)), objstore.PutOptions{
+		ContentType: "application/json",
+		Tags:        map[string]string{"Environment": opts.Environment, "Timestamp": created.Format(time.RFC3339)},
+	}); err != nil {
+		return nil, fmt.Errorf("backup %s: write manifest: %w", id, err)
+	}
+	return m, nil
+}
+
+// upload streams one snapshot file through the compressor into the store, hashing the
+// original and the stored bytes on the way.
+func upload(ctx context.Context, store objstore.Store, dir string, f engine.SnapshotFile, compression string, progress func(int64)) (File, error) {
+	out := File{Name: f.Name, Key: path.Join(dir, f.Name+"."+ext(compression)), Size: f.Size}
+	in, err := os.Open(f.Path)
+	if err != nil {
+		return out, err
+	}
+	defer in.Close()
+	pr, pw := io.Pipe()
+	orig, stored := sha256.New(), sha256.New()
+	var storedN countWriter
+	go func() {
+		zw, err := compressor(io.MultiWriter(pw, stored, &storedN), compression)
+		if err == nil {
+			_, err = io.Copy(zw, io.TeeReader(&progressReader{r: in, fn: progress}, orig))
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	if _, err := store.Put(ctx, out.Key, pr, objstore.PutOptions{
+		ContentType: "application/" + compression,
+		Metadata:    map[string]string{"original-size": fmt.Sprint(f.Size)},
+	}); err != nil {
+		pr.CloseWithError(err)
+		return out, fmt.Errorf("upload %s: %w", f.Name, err)
+	}
+	out.SHA256 = hex.EncodeToString(orig.Sum(nil))
+	out.StoredSHA256 = hex.EncodeToString(stored.Sum(nil))
+	out.StoredSize = int64(storedN)
+	return out, nil
+}
+
+func ext(compression string) string {
+	if compression == Gzip {
+		return "gz"
+	}
+	return "zst"
+}
+
+func compressor(w io.Writer, compression string) (io.WriteCloser, error) {
+	if compression == Gzip {
+		return gzip.NewWriterLevel(w, gzip.BestSpeed)
+	}
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
+
+type progressReader struct {
+	r  io.Reader
+	fn func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.fn(int64(n))
+	}
+	return n, err
+}
+
+// TableChecksums opens a database file read-only and returns, for its conversations
+// table, the row count and an order-independent checksum of every row's identity and
+// content. Backups record it; verification and restore recompute and compare it.
+func TableChecksums(ctx context.Context, dbPath, name string) ([]Table, error) {
+	c, err := duckdb.NewConnector(dbPath+"?access_mode=read_only", nil)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	// hash() over every column the tier stores, xor-folded: independent of row order.
+	cols := `conversation_id, system_id, content_hash, embedding::VARCHAR, timestamp::VARCHAR, metadata::VARCHAR`
+	if name == engine.WarmFile {
+		cols = `conversation_id, system_id, summary, embedding::VARCHAR, embedding_scale, timestamp::VARCHAR, metadata::VARCHAR, uploaded_at::VARCHAR`
+	}
+	t := Table{File: name, Table: "conversations"}
+	q := fmt.Sprintf(`SELECT count(*), printf('%%016x', coalesce(bit_xor(hash(%s)), 0::UBIGINT)) FROM conversations`, cols)
+	if err := db.QueryRowContext(ctx, q).Scan(&t.Rows, &t.Checksum); err != nil {
+		return nil, fmt.Errorf("checksum %s: %w", name, err)
+	}
+	return []Table{t}, nil
+}

@@ -1,0 +1,54 @@
+package starter
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/akosha/akosha/internal/clicfg"
+	"github.com/akosha/akosha/internal/tclient"
+	"github.com/akosha/akosha/workflows"
+)
+
+// BackupCommand starts BackupWorkflow for a shard.
+func BackupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "back up a shard's databases to the backup store (BackupWorkflow)",
+		Description: "Snapshots the shard under a short write fence, then streams each database file through zstd\n" +
+			"(or gzip) and SHA-256 into the backup store (backup.bucket on S3, else backup.path) at\n" +
+			"<prefix>/warm/YYYY/MM/DD/<backup-id>/, and writes manifest.json last. With --wait, shows\n" +
+			"progress and prints the summary; exits non-zero if the backup fails. From the Temporal CLI:\n" +
+			"  temporal workflow start --task-queue akosha-ops --type BackupWorkflow --input '{\"shard\":0}'",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "shard", Usage: "shard to back up"},
+			&cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd or gzip"},
+			&cli.BoolFlag{Name: "wait", Usage: "wait for the result, showing progress"},
+			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-backup-<shard>-<minute>)"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, log, err := clicfg.Load(c)
+			if err != nil {
+				return err
+			}
+			tc, err := tclient.Dial(c.Context, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression")}
+			id := c.String("id")
+			if id == "" {
+				id = workflows.BackupWorkflowID(in.Shard, time.Now())
+			}
+			var res workflows.BackupResult
+			if err := startWorkflow(c.Context, tc, c.App.Writer, id, workflows.BackupWorkflowName, in, c.Bool("wait"), &res); err != nil {
+				return err
+			}
+			if c.Bool("wait") {
+				return printJSON(c.App.Writer, res)
+			}
+			return nil
+		},
+	}
+}
