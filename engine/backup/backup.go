@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -89,7 +88,7 @@ type Options struct {
 	Shard       int
 	// Compression is Zstd (default) or Gzip.
 	Compression string
-	// Progress, if set, is called with bytes read so far and the total.
+	// Progress, if set, is called with bytes read so far and the total, one call at a time.
 	Progress func(done, total int64)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -162,10 +161,16 @@ func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, erro
 	for _, f := range snap.Files {
 		total += f.Size
 	}
-	var done atomic.Int64
+	var (
+		done int64
+		pmu  sync.Mutex // the two uploads report through one callback, one call at a time
+	)
 	progress := func(n int64) {
+		pmu.Lock()
+		defer pmu.Unlock()
+		done += n
 		if opts.Progress != nil {
-			opts.Progress(done.Add(n), total)
+			opts.Progress(done, total)
 		}
 	}
 	// Both files at once: compression and hashing use both cores.
