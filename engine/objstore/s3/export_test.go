@@ -1,0 +1,4 @@
+package s3
+
+// EncodeTags exposes encodeTags to the tests.
+var EncodeTags = encodeTags
