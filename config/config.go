@@ -116,8 +116,16 @@ type BackupConfig struct {
 	Prefix string `yaml:"prefix" env:"AKOSHA_BACKUP_PREFIX"`
 	// Region is the S3 region. No default.
 	Region string `yaml:"region" env:"AKOSHA_BACKUP_REGION"`
-	// Endpoint is the URL of an S3-compatible server. No default (AWS).
+	// Endpoint is the URL of an S3-compatible server. No default (AWS). Google Cloud
+	// Storage: https://storage.googleapis.com with HMAC keys as AWS credentials.
 	Endpoint string `yaml:"endpoint" env:"AKOSHA_BACKUP_ENDPOINT"`
+	// PathStyle addresses buckets as <endpoint>/<bucket> (S3-compatible servers such as
+	// MinIO or versitygw). Default false (virtual-host style, as AWS and GCS).
+	PathStyle bool `yaml:"path_style" env:"AKOSHA_BACKUP_PATH_STYLE"`
+	// SSE is server-side encryption: "" (the bucket's default), "AES256" or "aws:kms".
+	SSE string `yaml:"sse" env:"AKOSHA_BACKUP_SSE"`
+	// KMSKeyID is the KMS key for SSE "aws:kms" (empty: the account's default key).
+	KMSKeyID string `yaml:"kms_key_id" env:"AKOSHA_BACKUP_KMS_KEY_ID"`
 	// RetentionDays is how long backups are kept. Default 30.
 	RetentionDays int `yaml:"retention_days" env:"AKOSHA_BACKUP_RETENTION_DAYS"`
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -148,7 +149,18 @@ func (w *Worker) serve(s *http.Server, ln net.Listener, name string) {
 // startPollers registers the shard's engine activities on its engine queue and the
 // workflows on the ops queue.
 func (w *Worker) startPollers(shard int) error {
-	acts := &activities.Activities{Engine: w.engine, Shard: shard, Logger: w.log}
+	store, err := OpenBackupStore(context.Background(), w.cfg)
+	if err != nil {
+		return err
+	}
+	acts := &activities.Activities{
+		Engine:      w.engine,
+		Shard:       shard,
+		Logger:      w.log,
+		BackupStore: store,
+		ScratchDir:  filepath.Join(w.cfg.Storage.Warm.Path, "snapshots"),
+		Environment: w.cfg.Environment,
+	}
 	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,
 	})

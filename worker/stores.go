@@ -1,0 +1,36 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+
+	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/backend"
+	_ "github.com/akosha/akosha/engine/objstore/s3" // registers s3:// with backend.Open
+)
+
+// BackupStoreURL is where backups go: s3://<bucket>/<prefix> when backup.bucket is set,
+// else file://<backup.path>/<prefix>.
+func BackupStoreURL(cfg *config.Config) string {
+	b := cfg.Backup
+	if b.Bucket != "" {
+		u := url.URL{Scheme: "s3", Host: b.Bucket, Path: "/" + b.Prefix}
+		return u.String()
+	}
+	return "file://" + filepath.Join(b.Path, b.Prefix)
+}
+
+// OpenBackupStore opens the configured backup store.
+func OpenBackupStore(ctx context.Context, cfg *config.Config) (objstore.Store, error) {
+	b := cfg.Backup
+	s, err := backend.Open(ctx, BackupStoreURL(cfg), backend.Options{
+		Region: b.Region, Endpoint: b.Endpoint, PathStyle: b.PathStyle, SSE: b.SSE, KMSKeyID: b.KMSKeyID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backup store (backup.bucket / backup.path): %w", err)
+	}
+	return s, nil
+}
