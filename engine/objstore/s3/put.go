@@ -103,12 +103,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, c *chunker, first 
 		// ctx may be the reason for failing: abort with a context of our own.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
-		_, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket:   aws.String(s.bucket),
-			Key:      aws.String(s.objectKey(key)),
-			UploadId: uploadID,
-		})
-		if aerr != nil {
+		if aerr := s.abort(actx, key, uploadID); aerr != nil {
 			err = errors.Join(err, fmt.Errorf("abort multipart upload: %w", aerr))
 		}
 	}()
@@ -195,6 +190,38 @@ func (s *Store) putMultipart(ctx context.Context, key string, c *chunker, first 
 		return 0, fmt.Errorf("complete multipart upload: %w", err)
 	}
 	return size, nil
+}
+
+// abort aborts a multipart upload until the server no longer knows it. A part upload that
+// was cancelled on our side may still be completing on the server and can outlive one
+// abort (AWS documents that an abort may have to be repeated), so abort, check with
+// ListParts, and repeat a few times.
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			case <-ctx.Done():
+				return errors.Join(err, ctx.Err())
+			}
+		}
+		_, err = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.bucket), Key: aws.String(s.objectKey(key)), UploadId: uploadID,
+		})
+		var noUpload *types.NoSuchUpload
+		if err != nil && !errors.As(err, &noUpload) {
+			continue
+		}
+		_, lerr := s.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket: aws.String(s.bucket), Key: aws.String(s.objectKey(key)), UploadId: uploadID,
+		})
+		if errors.As(lerr, &noUpload) || isNotFound(lerr) {
+			return nil // gone
+		}
+		err = fmt.Errorf("upload %s still listed after abort", aws.ToString(uploadID))
+	}
+	return err
 }
 
 // chunker cuts a stream into parts and knows which part is the last one, reading one
