@@ -126,6 +126,9 @@ type BackupConfig struct {
 	SSE string `yaml:"sse" env:"AKOSHA_BACKUP_SSE"`
 	// KMSKeyID is the KMS key for SSE "aws:kms" (empty: the account's default key).
 	KMSKeyID string `yaml:"kms_key_id" env:"AKOSHA_BACKUP_KMS_KEY_ID"`
+	// ObjectTags tags backup objects with Environment and Timestamp (the guide's tags).
+	// Default true; set false for servers without S3 object tagging (Google Cloud Storage).
+	ObjectTags bool `yaml:"object_tags" env:"AKOSHA_BACKUP_OBJECT_TAGS"`
 	// RetentionDays is how long backups are kept. Default 30.
 	RetentionDays int `yaml:"retention_days" env:"AKOSHA_BACKUP_RETENTION_DAYS"`
 }
@@ -237,6 +240,7 @@ func defaults() *Config {
 		Backup: BackupConfig{
 			Prefix:        "",
 			RetentionDays: 30,
+			ObjectTags:    true,
 		},
 		API: APIConfig{
 			Addr:         ":8682",

@@ -28,6 +28,7 @@ func OpenBackupStore(ctx context.Context, cfg *config.Config) (objstore.Store, e
 	b := cfg.Backup
 	s, err := backend.Open(ctx, BackupStoreURL(cfg), backend.Options{
 		Region: b.Region, Endpoint: b.Endpoint, PathStyle: b.PathStyle, SSE: b.SSE, KMSKeyID: b.KMSKeyID,
+		DisableTags: !b.ObjectTags,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backup store (backup.bucket / backup.path): %w", err)

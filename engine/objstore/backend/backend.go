@@ -36,6 +36,9 @@ type Options struct {
 	// MaxAttempts bounds the attempts of each request, retries included. Zero: the
 	// backend's default.
 	MaxAttempts int
+	// DisableTags stores objects without their tags, for servers that lack S3 object
+	// tagging (e.g. Google Cloud Storage's XML API).
+	DisableTags bool
 }
 
 // OpenS3 opens the S3 store for bucket, with keys under prefix (no leading or trailing

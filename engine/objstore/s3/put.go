@@ -58,7 +58,7 @@ func (s *Store) putObject(ctx context.Context, key string, data []byte, opts obj
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		Metadata:      lowerKeys(opts.Metadata),
-		Tagging:       tagging(opts.Tags),
+		Tagging:       s.tagging(opts.Tags),
 	}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
@@ -80,7 +80,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, c *chunker, first 
 		Bucket:   aws.String(s.bucket),
 		Key:      aws.String(s.objectKey(key)),
 		Metadata: lowerKeys(opts.Metadata),
-		Tagging:  tagging(opts.Tags),
+		Tagging:  s.tagging(opts.Tags),
 	}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
@@ -190,6 +190,14 @@ func (s *Store) putMultipart(ctx context.Context, key string, c *chunker, first 
 		return 0, fmt.Errorf("complete multipart upload: %w", err)
 	}
 	return size, nil
+}
+
+// tagging encodes tags for the Tagging header, or nil when tags are disabled.
+func (s *Store) tagging(tags map[string]string) *string {
+	if s.noTags {
+		return nil
+	}
+	return tagging(tags)
 }
 
 // abort aborts a multipart upload until the server no longer knows it. A part upload that

@@ -190,6 +190,20 @@ func TestPutTags(t *testing.T) {
 	}
 }
 
+func TestPutTagsDisabled(t *testing.T) {
+	s := newStore(t, func(c *s3.Config) { c.DisableTags = true })
+	mustPut(t, s, "untagged", []byte("x"), objstore.PutOptions{Tags: map[string]string{"a": "b"}})
+	out, err := s.Client().GetObjectTagging(context.Background(), &awss3.GetObjectTaggingInput{
+		Bucket: aws.String(s.Bucket()), Key: aws.String("untagged"),
+	})
+	if err != nil {
+		t.Fatalf("GetObjectTagging: %v", err)
+	}
+	if len(out.TagSet) != 0 {
+		t.Fatalf("tags stored although disabled: %v", out.TagSet)
+	}
+}
+
 func TestPutSSE(t *testing.T) {
 	s := newStore(t, func(c *s3.Config) { c.SSE = s3.SSEAES256 })
 	_, err := s.Put(context.Background(), "enc", bytes.NewReader([]byte("secret")), objstore.PutOptions{})

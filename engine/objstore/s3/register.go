@@ -21,6 +21,7 @@ func init() {
 			PartSize:    o.PartSize,
 			Concurrency: o.Concurrency,
 			MaxAttempts: o.MaxAttempts,
+			DisableTags: o.DisableTags,
 		})
 	}
 }

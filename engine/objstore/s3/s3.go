@@ -74,6 +74,8 @@ type Config struct {
 	// MaxAttempts is the attempts per request, with the SDK's standard retryer and
 	// backoff (default 5).
 	MaxAttempts int
+	// DisableTags drops PutOptions.Tags: for servers without S3 object tagging.
+	DisableTags bool
 	// Credentials signs requests; nil uses the standard AWS chain (environment, shared
 	// config, web identity, container or instance role).
 	Credentials aws.CredentialsProvider
@@ -88,6 +90,7 @@ type Store struct {
 	concurrency int
 	sse         types.ServerSideEncryption
 	kmsKeyID    string
+	noTags      bool
 }
 
 var _ objstore.Store = (*Store)(nil)
@@ -107,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		partSize:    cfg.PartSize,
 		concurrency: cfg.Concurrency,
 		kmsKeyID:    cfg.KMSKeyID,
+		noTags:      cfg.DisableTags,
 	}
 	switch {
 	case s.partSize == 0:
