@@ -5,8 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/akosha/akosha/internal/clicfg"
-	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -27,28 +25,12 @@ func BackupCommand() *cli.Command {
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-backup-<shard>-<minute>)"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, log, err := clicfg.Load(c)
-			if err != nil {
-				return err
-			}
-			tc, err := tclient.Dial(c.Context, cfg, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
 			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression")}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.BackupWorkflowID(in.Shard, time.Now())
 			}
-			var res workflows.BackupResult
-			if err := startWorkflow(c.Context, tc, c.App.Writer, id, workflows.BackupWorkflowName, in, c.Bool("wait"), &res); err != nil {
-				return err
-			}
-			if c.Bool("wait") {
-				return printJSON(c.App.Writer, res)
-			}
-			return nil
+			return runWorkflow(c, id, workflows.BackupWorkflowName, in, &workflows.BackupResult{})
 		},
 	}
 }

@@ -5,8 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/akosha/akosha/internal/clicfg"
-	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -25,28 +23,12 @@ func CheckpointCommand() *cli.Command {
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-checkpoint-<shard>-<time>)"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, log, err := clicfg.Load(c)
-			if err != nil {
-				return err
-			}
-			tc, err := tclient.Dial(c.Context, cfg, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
 			shard := c.Int("shard")
 			id := c.String("id")
 			if id == "" {
 				id = workflows.CheckpointWorkflowID(shard, time.Now())
 			}
-			var res workflows.CheckpointResult
-			if err := startWorkflow(c.Context, tc, c.App.Writer, id, workflows.CheckpointWorkflowName, workflows.CheckpointInput{Shard: shard}, c.Bool("wait"), &res); err != nil {
-				return err
-			}
-			if c.Bool("wait") {
-				return printJSON(c.App.Writer, res)
-			}
-			return nil
+			return runWorkflow(c, id, workflows.CheckpointWorkflowName, workflows.CheckpointInput{Shard: shard}, &workflows.CheckpointResult{})
 		},
 	}
 }

@@ -12,11 +12,37 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/akosha/akosha/internal/clicfg"
+	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
+
+// runWorkflow is the action of a command that starts one workflow: load the
+// configuration, dial Temporal, start it on the ops queue and, with wait, follow it and
+// print its result as JSON.
+func runWorkflow(c *cli.Context, id, workflowType string, input, result any) error {
+	cfg, log, err := clicfg.Load(c)
+	if err != nil {
+		return err
+	}
+	tc, err := tclient.Dial(c.Context, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	wait := c.Bool("wait")
+	if err := startWorkflow(c.Context, tc, c.App.Writer, id, workflowType, input, wait, result); err != nil {
+		return err
+	}
+	if wait {
+		return printJSON(c.App.Writer, result)
+	}
+	return nil
+}
 
 // pollInterval is how often --wait queries a workflow's progress.
 const pollInterval = 500 * time.Millisecond
