@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker"
 	"github.com/akosha/akosha/worker/ingest"
 	"github.com/akosha/akosha/workflows"
@@ -167,7 +168,7 @@ func TestBackupWorkflowEndToEnd(t *testing.T) {
 	if res.ID == "" || res.HotRows < 500 || res.StoredBytes == 0 || res.StoredBytes >= res.Bytes {
 		t.Fatalf("backup result %+v", res)
 	}
-	store, err := worker.OpenBackupStore(ctx, cfg)
+	store, err := stores.OpenBackupStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker/ingest"
 	"github.com/akosha/akosha/workflows"
 )
@@ -149,7 +150,7 @@ func (w *Worker) serve(s *http.Server, ln net.Listener, name string) {
 // startPollers registers the shard's engine activities on its engine queue and the
 // workflows on the ops queue.
 func (w *Worker) startPollers(shard int) error {
-	store, err := OpenBackupStore(context.Background(), w.cfg)
+	store, err := stores.OpenBackupStore(context.Background(), w.cfg)
 	if err != nil {
 		return err
 	}

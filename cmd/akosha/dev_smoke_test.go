@@ -149,6 +149,21 @@ func TestDevSmoke(t *testing.T) {
 	if i := strings.Index(o, "{"); i < 0 || json.Unmarshal([]byte(o[i:]), &res) != nil || res.LSN == 0 || res.HotBytes == 0 {
 		t.Fatalf("checkpoint output: %s", o)
 	}
+	// A backup through the workflow, then the backup CLI on the store it wrote.
+	if o := run("backup", "--wait"); !strings.Contains(o, `"stored_bytes"`) {
+		t.Fatalf("backup output: %s", o)
+	}
+	var list []struct {
+		ID       string `json:"id"`
+		LSN      uint64 `json:"lsn"`
+		Verified bool   `json:"verified"`
+	}
+	if err := json.Unmarshal([]byte(run("backups", "list", "--json")), &list); err != nil || len(list) != 1 || list[0].LSN != res.LSN {
+		t.Fatalf("backups list: %+v %v", list, err)
+	}
+	if o := run("backups", "verify", list[0].ID); !strings.Contains(o, `"verified_at"`) {
+		t.Fatalf("backups verify output: %s", o)
+	}
 	resp, err := http.Get("http://" + api + "/v1/stats")
 	if err != nil {
 		t.Fatal(err)

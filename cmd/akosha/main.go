@@ -22,6 +22,7 @@ func main() {
 			worker.Command(),
 			starter.CheckpointCommand(),
 			starter.BackupCommand(),
+			starter.BackupsCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),
 		},

@@ -1,4 +1,5 @@
-package worker
+// Package stores opens the object stores named by the configuration.
+package stores
 
 import (
 	"context"

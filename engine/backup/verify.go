@@ -1,0 +1,235 @@
+package backup
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/akosha/akosha/engine/objstore"
+)
+
+// VerifiedName is written beside the manifest once a backup has verified.
+const VerifiedName = "verified.json"
+
+// ErrCorrupt is wrapped by Verify's error when a backup does not match its manifest.
+var ErrCorrupt = errors.New("backup: does not match its manifest")
+
+// Verified is the content of verified.json.
+type Verified struct {
+	ID         string    `json:"id"`
+	VerifiedAt time.Time `json:"verified_at"`
+	Tables     []Table   `json:"tables"`
+}
+
+// DirOf returns the store directory of backup id (the date is part of the id).
+func DirOf(id string) (string, error) {
+	if err := ValidID(id); err != nil {
+		return "", err
+	}
+	t, err := time.Parse("20060102T150405Z", id[:16])
+	if err != nil {
+		return "", fmt.Errorf("invalid backup id %q: %w", id, err)
+	}
+	return Dir(id, t), nil
+}
+
+// ReadManifest loads the manifest of backup id; a backup without one is reported as
+// objstore.ErrNotFound.
+func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manifest, error) {
+	dir, err := DirOf(id)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := store.Get(ctx, path.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	defer rc.Close()
+	var m Manifest
+	if err := json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("backup %s: manifest: %w", id, err)
+	}
+	if m.ID != id || m.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("backup %s: manifest has id %q and format %d", id, m.ID, m.FormatVersion)
+	}
+	return &m, nil
+}
+
+// Verify proves backup id restorable: every stored file matches its size and SHA-256, and
+// decompresses (into scratchDir) to the original size and SHA-256; each database opens
+// read-only and its row counts and content checksums — a scan of every row and column —
+// equal the manifest's. On success it writes verified.json beside the manifest. A
+// mismatch is an error wrapping ErrCorrupt that names the file and what differs.
+func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*Verified, error) {
+	m, err := ReadManifest(ctx, store, id)
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp(scratchDir, "verify-"+id+"-")
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: scratch: %w", id, err)
+	}
+	defer os.RemoveAll(scratch)
+	v := &Verified{ID: id}
+	for _, f := range m.Files {
+		dst := filepath.Join(scratch, filepath.Base(f.Name))
+		if err := fetchFile(ctx, store, m.Compression, f, dst); err != nil {
+			return nil, fmt.Errorf("backup %s: %w", id, err)
+		}
+		tables, err := TableChecksums(ctx, dst, f.Name)
+		if err != nil {
+			return nil, fmt.Errorf("backup %s: %s: %w: cannot open: %v", id, f.Name, ErrCorrupt, err)
+		}
+		for _, got := range tables {
+			want, ok := findTable(m.Tables, got.File, got.Table)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("backup %s: %s: %w: table %s not in the manifest", id, f.Name, ErrCorrupt, got.Table)
+			case got.Rows != want.Rows || got.Checksum != want.Checksum:
+				return nil, fmt.Errorf("backup %s: %s: %w: table %s has %d rows (checksum %s), manifest says %d (%s)",
+					id, f.Name, ErrCorrupt, got.Table, got.Rows, got.Checksum, want.Rows, want.Checksum)
+			}
+			v.Tables = append(v.Tables, got)
+		}
+	}
+	v.VerifiedAt = time.Now().UTC()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, path.Join(m.Prefix, VerifiedName), bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
+		return nil, fmt.Errorf("backup %s: write %s: %w", id, VerifiedName, err)
+	}
+	return v, nil
+}
+
+func findTable(ts []Table, file, table string) (Table, bool) {
+	for _, t := range ts {
+		if t.File == file && t.Table == table {
+			return t, true
+		}
+	}
+	return Table{}, false
+}
+
+// fetchFile downloads f, checks the stored bytes, and decompresses into dst checking the
+// original bytes.
+func fetchFile(ctx context.Context, store objstore.Store, compression string, f File, dst string) error {
+	rc, _, err := store.Get(ctx, f.Key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Key, err)
+	}
+	defer rc.Close()
+	stored := sha256.New()
+	var storedN countWriter
+	tee := io.TeeReader(rc, io.MultiWriter(stored, &storedN))
+	var dec io.Reader
+	switch compression {
+	case Gzip:
+		zr, err := gzip.NewReader(tee)
+		if err != nil {
+			return fmt.Errorf("%s: %w: %v", f.Key, ErrCorrupt, err)
+		}
+		defer zr.Close()
+		dec = zr
+	default:
+		zr, err := zstd.NewReader(tee)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		dec = zr
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	orig := sha256.New()
+	n, cerr := io.Copy(io.MultiWriter(out, orig), dec)
+	if err := out.Close(); cerr == nil {
+		cerr = err
+	}
+	// Drain what the decompressor did not need, so the stored hash covers every byte.
+	if _, err := io.Copy(io.Discard, tee); cerr == nil {
+		cerr = err
+	}
+	switch {
+	case cerr != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case cerr != nil && isDiskError(cerr):
+		return fmt.Errorf("%s: decompress into scratch: %w", f.Key, cerr)
+	case int64(storedN) != f.StoredSize || hex.EncodeToString(stored.Sum(nil)) != f.StoredSHA256:
+		return fmt.Errorf("%s: %w: stored object is %d bytes with SHA-256 %s, manifest says %d bytes, %s",
+			f.Key, ErrCorrupt, storedN, hex.EncodeToString(stored.Sum(nil)), f.StoredSize, f.StoredSHA256)
+	case cerr != nil:
+		return fmt.Errorf("%s: %w: decompress: %v", f.Key, ErrCorrupt, cerr)
+	case n != f.Size || hex.EncodeToString(orig.Sum(nil)) != f.SHA256:
+		return fmt.Errorf("%s: %w: decompresses to %d bytes with SHA-256 %s, manifest says %d bytes, %s",
+			f.Key, ErrCorrupt, n, hex.EncodeToString(orig.Sum(nil)), f.Size, f.SHA256)
+	}
+	return nil
+}
+
+// isDiskError tells a local write failure (scratch full) from a corrupt download.
+func isDiskError(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe)
+}
+
+// Listed is one complete backup found in a store.
+type Listed struct {
+	Manifest
+	Verified    bool  `json:"verified"`
+	StoredBytes int64 `json:"stored_bytes"`
+}
+
+// List returns every complete backup in the store (a directory with a manifest), newest
+// first. Directories without a manifest are incomplete and not listed.
+func List(ctx context.Context, store objstore.Store) ([]Listed, error) {
+	verified := map[string]bool{}
+	var ids []string
+	err := store.List(ctx, "warm/", func(o objstore.ObjectInfo) error {
+		dir, name := path.Split(o.Key)
+		id := path.Base(dir)
+		switch name {
+		case ManifestName:
+			if ValidID(id) == nil {
+				ids = append(ids, id)
+			}
+		case VerifiedName:
+			verified[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	var out []Listed
+	for _, id := range ids {
+		m, err := ReadManifest(ctx, store, id)
+		if err != nil {
+			return nil, err
+		}
+		l := Listed{Manifest: *m, Verified: verified[id]}
+		for _, f := range m.Files {
+			l.StoredBytes += f.StoredSize
+		}
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].ID, out[j].ID) > 0 })
+	return out, nil
+}
