@@ -102,3 +102,16 @@ func ValidPrefix(prefix string) error {
 	}
 	return ValidKey(strings.TrimSuffix(prefix, "/") + "/x")
 }
+
+// NormalizeMetadata returns user metadata with lower-case keys, as every backend stores
+// it (S3 lower-cases keys itself), or nil when there is none.
+func NormalizeMetadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}

@@ -139,7 +139,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts objstore.
 	}
 
 	sc := sidecar{Size: size, ModTime: fi.ModTime(), ContentType: opts.ContentType,
-		Metadata: lowerKeys(opts.Metadata), Tags: opts.Tags}
+		Metadata: objstore.NormalizeMetadata(opts.Metadata), Tags: opts.Tags}
 	metaTmp, err := writeSidecar(dir, sc)
 	if err != nil {
 		return objstore.ObjectInfo{}, fmt.Errorf("put %s: metadata: %w", key, err)
@@ -456,15 +456,4 @@ func notFound(err error) error {
 		return fmt.Errorf("%w (%w)", objstore.ErrNotFound, err)
 	}
 	return err
-}
-
-func lowerKeys(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
-	}
-	return out
 }

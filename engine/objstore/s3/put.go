@@ -28,7 +28,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts objstore.
 	if err := ctx.Err(); err != nil {
 		return objstore.ObjectInfo{}, fmt.Errorf("s3 put %q: %w", key, err)
 	}
-	info := objstore.ObjectInfo{Key: key, Metadata: lowerKeys(opts.Metadata)}
+	info := objstore.ObjectInfo{Key: key, Metadata: objstore.NormalizeMetadata(opts.Metadata)}
 	c := &chunker{r: r}
 	buf := make([]byte, s.partSize)
 	n, last, err := c.next(buf)
@@ -52,46 +52,53 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts objstore.
 }
 
 func (s *Store) putObject(ctx context.Context, key string, data []byte, opts objstore.PutOptions) error {
-	in := &s3.PutObjectInput{
-		Bucket:        aws.String(s.bucket),
-		Key:           aws.String(s.objectKey(key)),
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
-		Metadata:      lowerKeys(opts.Metadata),
-		Tagging:       s.tagging(opts.Tags),
-	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if s.sse != "" {
-		in.ServerSideEncryption = s.sse
-		if s.kmsKeyID != "" {
-			in.SSEKMSKeyId = aws.String(s.kmsKeyID)
-		}
-	}
-	_, err := s.client.PutObject(ctx, in)
+	a := s.attrs(opts)
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:               aws.String(s.bucket),
+		Key:                  aws.String(s.objectKey(key)),
+		Body:                 bytes.NewReader(data),
+		ContentLength:        aws.Int64(int64(len(data))),
+		Metadata:             a.metadata,
+		Tagging:              a.tagging,
+		ContentType:          a.contentType,
+		ServerSideEncryption: a.sse,
+		SSEKMSKeyId:          a.kmsKeyID,
+	})
 	return err
+}
+
+// putAttrs are the attributes a new object gets, by PutObject or CreateMultipartUpload.
+type putAttrs struct {
+	metadata             map[string]string
+	tagging, contentType *string
+	sse                  types.ServerSideEncryption
+	kmsKeyID             *string
+}
+
+func (s *Store) attrs(opts objstore.PutOptions) putAttrs {
+	a := putAttrs{metadata: objstore.NormalizeMetadata(opts.Metadata), tagging: s.tagging(opts.Tags), sse: s.sse}
+	if opts.ContentType != "" {
+		a.contentType = aws.String(opts.ContentType)
+	}
+	if s.sse != "" && s.kmsKeyID != "" {
+		a.kmsKeyID = aws.String(s.kmsKeyID)
+	}
+	return a
 }
 
 // putMultipart uploads first (the first n bytes of buf, a full part) and the rest of c
 // as a multipart upload, and returns the object size.
 func (s *Store) putMultipart(ctx context.Context, key string, c *chunker, first []byte, n int, opts objstore.PutOptions) (size int64, err error) {
-	in := &s3.CreateMultipartUploadInput{
-		Bucket:   aws.String(s.bucket),
-		Key:      aws.String(s.objectKey(key)),
-		Metadata: lowerKeys(opts.Metadata),
-		Tagging:  s.tagging(opts.Tags),
-	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	if s.sse != "" {
-		in.ServerSideEncryption = s.sse
-		if s.kmsKeyID != "" {
-			in.SSEKMSKeyId = aws.String(s.kmsKeyID)
-		}
-	}
-	created, err := s.client.CreateMultipartUpload(ctx, in)
+	a := s.attrs(opts)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               aws.String(s.bucket),
+		Key:                  aws.String(s.objectKey(key)),
+		Metadata:             a.metadata,
+		Tagging:              a.tagging,
+		ContentType:          a.contentType,
+		ServerSideEncryption: a.sse,
+		SSEKMSKeyId:          a.kmsKeyID,
+	})
 	if err != nil {
 		return 0, fmt.Errorf("create multipart upload: %w", err)
 	}

@@ -215,7 +215,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, objstore.Ob
 		Key:      key,
 		Size:     aws.ToInt64(out.ContentLength),
 		ModTime:  aws.ToTime(out.LastModified),
-		Metadata: lowerKeys(out.Metadata),
+		Metadata: objstore.NormalizeMetadata(out.Metadata),
 	}
 	return out.Body, info, nil
 }
@@ -236,7 +236,7 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 		Key:      key,
 		Size:     aws.ToInt64(out.ContentLength),
 		ModTime:  aws.ToTime(out.LastModified),
-		Metadata: lowerKeys(out.Metadata),
+		Metadata: objstore.NormalizeMetadata(out.Metadata),
 	}, nil
 }
 
@@ -313,18 +313,6 @@ func isNotFound(err error) bool {
 	var resp *smithyhttp.ResponseError
 	return errors.As(err, &noSuchKey) || errors.As(err, &notFound) ||
 		errors.As(err, &resp) && resp.HTTPStatusCode() == 404
-}
-
-// lowerKeys returns m with lower-case keys (nil for an empty map).
-func lowerKeys(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
-	}
-	return out
 }
 
 // encodeTags returns tags as the URL query string S3 takes in x-amz-tagging, sorted by
