@@ -65,6 +65,9 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, 
 		r.StoredBytes += f.StoredSize
 	}
 	for _, t := range m.Tables {
+		if t.Table != "conversations" {
+			continue
+		}
 		switch t.File {
 		case engine.HotFile:
 			r.HotRows += t.Rows

@@ -131,6 +131,11 @@ type BackupConfig struct {
 	ObjectTags bool `yaml:"object_tags" env:"AKOSHA_BACKUP_OBJECT_TAGS"`
 	// RetentionDays is how long backups are kept. Default 30.
 	RetentionDays int `yaml:"retention_days" env:"AKOSHA_BACKUP_RETENTION_DAYS"`
+	// MinKeep is how many verified backups per shard are kept however old; the newest
+	// verified backup is never deleted. Default 3.
+	MinKeep int `yaml:"min_keep" env:"AKOSHA_BACKUP_MIN_KEEP"`
+	// Compression of backup files: "zstd" (default) or "gzip".
+	Compression string `yaml:"compression" env:"AKOSHA_BACKUP_COMPRESSION"`
 }
 
 // APIConfig configures the HTTP ingestion and query API.
@@ -240,6 +245,8 @@ func defaults() *Config {
 		Backup: BackupConfig{
 			Prefix:        "",
 			RetentionDays: 30,
+			MinKeep:       3,
+			Compression:   "zstd",
 			ObjectTags:    true,
 		},
 		API: APIConfig{

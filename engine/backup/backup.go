@@ -96,11 +96,14 @@ type Options struct {
 
 var idPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 
-// ValidID checks a backup id (as made by NewID): it is used in object keys, so anything
-// else — "../x" included — is refused.
+// isNativeID reports whether id is a backup id made by NewID.
+func isNativeID(id string) bool { return idPattern.MatchString(id) && !idTime(id).IsZero() }
+
+// ValidID checks a backup id: one made by NewID, or a legacy backup's (IsLegacyID). Ids
+// become object keys, so anything else — "../x" included — is refused.
 func ValidID(id string) error {
-	if !idPattern.MatchString(id) {
-		return fmt.Errorf("invalid backup id %q: want YYYYMMDDTHHMMSSZ-xxxxxxxx", id)
+	if !isNativeID(id) && !IsLegacyID(id) {
+		return fmt.Errorf("invalid backup id %q: want YYYYMMDDTHHMMSSZ-xxxxxxxx, or warm_YYYYMMDD_HHMMSS for a legacy backup", id)
 	}
 	return nil
 }
@@ -286,9 +289,11 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// TableChecksums opens a database file read-only and returns, for its conversations
-// table, the row count and an order-independent checksum of every row's identity and
-// content. Backups record it; verification and restore recompute and compare it.
+// TableChecksums opens a database file read-only and returns, for every table in it, the
+// row count and an order-independent checksum of every row: DuckDB's hash of all the
+// row's columns, xor-folded. It scans every row and column, so a file that opens but has
+// damaged blocks fails here. Backups record it; verification and restore recompute and
+// compare it. It needs no knowledge of the schema, so legacy files check the same way.
 func TableChecksums(ctx context.Context, dbPath, name string) ([]Table, error) {
 	c, err := duckdb.NewConnector(dbPath+"?access_mode=read_only", nil)
 	if err != nil {
@@ -296,15 +301,33 @@ func TableChecksums(ctx context.Context, dbPath, name string) ([]Table, error) {
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
-	// hash() over every column the tier stores, xor-folded: independent of row order.
-	cols := `conversation_id, system_id, content_hash, embedding::VARCHAR, timestamp::VARCHAR, metadata::VARCHAR`
-	if name == engine.WarmFile {
-		cols = `conversation_id, system_id, summary, embedding::VARCHAR, embedding_scale, timestamp::VARCHAR, metadata::VARCHAR, uploaded_at::VARCHAR`
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of %s: %w", name, err)
 	}
-	t := Table{File: name, Table: "conversations"}
-	q := fmt.Sprintf(`SELECT count(*), printf('%%016x', coalesce(bit_xor(hash(%s)), 0::UBIGINT)) FROM conversations`, cols)
-	if err := db.QueryRowContext(ctx, q).Scan(&t.Rows, &t.Checksum); err != nil {
-		return nil, fmt.Errorf("checksum %s: %w", name, err)
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names = append(names, n)
 	}
-	return []Table{t}, nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tables of %s: %w", name, err)
+	}
+	out := make([]Table, 0, len(names))
+	for _, tn := range names {
+		t := Table{File: name, Table: tn}
+		q := fmt.Sprintf(`SELECT count(*), printf('%%016x', coalesce(bit_xor(hash(*COLUMNS(*))), 0::UBIGINT)) FROM %s`, quoteIdent(tn))
+		if err := db.QueryRowContext(ctx, q).Scan(&t.Rows, &t.Checksum); err != nil {
+			return nil, fmt.Errorf("checksum %s table %s: %w", name, tn, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

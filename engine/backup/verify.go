@@ -13,8 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -35,21 +33,24 @@ type Verified struct {
 	Tables     []Table   `json:"tables"`
 }
 
-// DirOf returns the store directory of backup id (the date is part of the id).
+// DirOf returns the store directory of backup id (the date is part of the id):
+// warm/YYYY/MM/DD/<id> for a native backup, warm/YYYY/MM/DD for a legacy one.
 func DirOf(id string) (string, error) {
 	if err := ValidID(id); err != nil {
 		return "", err
 	}
-	t, err := time.Parse("20060102T150405Z", id[:16])
-	if err != nil {
-		return "", fmt.Errorf("invalid backup id %q: %w", id, err)
+	if IsLegacyID(id) {
+		return path.Join("warm", idTime(id).Format("2006/01/02")), nil
 	}
-	return Dir(id, t), nil
+	return Dir(id, idTime(id)), nil
 }
 
 // ReadManifest loads the manifest of backup id; a backup without one is reported as
-// objstore.ErrNotFound.
+// objstore.ErrNotFound. A legacy backup's is made up from its objects (legacyManifest).
 func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manifest, error) {
+	if IsLegacyID(id) {
+		return legacyManifest(ctx, store, id)
+	}
 	dir, err := DirOf(id)
 	if err != nil {
 		return nil, err
@@ -69,11 +70,26 @@ func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manife
 	return &m, nil
 }
 
+// verifiedKey is where Verify marks backup id verified.
+func verifiedKey(id string) (string, error) {
+	dir, err := DirOf(id)
+	if err != nil {
+		return "", err
+	}
+	if IsLegacyID(id) {
+		return path.Join(dir, id+legacyVerifiedSuffix), nil
+	}
+	return path.Join(dir, VerifiedName), nil
+}
+
 // Verify proves backup id restorable: every stored file matches its size and SHA-256, and
 // decompresses (into scratchDir) to the original size and SHA-256; each database opens
 // read-only and its row counts and content checksums — a scan of every row and column —
 // equal the manifest's. On success it writes verified.json beside the manifest. A
 // mismatch is an error wrapping ErrCorrupt that names the file and what differs.
+//
+// A legacy backup has only the SHA-256 of its .gz to check against; its warm.db must
+// then decompress, open, and scan cleanly, and hold a conversations table.
 func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*Verified, error) {
 	m, err := ReadManifest(ctx, store, id)
 	if err != nil {
@@ -94,6 +110,13 @@ func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*
 		if err != nil {
 			return nil, fmt.Errorf("backup %s: %s: %w: cannot open: %v", id, f.Name, ErrCorrupt, err)
 		}
+		if IsLegacyID(id) {
+			if _, ok := findTable(tables, f.Name, "conversations"); !ok {
+				return nil, fmt.Errorf("backup %s: %s: %w: no conversations table", id, f.Key, ErrCorrupt)
+			}
+			v.Tables = append(v.Tables, tables...)
+			continue
+		}
 		for _, got := range tables {
 			want, ok := findTable(m.Tables, got.File, got.Table)
 			switch {
@@ -111,7 +134,11 @@ func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.Put(ctx, path.Join(m.Prefix, VerifiedName), bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
+	key, err := verifiedKey(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, key, bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return nil, fmt.Errorf("backup %s: write %s: %w", id, VerifiedName, err)
 	}
 	return v, nil
@@ -177,6 +204,7 @@ func fetchFile(ctx context.Context, store objstore.Store, compression string, f 
 			f.Key, ErrCorrupt, storedN, hex.EncodeToString(stored.Sum(nil)), f.StoredSize, f.StoredSHA256)
 	case cerr != nil:
 		return fmt.Errorf("%s: %w: decompress: %v", f.Key, ErrCorrupt, cerr)
+	case f.SHA256 == "": // legacy: the original's size and hash were never recorded
 	case n != f.Size || hex.EncodeToString(orig.Sum(nil)) != f.SHA256:
 		return fmt.Errorf("%s: %w: decompresses to %d bytes with SHA-256 %s, manifest says %d bytes, %s",
 			f.Key, ErrCorrupt, n, hex.EncodeToString(orig.Sum(nil)), f.Size, f.SHA256)
@@ -188,48 +216,4 @@ func fetchFile(ctx context.Context, store objstore.Store, compression string, f 
 func isDiskError(err error) bool {
 	var pe *os.PathError
 	return errors.As(err, &pe)
-}
-
-// Listed is one complete backup found in a store.
-type Listed struct {
-	Manifest
-	Verified    bool  `json:"verified"`
-	StoredBytes int64 `json:"stored_bytes"`
-}
-
-// List returns every complete backup in the store (a directory with a manifest), newest
-// first. Directories without a manifest are incomplete and not listed.
-func List(ctx context.Context, store objstore.Store) ([]Listed, error) {
-	verified := map[string]bool{}
-	var ids []string
-	err := store.List(ctx, "warm/", func(o objstore.ObjectInfo) error {
-		dir, name := path.Split(o.Key)
-		id := path.Base(dir)
-		switch name {
-		case ManifestName:
-			if ValidID(id) == nil {
-				ids = append(ids, id)
-			}
-		case VerifiedName:
-			verified[id] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
-	}
-	var out []Listed
-	for _, id := range ids {
-		m, err := ReadManifest(ctx, store, id)
-		if err != nil {
-			return nil, err
-		}
-		l := Listed{Manifest: *m, Verified: verified[id]}
-		for _, f := range m.Files {
-			l.StoredBytes += f.StoredSize
-		}
-		out = append(out, l)
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].ID, out[j].ID) > 0 })
-	return out, nil
 }
