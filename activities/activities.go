@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
@@ -25,6 +26,15 @@ type Activities struct {
 	BackupStore objstore.Store
 	ScratchDir  string
 	Environment string
+	// Compression is the default compression of backups (zstd or gzip).
+	Compression string
+	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
+	RetentionDays, MinKeep int
+
+	// Temporal, if set, lets long activities signal their progress to their workflow.
+	Temporal client.Client
+
+	backups backupLock
 }
 
 // Error type names of non-retryable application errors.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/objstore/file"
 )
 
 func TestClassify(t *testing.T) {
@@ -64,5 +66,71 @@ func TestCheckpointActivity(t *testing.T) {
 	}
 	if got.Shard != 2 || got.LSN != res.LSN || got.HotBytes == 0 || got.WALBytes == 0 {
 		t.Fatalf("checkpoint = %+v, want shard 2, LSN %d, sizes", got, res.LSN)
+	}
+}
+
+func TestBackupActivities(t *testing.T) {
+	dir := t.TempDir()
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	emb := make([]float32, engine.EmbeddingDim)
+	if _, err := eng.Ingest(context.Background(), []engine.Conversation{{SystemID: "s", ConversationID: "c", Content: "hi", Embedding: emb, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	acts := &Activities{Engine: eng, Shard: 0, BackupStore: store, ScratchDir: dir, Compression: "gzip", RetentionDays: 30, MinKeep: 3}
+	env.RegisterActivity(acts)
+
+	v, err := env.ExecuteActivity(acts.Backup, BackupParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b BackupResult
+	if err := v.Get(&b); err != nil || b.HotRows != 1 || b.Compression != "gzip" || b.StoredBytes == 0 {
+		t.Fatalf("backup %+v %v", b, err)
+	}
+	v, err = env.ExecuteActivity(acts.VerifyBackup, VerifyParams{ID: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vr VerifyResult
+	if err := v.Get(&vr); err != nil || vr.HotRows != 1 {
+		t.Fatalf("verify %+v %v", vr, err)
+	}
+	v, err = env.ExecuteActivity(acts.PruneBackups, PruneParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr PruneResult
+	if err := v.Get(&pr); err != nil || !pr.Applied || pr.Kept != 1 || len(pr.Deleted) != 0 {
+		t.Fatalf("prune %+v %v", pr, err)
+	}
+
+	// Bad ids and unknown backups fail clearly; a bad id is not retried.
+	var appErr *temporal.ApplicationError
+	if _, err := env.ExecuteActivity(acts.VerifyBackup, VerifyParams{ID: "../x"}); !errors.As(err, &appErr) || appErr.Type() != ErrTypeInvalid || !appErr.NonRetryable() {
+		t.Fatalf("verify ../x: %v", err)
+	}
+	if _, err := env.ExecuteActivity(acts.VerifyBackup, VerifyParams{ID: "20261125T020000Z-00000000"}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("verify of an unknown backup: %v", err)
+	}
+
+	// While a backup runs on the shard, a second one is refused, not run beside it.
+	acts.backups.mu.Lock()
+	acts.backups.running.Store("akosha-backup-0-first")
+	_, err = env.ExecuteActivity(acts.Backup, BackupParams{})
+	acts.backups.mu.Unlock()
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeBackupRunning || !appErr.NonRetryable() || !strings.Contains(err.Error(), "akosha-backup-0-first") {
+		t.Fatalf("second backup: %v, want %s naming the running one", err, ErrTypeBackupRunning)
 	}
 }

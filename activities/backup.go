@@ -2,9 +2,14 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
@@ -12,7 +17,7 @@ import (
 
 // BackupParams are the inputs of the Backup activity.
 type BackupParams struct {
-	Compression string `json:"compression,omitempty"` // zstd (default) or gzip
+	Compression string `json:"compression,omitempty"` // zstd or gzip; default: the configured one
 }
 
 // BackupResult summarises a completed backup (the manifest is in the store).
@@ -31,29 +36,60 @@ type BackupResult struct {
 	DurationMS  int64  `json:"duration_ms"`
 }
 
-// BackupProgress is the activity's heartbeat detail.
-type BackupProgress struct {
-	Done  int64 `json:"done"`
-	Total int64 `json:"total"`
+// StepProgress is the heartbeat detail of the long activities, and the payload of the
+// ProgressSignal they send their workflow.
+type StepProgress struct {
+	Step  string `json:"step"`
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+}
+
+// ProgressSignal is the signal through which a long activity tells its workflow how far
+// it is, so the workflow's progress query can answer with bytes (workflows cannot read
+// heartbeats). Sent at most every progressSignalEvery.
+const ProgressSignal = "akosha-progress"
+
+const progressSignalEvery = 5 * time.Second
+
+// Error types of the backup activities.
+const (
+	ErrTypeBackupRunning = "BackupRunning"
+	ErrTypeCorrupt       = "BackupCorrupt"
+)
+
+// backupLock makes sure one shard runs one backup at a time.
+type backupLock struct {
+	mu      sync.Mutex
+	running atomic.Value // string: workflow id of the running backup
 }
 
 // Backup snapshots the shard's engine and uploads a compressed, checksummed backup to the
 // backup store, manifest last. It heartbeats bytes done/total. A retried attempt starts a
-// new backup: a half-uploaded one has no manifest and does not count.
+// new backup: a half-uploaded one has no manifest and does not count. A second backup
+// of the same shard while one runs is refused (non-retryable BackupRunning).
 func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, error) {
-	var last time.Time
+	info := activity.GetInfo(ctx)
+	if !a.backups.mu.TryLock() {
+		return BackupResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("shard %d: a backup is already running (workflow %s); not starting a second one", a.Shard, a.runningBackup()),
+			ErrTypeBackupRunning, nil)
+	}
+	a.backups.running.Store(info.WorkflowExecution.ID)
+	defer a.backups.mu.Unlock()
+	defer a.backups.running.Store("")
+
+	compression := p.Compression
+	if compression == "" {
+		compression = a.Compression
+	}
+	rep := a.reporter(ctx, "upload")
 	m, err := backup.Run(ctx, a.Engine, backup.Options{
 		Store:       a.BackupStore,
 		ScratchDir:  a.ScratchDir,
 		Environment: a.Environment,
 		Shard:       a.Shard,
-		Compression: p.Compression,
-		Progress: func(done, total int64) {
-			if time.Since(last) > time.Second || done == total {
-				last = time.Now()
-				activity.RecordHeartbeat(ctx, BackupProgress{Done: done, Total: total})
-			}
-		},
+		Compression: compression,
+		Progress:    rep.report,
 	})
 	if err != nil {
 		return BackupResult{}, classify(err)
@@ -76,4 +112,132 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, 
 		}
 	}
 	return r, nil
+}
+
+func (a *Activities) runningBackup() string {
+	if s, ok := a.backups.running.Load().(string); ok && s != "" {
+		return s
+	}
+	return "unknown"
+}
+
+// VerifyParams are the inputs of the VerifyBackup activity.
+type VerifyParams struct {
+	ID string `json:"id"`
+}
+
+// VerifyResult is the result of the VerifyBackup activity.
+type VerifyResult struct {
+	ID         string `json:"id"`
+	HotRows    int64  `json:"hot_rows"`
+	WarmRows   int64  `json:"warm_rows"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// VerifyBackup downloads backup p.ID into the scratch directory, checks every checksum,
+// opens the databases and compares row counts and content checksums with the manifest,
+// then marks it verified. A mismatch is non-retryable (BackupCorrupt) and names the file.
+func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (VerifyResult, error) {
+	start := time.Now()
+	if err := backup.ValidID(p.ID); err != nil {
+		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	}
+	rep := a.reporter(ctx, "verify")
+	v, err := backup.VerifyProgress(ctx, a.BackupStore, p.ID, a.ScratchDir, rep.report)
+	if errors.Is(err, backup.ErrCorrupt) {
+		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
+	}
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	r := VerifyResult{ID: v.ID, DurationMS: time.Since(start).Milliseconds()}
+	for _, t := range v.Tables {
+		switch {
+		case t.Table != "conversations":
+		case t.File == engine.HotFile:
+			r.HotRows += t.Rows
+		case t.File == engine.WarmFile:
+			r.WarmRows += t.Rows
+		}
+	}
+	return r, nil
+}
+
+// PruneParams are the inputs of the PruneBackups activity.
+type PruneParams struct {
+	// DryRun reports what would be deleted without deleting.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// PruneResult is the result of the PruneBackups activity.
+type PruneResult struct {
+	Applied      bool     `json:"applied"`
+	Kept         int      `json:"kept"`
+	Deleted      []string `json:"deleted"` // backup ids (to be) deleted
+	DeletedBytes int64    `json:"deleted_bytes"`
+	DurationMS   int64    `json:"duration_ms"`
+}
+
+// PruneBackups applies the retention policy (RetentionDays, MinKeep) to the backup store.
+func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (PruneResult, error) {
+	start := time.Now()
+	res, err := backup.Prune(ctx, a.BackupStore, backup.RetentionPolicy{RetentionDays: a.RetentionDays, MinKeep: a.MinKeep}, !p.DryRun)
+	if err != nil {
+		if res == nil { // the policy itself is bad
+			return PruneResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		}
+		return PruneResult{}, err
+	}
+	out := PruneResult{Applied: res.Applied, DurationMS: time.Since(start).Milliseconds()}
+	for _, d := range res.Decisions {
+		if d.Delete {
+			out.Deleted = append(out.Deleted, d.ID)
+			out.DeletedBytes += d.Bytes
+		} else if d.Complete {
+			out.Kept++
+		}
+	}
+	return out, nil
+}
+
+// reporter passes an activity's progress to Temporal: a heartbeat at most every second
+// (the SDK throttles what reaches the server) and a ProgressSignal to the workflow at most
+// every progressSignalEvery, sent in the background so the caller never waits on it.
+type reporter struct {
+	ctx     context.Context
+	a       *Activities
+	step    string
+	mu      sync.Mutex
+	lastHB  time.Time
+	lastSig time.Time
+	sending atomic.Bool
+}
+
+func (a *Activities) reporter(ctx context.Context, step string) *reporter {
+	return &reporter{ctx: ctx, a: a, step: step}
+}
+
+func (r *reporter) report(done, total int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	p := StepProgress{Step: r.step, Done: done, Total: total}
+	final := done == total
+	if final || now.Sub(r.lastHB) >= time.Second {
+		r.lastHB = now
+		activity.RecordHeartbeat(r.ctx, p)
+	}
+	if r.a.Temporal == nil || !(final || now.Sub(r.lastSig) >= progressSignalEvery) || !r.sending.CompareAndSwap(false, true) {
+		return
+	}
+	r.lastSig = now
+	we := activity.GetInfo(r.ctx).WorkflowExecution
+	go func() {
+		defer r.sending.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.a.Temporal.SignalWorkflow(ctx, we.ID, we.RunID, ProgressSignal, p); err != nil && r.a.Logger != nil {
+			r.a.Logger.Debug("progress signal not delivered", "workflow", we.ID, "err", err)
+		}
+	}()
 }

@@ -15,17 +15,22 @@ func BackupCommand() *cli.Command {
 		Usage: "back up a shard's databases to the backup store (BackupWorkflow)",
 		Description: "Snapshots the shard under a short write fence, then streams each database file through zstd\n" +
 			"(or gzip) and SHA-256 into the backup store (backup.bucket on S3, else backup.path) at\n" +
-			"<prefix>/warm/YYYY/MM/DD/<backup-id>/, and writes manifest.json last. With --wait, shows\n" +
-			"progress and prints the summary; exits non-zero if the backup fails. From the Temporal CLI:\n" +
+			"<prefix>/warm/YYYY/MM/DD/<backup-id>/, and writes manifest.json last. Then it downloads and\n" +
+			"verifies the new backup and applies the retention policy (see akosha backups prune).\n" +
+			"A second backup of a shard while one runs is refused. With --wait, shows progress and\n" +
+			"prints the summary; exits non-zero if the backup fails. From the Temporal CLI:\n" +
 			"  temporal workflow start --task-queue akosha-ops --type BackupWorkflow --input '{\"shard\":0}'",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to back up"},
-			&cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd or gzip"},
+			&cli.StringFlag{Name: "compression", Usage: "zstd or gzip (default: backup.compression)"},
+			&cli.BoolFlag{Name: "no-verify", Usage: "skip verifying the new backup (and the retention step after it)"},
+			&cli.BoolFlag{Name: "no-prune", Usage: "skip the retention step"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for the result, showing progress"},
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-backup-<shard>-<minute>)"},
 		},
 		Action: func(c *cli.Context) error {
-			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression")}
+			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression"),
+				NoVerify: c.Bool("no-verify"), NoPrune: c.Bool("no-prune")}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.BackupWorkflowID(in.Shard, time.Now())

@@ -39,16 +39,24 @@ func BackupsCommand() *cli.Command {
 						return printJSON(c.App.Writer, list)
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tCREATED\tSHARD\tLSN\tSTORED\tVERIFIED")
+					fmt.Fprintln(tw, "ID\tCREATED\tSHARD\tLSN\tSTORED\tVERIFIED\tLEGACY")
 					for _, b := range list {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%v\n", b.ID, b.Created.Format("2006-01-02 15:04:05Z"), b.Shard, b.LSN, b.StoredBytes, b.Verified)
+						lsn := fmt.Sprint(b.LSN)
+						if b.Legacy {
+							lsn = "-"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\t%v\n", b.ID, b.Created.Format("2006-01-02 15:04:05Z"), b.Shard, lsn, humanBytes(b.StoredBytes), b.Verified, b.Legacy)
 					}
 					return tw.Flush()
 				},
 			},
 			{
-				Name:      "verify",
-				Usage:     "download a backup, check every checksum, open it and compare row counts and content checksums",
+				Name:  "verify",
+				Usage: "download a backup, check every checksum, open it and compare row counts and content checksums",
+				Description: "Marks the backup verified (verified.json beside its manifest) when every check passes;\n" +
+					"exits non-zero naming the file and what differs otherwise. Legacy backups\n" +
+					"(warm_YYYYMMDD_HHMMSS) are checked against their .sha256 sidecar, then decompressed,\n" +
+					"opened and scanned.",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "scratch", Usage: "directory for the decompressed files (default: a temporary directory)"}},
 				Action: func(c *cli.Context) error {
@@ -74,6 +82,69 @@ func BackupsCommand() *cli.Command {
 					return printJSON(c.App.Writer, v)
 				},
 			},
+			{
+				Name:  "prune",
+				Usage: "apply the retention policy: show (default) or delete (--apply) backups past retention",
+				Description: "Keeps every backup younger than backup.retention_days (AKOSHA_BACKUP_RETENTION_DAYS),\n" +
+					"and, however old, each shard's newest backup.min_keep (AKOSHA_BACKUP_MIN_KEEP) verified\n" +
+					"ones; the newest verified backup is never deleted. Backups without a manifest are\n" +
+					"deleted once a day old. Without --apply nothing is deleted: the plan is printed.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "apply", Usage: "delete what the plan says (default: dry run)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					cfg, _, err := clicfg.Load(c)
+					if err != nil {
+						return err
+					}
+					store, err := stores.OpenBackupStore(c.Context, cfg)
+					if err != nil {
+						return err
+					}
+					res, err := backup.Prune(c.Context, store, backup.RetentionPolicy{RetentionDays: cfg.Backup.RetentionDays, MinKeep: cfg.Backup.MinKeep}, c.Bool("apply"))
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, res)
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tCREATED\tSHARD\tVERIFIED\tSIZE\tACTION\tREASON")
+					var n int
+					var bytes int64
+					for _, d := range res.Decisions {
+						action := "keep"
+						if d.Delete {
+							action, n, bytes = "delete", n+1, bytes+d.Bytes
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\t%s\t%s\n", d.ID, d.Created.Format("2006-01-02 15:04:05Z"), d.Shard, d.Verified, humanBytes(d.Bytes), action, d.Reason)
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					if res.Applied {
+						fmt.Fprintf(c.App.Writer, "deleted %d backups (%s)\n", res.Deleted, humanBytes(res.DeletedBytes))
+					} else {
+						fmt.Fprintf(c.App.Writer, "dry run: would delete %d backups (%s); run with --apply to delete\n", n, humanBytes(bytes))
+					}
+					return nil
+				},
+			},
 		},
 	}
+}
+
+// humanBytes formats a byte count with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

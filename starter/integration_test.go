@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,13 @@ import (
 	enums "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/internal/s3test"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker"
 	"github.com/akosha/akosha/worker/ingest"
@@ -121,15 +125,35 @@ func writeHistory(t *testing.T, c client.Client, id, path string) {
 }
 
 // TestBackupWorkflowEndToEnd runs BackupWorkflow on a real Temporal server and a real
-// worker with writes continuing during the backup, and checks the manifest in the store.
+// worker, with writes continuing during the backup, against a file store and a real S3
+// server (versitygw). The backup is uploaded, verified and pruned; no write is lost.
 func TestBackupWorkflowEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a Temporal server")
+		t.Skip("starts a Temporal server and versitygw")
 	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
-	cfg := testConfig(t)
-	cfg.Backup.Path = filepath.Join(t.TempDir(), "backups")
+	t.Run("file", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Backup.Path = filepath.Join(t.TempDir(), "backups")
+		backupEndToEnd(t, c, cfg)
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Shared(t)
+		bucket, err := srv.NewBucket(context.Background(), "e2e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+		cfg := testConfig(t)
+		cfg.Backup.Bucket, cfg.Backup.Prefix, cfg.Backup.Endpoint, cfg.Backup.Region, cfg.Backup.PathStyle =
+			bucket, "staging", srv.Endpoint, s3test.Region, true
+		backupEndToEnd(t, c, cfg)
+	})
+}
+
+func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
@@ -160,22 +184,40 @@ func TestBackupWorkflowEndToEnd(t *testing.T) {
 	}()
 	var out bytes.Buffer
 	var res workflows.BackupResult
-	if err := startWorkflow(ctx, c, &out, "test-backup-1", workflows.BackupWorkflowName, workflows.BackupInput{Shard: 0}, true, &res); err != nil {
+	id := "test-backup-" + t.Name()
+	id = strings.ReplaceAll(id, "/", "-")
+	if err := startWorkflow(ctx, c, &out, id, workflows.BackupWorkflowName, workflows.BackupInput{Shard: 0}, true, &res); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	extra := <-written
-	if res.ID == "" || res.HotRows < 500 || res.StoredBytes == 0 || res.StoredBytes >= res.Bytes {
-		t.Fatalf("backup result %+v", res)
+	if res.ID == "" || res.HotRows < 500 || res.HotRows > int64(500+extra) || res.StoredBytes == 0 || res.StoredBytes >= res.Bytes ||
+		!res.Verified || res.Prune == nil || res.Prune.Kept != 1 || res.TotalMS == 0 {
+		t.Fatalf("backup result %+v (prune %+v)", res, res.Prune)
+	}
+	if s, err := w.Engine().Stats(ctx); err != nil || s.HotRows != int64(500+extra) {
+		t.Fatalf("after the backup the engine has %d rows, want %d: %v", s.HotRows, 500+extra, err)
 	}
 	store, err := stores.OpenBackupStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Stat(ctx, res.Prefix+"/manifest.json"); err != nil {
-		t.Fatalf("manifest of %s: %v", res.ID, err)
+	list, err := backup.List(ctx, store)
+	if err != nil || len(list) != 1 || list[0].ID != res.ID || !list[0].Verified || list[0].LSN != res.LSN {
+		t.Fatalf("backups in %s: %+v %v", store.URL(), list, err)
 	}
-	if s, err := w.Engine().Stats(ctx); err != nil || s.HotRows != int64(500+extra) {
-		t.Fatalf("after the backup the engine has %d rows, want %d: %v", s.HotRows, 500+extra, err)
+	// The memo records shard, backup id and outcome.
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	memo := map[string]string{}
+	for k, p := range desc.GetWorkflowExecutionInfo().GetMemo().GetFields() {
+		var v any
+		converter.GetDefaultDataConverter().FromPayload(p, &v)
+		memo[k] = fmt.Sprint(v)
+	}
+	if memo[workflows.MemoBackupID] != res.ID || memo[workflows.MemoOutcome] != "succeeded" || memo[workflows.MemoShard] != "0" {
+		t.Fatalf("memo %v", memo)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
@@ -83,8 +84,9 @@ func startWorkflow(ctx context.Context, c client.Client, out io.Writer, id, work
 			}
 			var pr workflows.Progress
 			if v.Get(&pr) == nil {
-				if pr.Total == 0 {
-					pr.Done, pr.Total = heartbeatProgress(ctx, c, run.GetID(), run.GetRunID())
+				// Heartbeats reach the server more often than activities signal progress.
+				if done, total := heartbeatProgress(ctx, c, run.GetID(), run.GetRunID(), pr.Step); total > 0 {
+					pr.Done, pr.Total = done, total
 				}
 				p.show(pr)
 			}
@@ -95,15 +97,16 @@ func startWorkflow(ctx context.Context, c client.Client, out io.Writer, id, work
 }
 
 // heartbeatProgress reads {done, total} from the heartbeat details of the workflow's
-// running activity (long activities heartbeat their progress), or returns zeros.
-func heartbeatProgress(ctx context.Context, c client.Client, id, runID string) (done, total int64) {
+// running activity for step (long activities heartbeat their progress), or returns zeros.
+func heartbeatProgress(ctx context.Context, c client.Client, id, runID, step string) (done, total int64) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
 	if err != nil {
 		return 0, 0
 	}
 	for _, pa := range desc.GetPendingActivities() {
-		var hp struct{ Done, Total int64 }
-		if pa.GetHeartbeatDetails() != nil && converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &hp) == nil && hp.Total > 0 {
+		var hp activities.StepProgress
+		if pa.GetHeartbeatDetails() != nil && converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &hp) == nil &&
+			hp.Total > 0 && hp.Step == step {
 			return hp.Done, hp.Total
 		}
 	}
@@ -132,7 +135,8 @@ func (p *progressPrinter) show(pr workflows.Progress) {
 	if pr.Total > 0 {
 		const width = 30
 		filled := int(min(pr.Done, pr.Total) * width / pr.Total)
-		line = fmt.Sprintf("[%s%s] %d/%d %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), pr.Done, pr.Total, pr.Step)
+		line = fmt.Sprintf("[%s%s] %3.0f%% %d/%d %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+			float64(min(pr.Done, pr.Total))*100/float64(pr.Total), pr.Done, pr.Total, pr.Step)
 	}
 	if line == p.last {
 		return

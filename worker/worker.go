@@ -155,15 +155,22 @@ func (w *Worker) startPollers(shard int) error {
 		return err
 	}
 	acts := &activities.Activities{
-		Engine:      w.engine,
-		Shard:       shard,
-		Logger:      w.log,
-		BackupStore: store,
-		ScratchDir:  filepath.Join(w.cfg.Storage.Warm.Path, "snapshots"),
-		Environment: w.cfg.Environment,
+		Engine:        w.engine,
+		Shard:         shard,
+		Logger:        w.log,
+		BackupStore:   store,
+		ScratchDir:    filepath.Join(w.cfg.Storage.Warm.Path, "snapshots"),
+		Environment:   w.cfg.Environment,
+		Compression:   w.cfg.Backup.Compression,
+		RetentionDays: w.cfg.Backup.RetentionDays,
+		MinKeep:       w.cfg.Backup.MinKeep,
+		Temporal:      w.opts.Temporal,
 	}
 	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,
+		// Heartbeats carry progress (bytes done/total) that `akosha ... --wait` and the
+		// Temporal UI show: send them to the server every few seconds, not every 48.
+		MaxHeartbeatThrottleInterval: 5 * time.Second,
 	})
 	engineQ.RegisterActivity(acts)
 	opsQ := sdkworker.New(w.opts.Temporal, workflows.OpsTaskQueue, sdkworker.Options{

@@ -27,12 +27,22 @@ const (
 // ProgressQuery is the query every workflow answers with a Progress, for `--wait`.
 const ProgressQuery = "progress"
 
-// Progress is what a workflow reports through ProgressQuery.
+// Progress is what a workflow reports through ProgressQuery: the current step, and how
+// far that step is (bytes for data steps, 0/0 when it has no measure).
 type Progress struct {
 	Step    string    `json:"step"`
 	Done    int64     `json:"done"`
 	Total   int64     `json:"total"`
+	Percent float64   `json:"percent"` // of the current step
 	Updated time.Time `json:"updated"`
+}
+
+func (p *Progress) set(step string, done, total int64, now time.Time) {
+	p.Step, p.Done, p.Total, p.Updated = step, done, total, now
+	p.Percent = 0
+	if total > 0 {
+		p.Percent = float64(min(done, total)) * 100 / float64(total)
+	}
 }
 
 // CheckpointWorkflowID is the default workflow id for a checkpoint of shard started at t.

@@ -91,9 +91,25 @@ func verifiedKey(id string) (string, error) {
 // A legacy backup has only the SHA-256 of its .gz to check against; its warm.db must
 // then decompress, open, and scan cleanly, and hold a conversations table.
 func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*Verified, error) {
+	return VerifyProgress(ctx, store, id, scratchDir, nil)
+}
+
+// VerifyProgress is Verify calling progress, if not nil, with the stored bytes downloaded
+// so far and their total.
+func VerifyProgress(ctx context.Context, store objstore.Store, id, scratchDir string, progress func(done, total int64)) (*Verified, error) {
 	m, err := ReadManifest(ctx, store, id)
 	if err != nil {
 		return nil, err
+	}
+	var done, total int64
+	for _, f := range m.Files {
+		total += f.StoredSize
+	}
+	count := func(n int64) {
+		done += n
+		if progress != nil {
+			progress(done, total)
+		}
 	}
 	scratch, err := os.MkdirTemp(scratchDir, "verify-"+id+"-")
 	if err != nil {
@@ -103,7 +119,7 @@ func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*
 	v := &Verified{ID: id}
 	for _, f := range m.Files {
 		dst := filepath.Join(scratch, filepath.Base(f.Name))
-		if err := fetchFile(ctx, store, m.Compression, f, dst); err != nil {
+		if err := fetchFile(ctx, store, m.Compression, f, dst, count); err != nil {
 			return nil, fmt.Errorf("backup %s: %w", id, err)
 		}
 		tables, err := TableChecksums(ctx, dst, f.Name)
@@ -155,7 +171,7 @@ func findTable(ts []Table, file, table string) (Table, bool) {
 
 // fetchFile downloads f, checks the stored bytes, and decompresses into dst checking the
 // original bytes.
-func fetchFile(ctx context.Context, store objstore.Store, compression string, f File, dst string) error {
+func fetchFile(ctx context.Context, store objstore.Store, compression string, f File, dst string, progress func(int64)) error {
 	rc, _, err := store.Get(ctx, f.Key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.Key, err)
@@ -163,7 +179,7 @@ func fetchFile(ctx context.Context, store objstore.Store, compression string, f 
 	defer rc.Close()
 	stored := sha256.New()
 	var storedN countWriter
-	tee := io.TeeReader(rc, io.MultiWriter(stored, &storedN))
+	tee := io.TeeReader(&progressReader{r: rc, fn: progress}, io.MultiWriter(stored, &storedN))
 	var dec io.Reader
 	switch compression {
 	case Gzip:

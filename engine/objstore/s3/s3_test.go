@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,15 +19,15 @@ import (
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/objstore/objstoretest"
 	"github.com/akosha/akosha/engine/objstore/s3"
+	"github.com/akosha/akosha/internal/s3test"
 )
 
 // The tests run against a real S3-compatible server, versitygw with its posix backend,
-// started once by TestMain on 127.0.0.1. Each test gets its own bucket.
+// started once by TestMain on 127.0.0.1 (internal/s3test). Each test gets its own bucket.
 
 const (
-	versitygwModule = "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
-	accessKey       = "akoshatest"
-	secretKey       = "akoshatestsecret"
+	accessKey = s3test.AccessKey
+	secretKey = s3test.SecretKey
 )
 
 // endpoint is the base URL of the versitygw server started by TestMain.
@@ -42,93 +38,14 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	bin, err := versitygwBinary()
+	srv, err := s3test.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "s3 tests need versitygw:", err)
 		return 1
 	}
-	stop, err := startVersitygw(bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start versitygw:", err)
-		return 1
-	}
-	defer stop()
+	defer srv.Stop()
+	endpoint = srv.Endpoint
 	return m.Run()
-}
-
-// versitygwBinary returns the path of versitygw in GOPATH/bin, installing it first if it
-// is not there.
-func versitygwBinary() (string, error) {
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOPATH: %w", err)
-	}
-	gopath := strings.TrimSpace(strings.Split(string(out), string(os.PathListSeparator))[0])
-	bin := filepath.Join(gopath, "bin", "versitygw")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	fmt.Fprintf(os.Stderr, "building versitygw: go install %s (this takes a few minutes)\n", versitygwModule)
-	start := time.Now()
-	cmd := exec.Command("go", "install", versitygwModule)
-	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Join(gopath, "bin"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s: %w\n%s", versitygwModule, err, out)
-	}
-	fmt.Fprintf(os.Stderr, "built versitygw in %s\n", time.Since(start).Round(time.Second))
-	return bin, nil
-}
-
-// startVersitygw starts versitygw on a free port of 127.0.0.1 with a posix backend in a
-// temporary directory, waits until it answers and returns a function stopping it.
-func startVersitygw(bin string) (stop func(), err error) {
-	dir, err := os.MkdirTemp("", "akosha-s3-test-")
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--access", accessKey, "--secret", secretKey,
-		"--port", addr, "--region", "us-east-1", "--quiet", "posix", dir)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop = func() {
-		cmd.Process.Kill()
-		<-exited
-		os.RemoveAll(dir)
-	}
-
-	endpoint = "http://" + addr
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := client.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return stop, nil
-		}
-		select {
-		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("versitygw exited: %v\n%s", err, logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("versitygw did not answer on %s: %v\n%s", addr, err, logs.String())
-		}
-	}
 }
 
 var bucketSeq atomic.Int64

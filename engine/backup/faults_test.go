@@ -1,0 +1,254 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/file"
+	"github.com/akosha/akosha/engine/objstore/s3"
+	"github.com/akosha/akosha/internal/s3test"
+)
+
+// s3Store returns a store on a new bucket of the test server, reached through a
+// fault-injecting proxy, and the server's bucket directory (to look behind the store).
+func s3Store(t *testing.T) (*s3.Store, *s3test.Proxy, string) {
+	t.Helper()
+	srv := s3test.Shared(t)
+	bucket, err := srv.NewBucket(context.Background(), "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := s3test.NewProxy(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	st, err := s3.New(context.Background(), s3.Config{
+		Bucket: bucket, Prefix: "prod", Endpoint: proxy.URL, PathStyle: true, Region: s3test.Region, MaxAttempts: 3,
+		PartSize:    5 << 20,
+		Credentials: credentials.NewStaticCredentialsProvider(s3test.AccessKey, s3test.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, proxy, filepath.Join(srv.Dir, bucket)
+}
+
+// manifests counts the manifest.json objects in dir, read straight from the server's disk.
+func manifests(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Name() == ManifestName {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestBackupOnS3Faults backs up to a real S3 server (versitygw) through a proxy that
+// fails requests: transient 500s and dropped connections are retried and the backup
+// completes and verifies; an S3 that keeps answering 500, or is too slow, fails the backup
+// clearly with no manifest written.
+func TestBackupOnS3Faults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw")
+	}
+	ctx := context.Background()
+	e, dir := openEngine(t)
+	ingest(t, e, 300)
+	st, proxy, bucketDir := s3Store(t)
+
+	m, err := Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(ctx, st, m.ID, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(bucketDir, "prod", m.Prefix, ManifestName)); err != nil {
+		t.Fatalf("manifest not under the prefix: %v", err)
+	}
+
+	// Transient faults are retried.
+	proxy.Fail(2)
+	m2, err := Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if err != nil {
+		t.Fatalf("backup with two 500s: %v", err)
+	}
+	proxy.Drop(1)
+	if _, err := Verify(ctx, st, m2.ID, t.TempDir()); err != nil {
+		t.Fatalf("verify with a dropped connection: %v", err)
+	}
+
+	// A broken S3: retried, then a clear failure and no manifest.
+	proxy.Fail(-1)
+	before := proxy.Requests.Load()
+	_, err = Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("backup against an S3 answering 500: %v", err)
+	}
+	if n := proxy.Requests.Load() - before; n < 3 {
+		t.Fatalf("%d requests: not retried", n)
+	}
+	proxy.Heal()
+	if n := manifests(t, bucketDir); n != 2 {
+		t.Fatalf("%d manifests after the failed backup, want 2", n)
+	}
+
+	// A slow S3 and a deadline: a clear failure, no manifest.
+	proxy.Delay(time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	_, err = Run(dctx, e, Options{Store: st, ScratchDir: dir})
+	cancel()
+	proxy.Heal()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("backup against a slow S3 past its deadline: %v", err)
+	}
+	if list, err := List(ctx, st); err != nil || len(list) != 2 {
+		t.Fatalf("after the failures %d backups are listed (%v), want 2", len(list), err)
+	}
+
+	// A bit flipped on the server's disk fails verification, naming the object.
+	f := m.Files[0]
+	p := filepath.Join(bucketDir, "prod", filepath.FromSlash(f.Key))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x04
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(ctx, st, m.ID, t.TempDir()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), f.Key) {
+		t.Fatalf("verify of a flipped object: %v", err)
+	}
+}
+
+// fullStore is a file store whose disk fills after limit bytes: Put fails with ENOSPC
+// like the real file store would. A fake, because filling a real disk is not something
+// a test may do to the machine.
+type fullStore struct {
+	objstore.Store
+	limit int64
+}
+
+func (s *fullStore) Put(ctx context.Context, key string, r io.Reader, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	return s.Store.Put(ctx, key, &enospcReader{r: r, left: s.limit}, opts)
+}
+
+type enospcReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *enospcReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, &os.PathError{Op: "write", Path: "store", Err: syscall.ENOSPC}
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	return n, err
+}
+
+// A store that fills during the upload: the backup fails clearly, nothing is listed.
+func TestBackupStoreFull(t *testing.T) {
+	ctx := context.Background()
+	e, dir := openEngine(t)
+	ingest(t, e, 300)
+	fs, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fullStore{Store: fs, limit: 4096}
+	_, err = Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("backup into a full store: %v, want ENOSPC", err)
+	}
+	if list, err := List(ctx, fs); err != nil || len(list) != 0 {
+		t.Fatalf("listed after a failed backup: %+v %v", list, err)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dir, "backup-*")); len(matches) != 0 {
+		t.Fatalf("snapshot left behind: %v", matches)
+	}
+}
+
+// childEnv makes the test binary run as the scratch-full child of TestVerifyScratchFull.
+const childEnv = "AKOSHA_BACKUP_TEST_CHILD"
+
+// TestVerifyScratchFull verifies a backup in a process whose files may not grow past
+// 64 KiB (RLIMIT_FSIZE: the kernel fails the write with EFBIG, as a full scratch disk
+// fails it with ENOSPC). Verify fails naming the scratch, leaves no scratch files and does
+// not mark the backup verified.
+func TestVerifyScratchFull(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		verifyChild(t)
+		return
+	}
+	ctx := context.Background()
+	e, dir := openEngine(t)
+	ingest(t, e, 300)
+	root := filepath.Join(t.TempDir(), "store")
+	st, err := file.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scratch := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestVerifyScratchFull$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{root, m.ID, scratch}, "|"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "decompress into scratch") || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("child output does not show a scratch failure:\n%s", out)
+	}
+	if entries, _ := os.ReadDir(scratch); len(entries) != 0 {
+		t.Fatalf("scratch not cleaned: %v", entries)
+	}
+	if _, err := st.Stat(ctx, path.Join(m.Prefix, VerifiedName)); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("backup marked verified after a failed verify: %v", err)
+	}
+	// With room, it verifies.
+	if _, err := Verify(ctx, st, m.ID, scratch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func verifyChild(t *testing.T) {
+	args := strings.Split(os.Getenv(childEnv), "|")
+	st, err := file.New(args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := syscall.Rlimit{Cur: 64 << 10, Max: 64 << 10}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(context.Background(), st, args[1], args[2])
+	if err == nil || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("verify with a full scratch: %v, want a scratch error (not corruption)", err)
+	}
+	fmt.Println("verify failed:", err)
+}
