@@ -11,13 +11,16 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/devserver"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/internal/tclient"
+	"github.com/akosha/akosha/schedules"
 )
 
 // signalContext ends on SIGINT or SIGTERM.
@@ -128,6 +131,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
 	if err != nil {
 		return err
 	}
+	applyDevSchedules(ctx, out, log, tc, cfg)
 	fmt.Fprintf(out, `akosha dev is running (stop with Ctrl-C)
   data dir        %s
   hot / warm      %s / %s
@@ -137,6 +141,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
   Temporal        %s  namespace %s
   Temporal UI     %s
   try:            akosha ingest --synthetic 10000 --days 30
+                  akosha schedule list
                   akosha checkpoint --wait
 `, cfg.DataDir, cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath, clicfg.LocalURL(w.APIAddr()),
 		orNone(clicfg.LocalURL(w.MetricsAddr()), "%s/metrics"), srv.FrontendAddress(), srv.Namespace(), orNone(srv.UIAddress(), "%s"))
@@ -146,6 +151,20 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
 	}
 	fmt.Fprintln(out, "akosha dev: stopping")
 	return errors.Join(err, w.Stop(context.Background()))
+}
+
+// devScheduleTimeout bounds applying the default schedules when `akosha dev` starts.
+const devScheduleTimeout = 30 * time.Second
+
+// applyDevSchedules applies the default schedules (the daily backup...), printing one line
+// per schedule. A failure is a warning: dev runs on without them.
+func applyDevSchedules(ctx context.Context, out io.Writer, log *slog.Logger, tc client.Client, cfg *config.Config) {
+	ctx, cancel := context.WithTimeout(ctx, devScheduleTimeout)
+	defer cancel()
+	if _, err := schedules.Apply(ctx, tc, cfg, out); err != nil {
+		log.Warn("default schedules not applied", "subsystem", "schedules", "err", err)
+		fmt.Fprintln(out, "warning: schedules not applied (see above); akosha dev runs on without them, retry with: akosha schedule apply")
+	}
 }
 
 func orNone(v, format string) string {

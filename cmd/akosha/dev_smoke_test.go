@@ -63,9 +63,9 @@ func waitHTTP(t *testing.T, url string) {
 	t.Fatalf("%s did not answer 200 within 60s", url)
 }
 
-// TestDevSmoke runs the real binary: `akosha dev` starts, serves /health, /ready and the
-// UI, accepts an ingest (through `akosha ingest`) and a checkpoint workflow (through
-// `akosha checkpoint --wait`), and stops cleanly on SIGTERM.
+// TestDevSmoke runs the real binary: `akosha dev` starts, applies the daily backup
+// schedule, serves /health, /ready and the UI, accepts an ingest (through `akosha ingest`)
+// and a checkpoint workflow (through `akosha checkpoint --wait`), and stops cleanly on SIGTERM.
 func TestDevSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -119,7 +119,7 @@ func TestDevSmoke(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("akosha dev printed no banner within 3 minutes")
 	}
-	for _, want := range []string{"HTTP API", "Temporal UI", home} {
+	for _, want := range []string{"HTTP API", "Temporal UI", home, "schedule akosha-backup-daily: created (daily 02:00 UTC"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, out)
 		}
@@ -163,6 +163,16 @@ func TestDevSmoke(t *testing.T) {
 	}
 	if o := run("backups", "verify", list[0].ID); !strings.Contains(o, `"verified_at"`) {
 		t.Fatalf("backups verify output: %s", o)
+	}
+	// The daily backup schedule `akosha dev` applied, seen by `akosha schedule list`.
+	var scheds []struct {
+		ID      string     `json:"id"`
+		Paused  bool       `json:"paused"`
+		NextRun *time.Time `json:"next_run"`
+	}
+	if err := json.Unmarshal([]byte(run("schedule", "list", "--json")), &scheds); err != nil || len(scheds) != 1 ||
+		scheds[0].ID != "akosha-backup-daily" || scheds[0].Paused || scheds[0].NextRun == nil || scheds[0].NextRun.UTC().Hour() != 2 {
+		t.Fatalf("schedule list: %+v %v", scheds, err)
 	}
 	resp, err := http.Get("http://" + api + "/v1/stats")
 	if err != nil {

@@ -23,6 +23,7 @@ func main() {
 			starter.CheckpointCommand(),
 			starter.BackupCommand(),
 			starter.BackupsCommand(),
+			starter.ScheduleCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),
 		},

@@ -1,0 +1,114 @@
+// Package schedules keeps Akosha's runbooks on a timetable with Temporal Schedules: the
+// table of default schedules (Defaults), an idempotent Apply that creates or repairs them,
+// and the operations behind `akosha schedule` (List, Pause, Unpause, Trigger, Delete).
+package schedules
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enums "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/workflows"
+)
+
+// ErrNotFound is returned, wrapped with the schedule id, by operations on a schedule that
+// does not exist.
+var ErrNotFound = errors.New("no such schedule")
+
+// CatchupWindow is how late a missed action may still start. If Temporal (or `akosha dev`
+// on a laptop that was asleep) is down at 02:00, a backup that can start within the hour
+// still runs; one missed by more is skipped until the next day instead of starting at an
+// arbitrary time of day, in office hours. The server's default is one year.
+const CatchupWindow = time.Hour
+
+// BackupHourUTC is the hour of the daily backups.
+const BackupHourUTC = 2
+
+// Definition is a schedule Akosha keeps on Temporal: Apply makes the schedule with this id
+// have exactly this spec, action and policies.
+type Definition struct {
+	// ID is the schedule id, stable across releases: Apply finds the schedule by it.
+	ID string
+	// Description says what the schedule does, for people: it is the calendar's comment,
+	// and the schedule's memo and initial note. (The memo is set on creation only: the
+	// SDK's schedule update cannot change it.)
+	Description string
+	Spec        client.ScheduleSpec
+	// Action starts a workflow given by type name (a string), with Args of concrete types
+	// so that Apply can decode the server's copy to compare them.
+	Action        client.ScheduleWorkflowAction
+	Overlap       enums.ScheduleOverlapPolicy
+	CatchupWindow time.Duration
+}
+
+// Defaults are the schedules Akosha keeps for the cluster cfg describes. New runbooks
+// (tier aging, maintenance...) add theirs here.
+func Defaults(cfg *config.Config) []Definition {
+	var defs []Definition
+	for shard := range max(cfg.Shard.Count, 1) {
+		defs = append(defs, DailyBackup(shard))
+	}
+	return defs
+}
+
+// BackupDailyID is the id of the daily backup schedule of shard: akosha-backup-daily for
+// shard 0 (the only one by default), akosha-backup-daily-N for the others, so that adding
+// shards leaves shard 0's schedule in place.
+func BackupDailyID(shard int) string {
+	if shard == 0 {
+		return "akosha-backup-daily"
+	}
+	return fmt.Sprintf("akosha-backup-daily-%d", shard)
+}
+
+// DailyBackup starts BackupWorkflow for shard every day at 02:00 UTC. A backup still
+// running at the next start time is not doubled (overlap SKIP), and a failed one does not
+// pause the schedule: the next day's backup is the retry.
+func DailyBackup(shard int) Definition {
+	desc := fmt.Sprintf("Akosha daily backup of shard %d (%s)", shard, workflows.BackupWorkflowName)
+	return Definition{
+		ID:          BackupDailyID(shard),
+		Description: desc,
+		Spec: client.ScheduleSpec{
+			Calendars: []client.ScheduleCalendarSpec{{
+				Second:  []client.ScheduleRange{{Start: 0}},
+				Minute:  []client.ScheduleRange{{Start: 0}},
+				Hour:    []client.ScheduleRange{{Start: BackupHourUTC}},
+				Comment: desc,
+			}},
+			TimeZoneName: "UTC",
+		},
+		Action: client.ScheduleWorkflowAction{
+			// Temporal appends the scheduled time: akosha-backup-0-scheduled-2026-01-02T02:00:00Z.
+			ID:        fmt.Sprintf("akosha-backup-%d-scheduled", shard),
+			Workflow:  workflows.BackupWorkflowName,
+			Args:      []any{workflows.BackupInput{Shard: shard}},
+			TaskQueue: workflows.OpsTaskQueue,
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: CatchupWindow,
+	}
+}
+
+// options are the options that create d.
+func (d Definition) options() client.ScheduleOptions {
+	action := d.Action
+	return client.ScheduleOptions{
+		ID:            d.ID,
+		Spec:          d.Spec,
+		Action:        &action,
+		Overlap:       d.Overlap,
+		CatchupWindow: d.CatchupWindow,
+		Note:          d.Description,
+		Memo:          map[string]any{"description": d.Description},
+	}
+}
+
+// Summary is d in a few words: `daily 02:00 UTC: BackupWorkflow {"shard":0} on akosha-ops`.
+func (d Definition) Summary() string {
+	return fmt.Sprintf("%s: %s %s on %s", SpecText(&d.Spec), d.Action.Workflow, argsText(d.Action.Args), d.Action.TaskQueue)
+}

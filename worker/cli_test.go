@@ -1,0 +1,43 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/akosha/akosha/config"
+)
+
+// TestApplyDevSchedules checks what `akosha dev` does with the default schedules on
+// start: one line per schedule, and only a warning when they cannot be applied (here,
+// in a namespace that does not exist).
+func TestApplyDevSchedules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	var out bytes.Buffer
+	applyDevSchedules(ctx, &out, log, ts.GetDefaultClient(), config.Default())
+	if got := out.String(); !strings.HasPrefix(got, "schedule akosha-backup-daily: created (daily 02:00 UTC") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("dev output: %q, want one line: the schedule created", got)
+	}
+
+	out.Reset()
+	bad := ts.NewClientWithOptions(client.Options{Namespace: "no-such-namespace"})
+	defer bad.Close()
+	applyDevSchedules(ctx, &out, log, bad, config.Default())
+	if got := out.String(); !strings.Contains(got, "schedule akosha-backup-daily: not applied") || !strings.Contains(got, "warning: schedules not applied") {
+		t.Fatalf("dev output on failure: %q", got)
+	}
+}
