@@ -156,11 +156,19 @@ func TestBackupWorkflowEndToEnd(t *testing.T) {
 func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// A snapshot left by a crashed backup is cleared when the worker starts.
+	stale := filepath.Join(cfg.Storage.Warm.Path, "snapshots", "backup-20261124T020000Z-deadbeef")
+	if err := os.MkdirAll(stale, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop(context.Background())
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale snapshot %s still there: %v", stale, err)
+	}
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(8, 500, 2, time.Now())); err != nil {
 		t.Fatal(err)
 	}

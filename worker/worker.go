@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -154,6 +155,12 @@ func (w *Worker) startPollers(shard int) error {
 	if err != nil {
 		return err
 	}
+	// Backup snapshots and verify downloads live in the scratch dir only while an activity
+	// runs; none runs yet, so anything there was left by a crash.
+	scratch := filepath.Join(w.cfg.Storage.Warm.Path, "snapshots")
+	if err := clearDir(scratch); err != nil {
+		return fmt.Errorf("clear backup scratch dir: %w", err)
+	}
 	acts := &activities.Activities{
 		Engine:        w.engine,
 		Shard:         shard,
@@ -245,4 +252,21 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	w.log.Info("stopping", "grace_period", w.opts.GracePeriod)
 	return errors.Join(err, w.Stop(context.Background()))
+}
+
+// clearDir removes everything inside dir, logging nothing if it does not exist.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
