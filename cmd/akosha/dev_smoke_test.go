@@ -158,11 +158,14 @@ func TestDevSmoke(t *testing.T) {
 		LSN      uint64 `json:"lsn"`
 		Verified bool   `json:"verified"`
 	}
-	if err := json.Unmarshal([]byte(run("backups", "list", "--json")), &list); err != nil || len(list) != 1 || list[0].LSN != res.LSN {
-		t.Fatalf("backups list: %+v %v", list, err)
+	if err := json.Unmarshal([]byte(run("backups", "list", "--json")), &list); err != nil || len(list) != 1 || list[0].LSN != res.LSN || !list[0].Verified {
+		t.Fatalf("backups list (the workflow verifies the backup): %+v %v", list, err)
 	}
 	if o := run("backups", "verify", list[0].ID); !strings.Contains(o, `"verified_at"`) {
 		t.Fatalf("backups verify output: %s", o)
+	}
+	if o := run("backups", "prune"); !strings.Contains(o, "newest verified backup") || !strings.Contains(o, "dry run: would delete 0 backups") {
+		t.Fatalf("backups prune output: %s", o)
 	}
 	// The daily backup schedule `akosha dev` applied, seen by `akosha schedule list`.
 	var scheds []struct {
