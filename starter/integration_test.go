@@ -228,4 +228,9 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	if memo[workflows.MemoBackupID] != res.ID || memo[workflows.MemoOutcome] != "succeeded" || memo[workflows.MemoShard] != "0" {
 		t.Fatalf("memo %v", memo)
 	}
+	// AKOSHA_WRITE_BACKUP_HISTORY=$PWD/../workflows/testdata/backup_history.json saves the
+	// history for the replay test.
+	if path := os.Getenv("AKOSHA_WRITE_BACKUP_HISTORY"); path != "" && strings.HasSuffix(t.Name(), "/file") {
+		writeHistory(t, c, id, path)
+	}
 }
