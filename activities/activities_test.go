@@ -125,6 +125,19 @@ func TestBackupActivities(t *testing.T) {
 		t.Fatalf("verify of an unknown backup: %v", err)
 	}
 
+	// A failed backup releases the shard's backup lock.
+	acts.ScratchDir = filepath.Join(dir, "hot", engine.HotFile, "not-a-dir")
+	if _, err := env.ExecuteActivity(acts.Backup, BackupParams{}); err == nil {
+		t.Fatal("backup into an impossible scratch dir succeeded")
+	}
+	acts.ScratchDir = dir
+	if _, err := env.ExecuteActivity(acts.Backup, BackupParams{}); err != nil {
+		t.Fatalf("backup after a failed one: %v", err)
+	}
+	if _, err := env.ExecuteActivity(acts.VerifyBackup, VerifyParams{ID: "20261125T020000Z-00000000"}); !errors.As(err, &appErr) || appErr.Type() != ErrTypeNotFound || !appErr.NonRetryable() {
+		t.Fatalf("verify of an unknown backup: %v, want non-retryable %s", err, ErrTypeNotFound)
+	}
+
 	// While a backup runs on the shard, a second one is refused, not run beside it.
 	acts.backups.mu.Lock()
 	acts.backups.running.Store("akosha-backup-0-first")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore"
 )
 
 // BackupParams are the inputs of the Backup activity.
@@ -49,12 +50,20 @@ type StepProgress struct {
 // heartbeats). Sent at most every progressSignalEvery.
 const ProgressSignal = "akosha-progress"
 
-const progressSignalEvery = 5 * time.Second
+// Every signal adds a few events to the workflow's history; at this rate a 12-hour
+// backup adds under 6,000, well inside Temporal's 51,200-event limit.
+const progressSignalEvery = 30 * time.Second
+
+// keepAliveEvery is how often a long activity heartbeats even when its progress does not
+// move (a snapshot copy, a table scan, a slow request), well inside the workflow's
+// one-minute heartbeat timeout.
+const keepAliveEvery = 10 * time.Second
 
 // Error types of the backup activities.
 const (
 	ErrTypeBackupRunning = "BackupRunning"
 	ErrTypeCorrupt       = "BackupCorrupt"
+	ErrTypeNotFound      = "NotFound"
 )
 
 // backupLock makes sure one shard runs one backup at a time.
@@ -70,9 +79,12 @@ type backupLock struct {
 func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, error) {
 	info := activity.GetInfo(ctx)
 	if !a.backups.mu.TryLock() {
-		return BackupResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("shard %d: a backup is already running (workflow %s); not starting a second one", a.Shard, a.runningBackup()),
-			ErrTypeBackupRunning, nil)
+		msg := fmt.Sprintf("shard %d: a backup is already running (workflow %s); not starting a second one", a.Shard, a.runningBackup())
+		if a.runningBackup() == info.WorkflowExecution.ID {
+			// An earlier attempt of this very activity, still finishing: retry after it.
+			return BackupResult{}, temporal.NewApplicationError(msg, ErrTypeBackupRunning)
+		}
+		return BackupResult{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBackupRunning, nil)
 	}
 	a.backups.running.Store(info.WorkflowExecution.ID)
 	defer a.backups.mu.Unlock()
@@ -83,6 +95,7 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, 
 		compression = a.Compression
 	}
 	rep := a.reporter(ctx, "upload")
+	defer rep.keepAlive()()
 	m, err := backup.Run(ctx, a.Engine, backup.Options{
 		Store:       a.BackupStore,
 		ScratchDir:  a.ScratchDir,
@@ -143,11 +156,14 @@ func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (VerifyRe
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
 	}
 	rep := a.reporter(ctx, "verify")
+	defer rep.keepAlive()()
 	v, err := backup.VerifyProgress(ctx, a.BackupStore, p.ID, a.ScratchDir, rep.report)
-	if errors.Is(err, backup.ErrCorrupt) {
+	switch {
+	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
-	}
-	if err != nil {
+	case errors.Is(err, objstore.ErrNotFound):
+		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	case err != nil:
 		return VerifyResult{}, err
 	}
 	r := VerifyResult{ID: v.ID, DurationMS: time.Since(start).Milliseconds()}
@@ -183,10 +199,7 @@ func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (PruneResu
 	start := time.Now()
 	res, err := backup.Prune(ctx, a.BackupStore, backup.RetentionPolicy{RetentionDays: a.RetentionDays, MinKeep: a.MinKeep}, !p.DryRun)
 	if err != nil {
-		if res == nil { // the policy itself is bad
-			return PruneResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-		}
-		return PruneResult{}, err
+		return PruneResult{}, classify(err) // a bad policy is not retried; a store error is
 	}
 	out := PruneResult{Applied: res.Applied, DurationMS: time.Since(start).Milliseconds()}
 	for _, d := range res.Decisions {
@@ -202,19 +215,22 @@ func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (PruneResu
 
 // reporter passes an activity's progress to Temporal: a heartbeat at most every second
 // (the SDK throttles what reaches the server) and a ProgressSignal to the workflow at most
-// every progressSignalEvery, sent in the background so the caller never waits on it.
+// every progressSignalEvery, sent in the background so the caller never waits on it —
+// except the final one, which is always sent.
 type reporter struct {
 	ctx     context.Context
 	a       *Activities
 	step    string
 	mu      sync.Mutex
+	last    StepProgress
 	lastHB  time.Time
 	lastSig time.Time
-	sending atomic.Bool
+	sending sync.WaitGroup
+	busy    atomic.Bool
 }
 
 func (a *Activities) reporter(ctx context.Context, step string) *reporter {
-	return &reporter{ctx: ctx, a: a, step: step}
+	return &reporter{ctx: ctx, a: a, step: step, last: StepProgress{Step: step}}
 }
 
 func (r *reporter) report(done, total int64) {
@@ -222,22 +238,63 @@ func (r *reporter) report(done, total int64) {
 	defer r.mu.Unlock()
 	now := time.Now()
 	p := StepProgress{Step: r.step, Done: done, Total: total}
+	r.last = p
 	final := done == total
 	if final || now.Sub(r.lastHB) >= time.Second {
 		r.lastHB = now
 		activity.RecordHeartbeat(r.ctx, p)
 	}
-	if r.a.Temporal == nil || !(final || now.Sub(r.lastSig) >= progressSignalEvery) || !r.sending.CompareAndSwap(false, true) {
+	if r.a.Temporal == nil {
 		return
 	}
-	r.lastSig = now
+	switch {
+	case final:
+		r.sending.Wait() // after any signal in flight, so the last one received is this
+		r.signal(p)
+	case now.Sub(r.lastSig) >= progressSignalEvery && r.busy.CompareAndSwap(false, true):
+		r.lastSig = now
+		r.sending.Add(1)
+		go func() {
+			defer r.sending.Done()
+			defer r.busy.Store(false)
+			r.signal(p)
+		}()
+	}
+}
+
+func (r *reporter) signal(p StepProgress) {
 	we := activity.GetInfo(r.ctx).WorkflowExecution
-	go func() {
-		defer r.sending.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.a.Temporal.SignalWorkflow(ctx, we.ID, we.RunID, ProgressSignal, p); err != nil && r.a.Logger != nil {
-			r.a.Logger.Debug("progress signal not delivered", "workflow", we.ID, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.a.Temporal.SignalWorkflow(ctx, we.ID, we.RunID, ProgressSignal, p); err != nil && r.a.Logger != nil {
+		r.a.Logger.Debug("progress signal not delivered", "workflow", we.ID, "err", err)
+	}
+}
+
+// keepAlive heartbeats the last progress every keepAliveEvery until the returned
+// function is called, so steps without progress callbacks do not time the activity out.
+func (r *reporter) keepAlive() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-r.ctx.Done():
+				return
+			case <-t.C:
+				r.mu.Lock()
+				activity.RecordHeartbeat(r.ctx, r.last)
+				r.mu.Unlock()
+			}
 		}
-	}()
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		r.sending.Wait()
+	}
 }

@@ -17,8 +17,9 @@ func BackupCommand() *cli.Command {
 			"(or gzip) and SHA-256 into the backup store (backup.bucket on S3, else backup.path) at\n" +
 			"<prefix>/warm/YYYY/MM/DD/<backup-id>/, and writes manifest.json last. Then it downloads and\n" +
 			"verifies the new backup and applies the retention policy (see akosha backups prune).\n" +
-			"A second backup of a shard while one runs is refused. With --wait, shows progress and\n" +
-			"prints the summary; exits non-zero if the backup fails. From the Temporal CLI:\n" +
+			"A second backup of a shard while one is snapshotting or uploading is refused. With --wait,\n" +
+			"shows progress and prints the summary; exits non-zero if the backup fails. From the\n" +
+			"Temporal CLI:\n" +
 			"  temporal workflow start --task-queue akosha-ops --type BackupWorkflow --input '{\"shard\":0}'",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to back up"},

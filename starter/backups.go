@@ -40,14 +40,24 @@ func BackupsCommand() *cli.Command {
 					}
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 					fmt.Fprintln(tw, "ID\tCREATED\tSHARD\tLSN\tSTORED\tVERIFIED\tLEGACY")
+					var unreadable []string
 					for _, b := range list {
 						lsn := fmt.Sprint(b.LSN)
-						if b.Legacy {
+						if b.Legacy || b.Error != "" {
 							lsn = "-"
+						}
+						if b.Error != "" {
+							unreadable = append(unreadable, b.Error)
 						}
 						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\t%v\n", b.ID, b.Created.Format("2006-01-02 15:04:05Z"), b.Shard, lsn, humanBytes(b.StoredBytes), b.Verified, b.Legacy)
 					}
-					return tw.Flush()
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					for _, e := range unreadable {
+						fmt.Fprintln(c.App.ErrWriter, "warning:", e)
+					}
+					return nil
 				},
 			},
 			{
@@ -56,7 +66,7 @@ func BackupsCommand() *cli.Command {
 				Description: "Marks the backup verified (verified.json beside its manifest) when every check passes;\n" +
 					"exits non-zero naming the file and what differs otherwise. Legacy backups\n" +
 					"(warm_YYYYMMDD_HHMMSS) are checked against their .sha256 sidecar, then decompressed,\n" +
-					"opened and scanned.",
+					"opened and scanned, and marked with warm_YYYYMMDD_HHMMSS.verified.json.",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "scratch", Usage: "directory for the decompressed files (default: a temporary directory)"}},
 				Action: func(c *cli.Context) error {
@@ -87,8 +97,11 @@ func BackupsCommand() *cli.Command {
 				Usage: "apply the retention policy: show (default) or delete (--apply) backups past retention",
 				Description: "Keeps every backup younger than backup.retention_days (AKOSHA_BACKUP_RETENTION_DAYS),\n" +
 					"and, however old, each shard's newest backup.min_keep (AKOSHA_BACKUP_MIN_KEEP) verified\n" +
-					"ones; the newest verified backup is never deleted. Backups without a manifest are\n" +
-					"deleted once a day old. Without --apply nothing is deleted: the plan is printed.",
+					"ones; the newest verified backup is never deleted. While a shard has fewer verified\n" +
+					"backups than min_keep, its newest unverified ones fill the gap. Legacy backups count as\n" +
+					"a group of their own. Backups without a manifest (legacy: a .db.gz without its .sha256)\n" +
+					"are deleted once a day old; a backup whose manifest cannot be read is kept and shown.\n" +
+					"Without --apply nothing is deleted: the plan is printed.",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "apply", Usage: "delete what the plan says (default: dry run)"},
 					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
@@ -104,6 +117,9 @@ func BackupsCommand() *cli.Command {
 					}
 					res, err := backup.Prune(c.Context, store, backup.RetentionPolicy{RetentionDays: cfg.Backup.RetentionDays, MinKeep: cfg.Backup.MinKeep}, c.Bool("apply"))
 					if err != nil {
+						if res != nil && res.Deleted > 0 {
+							fmt.Fprintf(c.App.ErrWriter, "deleted %d backups (%s) before the error\n", res.Deleted, humanBytes(res.DeletedBytes))
+						}
 						return err
 					}
 					if c.Bool("json") {

@@ -29,8 +29,10 @@ import (
 	"github.com/akosha/akosha/engine/objstore"
 )
 
-// FormatVersion is the manifest format this package writes.
-const FormatVersion = 1
+// FormatVersion is the manifest format this package writes and reads. Version 2 has the
+// content checksums of TableChecksums (every table; arrays by weighted inner product).
+// Manifests of another version are reported unreadable (ErrUnreadable), never corrupt.
+const FormatVersion = 2
 
 // ManifestName is the object written last in a backup's directory.
 const ManifestName = "manifest.json"
@@ -50,13 +52,16 @@ type Manifest struct {
 	Shard         int       `json:"shard"`
 	LSN           uint64    `json:"lsn"` // the databases hold every WAL record up to LSN
 	EngineVersion string    `json:"engine_version"`
-	SchemaVersion int       `json:"schema_version"`
-	Compression   string    `json:"compression"`
-	Prefix        string    `json:"prefix"` // the backup's directory in the store
-	Files         []File    `json:"files"`
-	Tables        []Table   `json:"tables"`
-	FenceMS       int64     `json:"fence_ms"`
-	DurationMS    int64     `json:"duration_ms"`
+	// DuckDBVersion made the files and the content checksums; DuckDB's hash() may
+	// change between versions, which a checksum mismatch then mentions.
+	DuckDBVersion string  `json:"duckdb_version"`
+	SchemaVersion int     `json:"schema_version"`
+	Compression   string  `json:"compression"`
+	Prefix        string  `json:"prefix"` // the backup's directory in the store
+	Files         []File  `json:"files"`
+	Tables        []Table `json:"tables"`
+	FenceMS       int64   `json:"fence_ms"`
+	DurationMS    int64   `json:"duration_ms"`
 }
 
 // File is one backed-up database file.
@@ -153,6 +158,7 @@ func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, erro
 		Shard:         opts.Shard,
 		LSN:           snap.LSN,
 		EngineVersion: engine.Version,
+		DuckDBVersion: duckDBVersion(ctx),
 		SchemaVersion: engine.SchemaVersion,
 		Compression:   opts.Compression,
 		Prefix:        dir,
@@ -353,3 +359,17 @@ func checksumExpr(column, typ string) string {
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// duckDBVersion is the version of the linked DuckDB library ("" if it cannot say).
+func duckDBVersion(ctx context.Context) string {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return ""
+	}
+	defer db.Close()
+	var v string
+	if db.QueryRowContext(ctx, `SELECT library_version FROM pragma_version()`).Scan(&v) != nil {
+		return ""
+	}
+	return v
+}

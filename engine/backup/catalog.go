@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -19,15 +20,19 @@ type Listed struct {
 	Verified    bool  `json:"verified"`
 	Legacy      bool  `json:"legacy"`
 	StoredBytes int64 `json:"stored_bytes"`
+	// Error says why the manifest (or legacy sidecar) could not be read: such a backup is
+	// listed so it is seen, but is not usable until someone looks at it.
+	Error string `json:"error,omitempty"`
 }
 
 // entry is everything the store holds for one backup id, complete or not.
 type entry struct {
-	id      string
-	legacy  bool
-	created time.Time // from the id
-	keys    []string
-	bytes   int64
+	id       string
+	legacy   bool
+	created  time.Time // from the id
+	modified time.Time // newest object
+	keys     []string
+	bytes    int64
 	// complete: a native backup with its manifest, a legacy one with its sidecar.
 	complete, verified bool
 }
@@ -77,6 +82,9 @@ func scan(ctx context.Context, store objstore.Store) ([]*entry, error) {
 		}
 		e.keys = append(e.keys, o.Key)
 		e.bytes += o.Size
+		if o.ModTime.After(e.modified) {
+			e.modified = o.ModTime
+		}
 		return nil
 	})
 	if err != nil {
@@ -98,6 +106,8 @@ func scan(ctx context.Context, store objstore.Store) ([]*entry, error) {
 
 // List returns every complete backup in the store, newest first: native backups with a
 // manifest and legacy ones with their checksum sidecar. Incomplete ones are not listed.
+// A backup whose manifest cannot be read is listed with Error set rather than failing
+// the whole listing.
 func List(ctx context.Context, store objstore.Store) ([]Listed, error) {
 	entries, err := scan(ctx, store)
 	if err != nil {
@@ -109,7 +119,12 @@ func List(ctx context.Context, store objstore.Store) ([]Listed, error) {
 			continue
 		}
 		l, err := e.listed(ctx, store)
-		if err != nil {
+		switch {
+		case errors.Is(err, objstore.ErrNotFound):
+			continue // deleted since the listing, or a legacy sidecar without its .db.gz
+		case errors.Is(err, ErrUnreadable):
+			l = Listed{Manifest: Manifest{ID: e.id, Created: e.created}, Legacy: e.legacy, Verified: e.verified, StoredBytes: e.bytes, Error: err.Error()}
+		case err != nil:
 			return nil, err
 		}
 		out = append(out, l)

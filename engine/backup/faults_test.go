@@ -87,8 +87,8 @@ func TestBackupOnS3Faults(t *testing.T) {
 	// Transient faults are retried.
 	proxy.Fail(2)
 	m2, err := Run(ctx, e, Options{Store: st, ScratchDir: dir})
-	if err != nil {
-		t.Fatalf("backup with two 500s: %v", err)
+	if err != nil || proxy.FailuresLeft() != 0 {
+		t.Fatalf("backup with two 500s: %v (%d faults not used)", err, proxy.FailuresLeft())
 	}
 	proxy.Drop(1)
 	if _, err := Verify(ctx, st, m2.ID, t.TempDir()); err != nil {

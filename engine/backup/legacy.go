@@ -66,11 +66,11 @@ func legacyManifest(ctx context.Context, store objstore.Store, id string) (*Mani
 	// sha256sum writes "<hex>  <file>"; the script kept only the hex.
 	fields := strings.Fields(string(b))
 	if len(fields) == 0 || len(fields[0]) != 64 {
-		return nil, fmt.Errorf("legacy backup %s: %w: sidecar %s does not hold a SHA-256", id, ErrCorrupt, id+legacySidecarSuffix)
+		return nil, fmt.Errorf("legacy backup %s: %w: sidecar %s does not hold a SHA-256", id, ErrUnreadable, id+legacySidecarSuffix)
 	}
 	sum := strings.ToLower(fields[0])
 	if _, err := hex.DecodeString(sum); err != nil {
-		return nil, fmt.Errorf("legacy backup %s: %w: sidecar %s does not hold a SHA-256", id, ErrCorrupt, id+legacySidecarSuffix)
+		return nil, fmt.Errorf("legacy backup %s: %w: sidecar %s does not hold a SHA-256", id, ErrUnreadable, id+legacySidecarSuffix)
 	}
 	return &Manifest{
 		ID:          id,

@@ -2,10 +2,12 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
 )
 
@@ -30,6 +32,17 @@ type RetentionPolicy struct {
 	Now time.Time
 }
 
+// Validate reports a policy Prune refuses, wrapping engine.ErrInvalid.
+func (p RetentionPolicy) Validate() error {
+	if p.RetentionDays < 1 {
+		return fmt.Errorf("%w: retention: retention_days is %d, want at least 1", engine.ErrInvalid, p.RetentionDays)
+	}
+	if p.MinKeep < 1 {
+		return fmt.Errorf("%w: retention: min_keep is %d, want at least 1", engine.ErrInvalid, p.MinKeep)
+	}
+	return nil
+}
+
 // Decision is what Prune does with one backup.
 type Decision struct {
 	ID       string    `json:"id"`
@@ -39,9 +52,11 @@ type Decision struct {
 	Complete bool      `json:"complete"`
 	Verified bool      `json:"verified"`
 	Bytes    int64     `json:"bytes"`
-	Delete   bool      `json:"delete"`
-	Reason   string    `json:"reason"`
-	Keys     []string  `json:"-"`
+	// Unreadable is why the manifest could not be read; such backups are kept.
+	Unreadable string   `json:"unreadable,omitempty"`
+	Delete     bool     `json:"delete"`
+	Reason     string   `json:"reason"`
+	Keys       []string `json:"-"`
 }
 
 // PruneResult is the outcome of Prune.
@@ -59,11 +74,8 @@ type PruneResult struct {
 // reports what it would do. A backup is deleted manifest (or sidecar) first, so a
 // half-deleted one is incomplete, never listed as usable.
 func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply bool) (*PruneResult, error) {
-	if pol.RetentionDays < 1 {
-		return nil, fmt.Errorf("retention: retention_days is %d, want at least 1", pol.RetentionDays)
-	}
-	if pol.MinKeep < 1 {
-		return nil, fmt.Errorf("retention: min_keep is %d, want at least 1", pol.MinKeep)
+	if err := pol.Validate(); err != nil {
+		return nil, err
 	}
 	if pol.Now.IsZero() {
 		pol.Now = time.Now()
@@ -74,30 +86,45 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 	}
 	res := &PruneResult{Applied: apply}
 	cutoff := pol.Now.Add(-time.Duration(pol.RetentionDays) * 24 * time.Hour)
-	// The shard of every complete backup (legacy ones were shard 0's), and how many
-	// verified backups each shard has.
-	verifiedTotal := map[int]int{}
+	// Backups are counted per group: each shard's, and the legacy ones (warm.db only, no
+	// LSN), which must not stand in for a shard's full backups.
+	group := func(d *Decision) string {
+		if d.Legacy {
+			return "legacy"
+		}
+		return fmt.Sprint("shard ", d.Shard)
+	}
+	verifiedTotal := map[string]int{}
 	for _, e := range entries {
 		d := Decision{ID: e.id, Legacy: e.legacy, Created: e.created, Complete: e.complete, Verified: e.verified, Bytes: e.bytes, Keys: e.keys}
-		if e.complete && !e.legacy {
-			m, err := ReadManifest(ctx, store, e.id)
-			if err != nil {
+		if e.complete {
+			l, err := e.listed(ctx, store)
+			switch {
+			case errors.Is(err, objstore.ErrNotFound):
+				d.Complete = false // deleted since the listing, or a sidecar without its .db.gz
+			case errors.Is(err, ErrUnreadable):
+				d.Unreadable = err.Error()
+			case err != nil:
 				return nil, err
+			default:
+				d.Shard = l.Shard
 			}
-			d.Shard = m.Shard
 		}
-		if e.complete && e.verified {
-			verifiedTotal[d.Shard]++
+		if d.Complete && d.Verified && d.Unreadable == "" {
+			verifiedTotal[group(&d)]++
 		}
 		res.Decisions = append(res.Decisions, d)
 	}
-	verifiedKept := map[int]int{} // per shard
-	keptAny := map[int]int{}      // per shard: complete backups kept so far
+	verifiedKept := map[string]int{}
+	keptAny := map[string]int{} // complete backups kept so far
 	// Decisions are newest first, so the first verified backups met are the newest.
 	for i := range res.Decisions {
 		d := &res.Decisions[i]
+		g := group(d)
 		if !d.Complete {
-			age := pol.Now.Sub(d.Created)
+			// Old by its id and by its newest object: a clock that is off cannot make a
+			// backup still uploading look abandoned.
+			age := pol.Now.Sub(latest(d.Created, entries[i].modified))
 			d.Delete = age >= IncompleteGrace
 			if d.Delete {
 				d.Reason = fmt.Sprintf("incomplete (no %s) for %s", completeMarker(d.Legacy), age.Round(time.Minute))
@@ -107,22 +134,24 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 			continue
 		}
 		switch {
-		case d.Verified && verifiedKept[d.Shard] == 0:
+		case d.Unreadable != "":
+			d.Reason = "manifest unreadable, never deleted automatically: " + d.Unreadable
+		case d.Verified && verifiedKept[g] == 0:
 			d.Reason = "newest verified backup"
-		case d.Verified && verifiedKept[d.Shard] < pol.MinKeep:
+		case d.Verified && verifiedKept[g] < pol.MinKeep:
 			d.Reason = fmt.Sprintf("among the newest %d verified (min_keep)", pol.MinKeep)
 		case !d.Created.Before(cutoff):
 			d.Reason = fmt.Sprintf("younger than %d days", pol.RetentionDays)
-		case !d.Verified && verifiedTotal[d.Shard] < pol.MinKeep && keptAny[d.Shard] < pol.MinKeep:
-			d.Reason = fmt.Sprintf("unverified, kept while the shard has fewer than %d verified backups", pol.MinKeep)
+		case !d.Verified && verifiedTotal[g] < pol.MinKeep && keptAny[g] < pol.MinKeep:
+			d.Reason = fmt.Sprintf("unverified, kept while there are fewer than %d verified backups", pol.MinKeep)
 		default:
 			d.Delete = true
 			d.Reason = fmt.Sprintf("older than %d days", pol.RetentionDays)
 		}
 		if !d.Delete {
-			keptAny[d.Shard]++
-			if d.Verified {
-				verifiedKept[d.Shard]++
+			keptAny[g]++
+			if d.Verified && d.Unreadable == "" {
+				verifiedKept[g]++
 			}
 		}
 	}
@@ -140,6 +169,13 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 		res.DeletedBytes += d.Bytes
 	}
 	return res, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func completeMarker(legacy bool) string {

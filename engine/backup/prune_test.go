@@ -2,6 +2,9 @@ package backup
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,7 +19,8 @@ func TestPrune(t *testing.T) {
 	ctx := context.Background()
 	e, dir := openEngine(t)
 	ingest(t, e, 20)
-	store, err := file.New(filepath.Join(t.TempDir(), "store"))
+	root := filepath.Join(t.TempDir(), "store")
+	store, err := file.New(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +53,23 @@ func TestPrune(t *testing.T) {
 	backupAt("s1-60d", 1, 60, false)
 	backupAt("s1-70d", 1, 70, false)
 	// Incomplete backups: one abandoned two days ago, one still uploading.
-	for name, days := range map[string]float64{"inc-2d": 2, "inc-1h": 1.0 / 24} {
+	// Their age counts from the newer of the id's time and the objects' mtime, so one
+	// whose objects are recent is kept however old its id.
+	for name, days := range map[string]float64{"inc-2d": 2, "inc-1h": 1.0 / 24, "inc-old-id-new-object": 3} {
 		id := NewID(ago(days))
 		dir, _ := DirOf(id)
 		store.Put(ctx, dir+"/hot.db.zst", strings.NewReader("partial"), objstore.PutOptions{})
+		if name != "inc-old-id-new-object" {
+			p := filepath.Join(root, filepath.FromSlash(dir), "hot.db.zst")
+			if err := os.Chtimes(p, ago(days), ago(days)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		ids[name] = id
 	}
-	// Legacy backups (shard 0's): 45 and 10 days old.
-	for name, days := range map[string]float64{"legacy-45d": 45, "legacy-10d": 10} {
+	// Legacy backups, counted apart from the shards' (they hold warm.db only): none
+	// verified, so the newest min_keep stay.
+	for name, days := range map[string]float64{"legacy-10d": 10, "legacy-45d": 45, "legacy-50d": 50, "legacy-60d": 60} {
 		id := "warm_" + ago(days).Format("20060102_150405")
 		putLegacy(t, store, id, legacyDDL, true)
 		ids[name] = id
@@ -64,7 +77,7 @@ func TestPrune(t *testing.T) {
 	store.Put(ctx, "warm/2020/01/01/unrelated.bin", strings.NewReader("keep me"), objstore.PutOptions{})
 
 	pol := RetentionPolicy{RetentionDays: 30, MinKeep: 3, Now: now}
-	wantDeleted := []string{"inc-2d", "legacy-45d", "s0-60d", "s0-70d", "s1-70d"}
+	wantDeleted := []string{"inc-2d", "legacy-60d", "s0-60d", "s0-70d", "s1-70d"}
 
 	dry, err := Prune(ctx, store, pol, false)
 	if err != nil {
@@ -79,8 +92,8 @@ func TestPrune(t *testing.T) {
 	if dry.Applied || dry.Deleted != 0 {
 		t.Fatalf("dry run reports deletions: %+v", dry)
 	}
-	if list, _ := List(ctx, store); len(list) != 12 {
-		t.Fatalf("dry run deleted something: %d backups listed, want 12", len(list))
+	if list, _ := List(ctx, store); len(list) != 14 {
+		t.Fatalf("dry run deleted something: %d backups listed, want 14", len(list))
 	}
 	for _, d := range dry.Decisions {
 		if d.ID == ids["s0-5d"] && d.Reason != "newest verified backup" {
@@ -99,8 +112,8 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 8 {
-		t.Fatalf("%d backups left, want 8", len(list))
+	if len(list) != 10 {
+		t.Fatalf("%d backups left, want 10", len(list))
 	}
 	var gone []string
 	store.List(ctx, "warm/", func(o objstore.ObjectInfo) error {
@@ -122,13 +135,14 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("second prune: %+v %v", again, err)
 	}
 
-	// However short the retention, the newest verified backup of each shard stays.
+	// However short the retention, the newest verified backup of each shard stays (and,
+	// with none verified, the newest backup of shard 1 and the newest legacy one).
 	short := RetentionPolicy{RetentionDays: 1, MinKeep: 1, Now: now.Add(1000 * 24 * time.Hour)}
 	if _, err := Prune(ctx, store, short, true); err != nil {
 		t.Fatal(err)
 	}
 	list, _ = List(ctx, store)
-	if len(list) != 2 || list[0].ID != ids["s0-5d"] || list[1].ID != ids["s1-40d"] {
+	if len(list) != 3 || list[0].ID != ids["s0-5d"] || list[1].ID != ids["legacy-10d"] || list[2].ID != ids["s1-40d"] {
 		t.Fatalf("after a 1-day retention 1000 days on: %+v", list)
 	}
 
@@ -152,4 +166,72 @@ func deletedNames(res *PruneResult, ids map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// failingDeletes fails every Delete after the first.
+type failingDeletes struct {
+	objstore.Store
+	n int
+}
+
+func (f *failingDeletes) Delete(ctx context.Context, key string) error {
+	if f.n++; f.n > 1 {
+		return errors.New("injected delete failure")
+	}
+	return f.Store.Delete(ctx, key)
+}
+
+// An unreadable manifest is listed with its error and never pruned; a prune that fails
+// half way through deleting a backup leaves it incomplete (manifest gone first), never
+// listed as usable.
+func TestPruneUnreadableAndHalfDeleted(t *testing.T) {
+	ctx := context.Background()
+	e, dir := openEngine(t)
+	ingest(t, e, 10)
+	fs, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	old := func(days int) func() time.Time { return func() time.Time { return now.AddDate(0, 0, -days) } }
+	bad, err := Run(ctx, e, Options{Store: fs, ScratchDir: dir, Now: old(90)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Put(ctx, path.Join(bad.Prefix, ManifestName), strings.NewReader(`{"format_version": 1, "id": "`+bad.ID+`"}`), objstore.PutOptions{})
+	victim, err := Run(ctx, e, Options{Store: fs, ScratchDir: dir, Now: old(80)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, days := range []int{3, 2, 1} {
+		m, err := Run(ctx, e, Options{Store: fs, ScratchDir: dir, Now: old(days)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Verify(ctx, fs, m.ID, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := List(ctx, fs)
+	if err != nil || len(list) != 5 || list[4].ID != bad.ID || !strings.Contains(list[4].Error, "format version 1") {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	res, err := Prune(ctx, &failingDeletes{Store: fs}, RetentionPolicy{RetentionDays: 30, MinKeep: 3}, true)
+	if err == nil || !strings.Contains(err.Error(), victim.ID) || res == nil || res.Deleted != 0 {
+		t.Fatalf("prune with failing deletes: %+v %v", res, err)
+	}
+	for _, d := range res.Decisions {
+		if d.ID == bad.ID && (d.Delete || !strings.Contains(d.Reason, "unreadable")) {
+			t.Fatalf("unreadable backup: %+v", d)
+		}
+	}
+	list, err = List(ctx, fs)
+	if err != nil || len(list) != 4 {
+		t.Fatalf("after a half-done delete: %+v %v", list, err)
+	}
+	for _, l := range list {
+		if l.ID == victim.ID {
+			t.Fatalf("half-deleted backup %s still listed", victim.ID)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -25,6 +26,11 @@ const VerifiedName = "verified.json"
 
 // ErrCorrupt is wrapped by Verify's error when a backup does not match its manifest.
 var ErrCorrupt = errors.New("backup: does not match its manifest")
+
+// ErrUnreadable is wrapped by the error for a manifest (or legacy sidecar) this version
+// cannot read: malformed, or written in another format version. Such a backup is listed
+// with its error and never deleted by Prune.
+var ErrUnreadable = errors.New("backup: manifest unreadable")
 
 // Verified is the content of verified.json.
 type Verified struct {
@@ -62,10 +68,26 @@ func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manife
 	defer rc.Close()
 	var m Manifest
 	if err := json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("backup %s: manifest: %w", id, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("backup %s: %w: %v", id, ErrUnreadable, err)
+		}
+		return nil, fmt.Errorf("backup %s: read manifest: %w", id, err)
 	}
-	if m.ID != id || m.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("backup %s: manifest has id %q and format %d", id, m.ID, m.FormatVersion)
+	switch {
+	case m.FormatVersion != FormatVersion:
+		return nil, fmt.Errorf("backup %s: %w: format version %d, this akosha reads %d", id, ErrUnreadable, m.FormatVersion, FormatVersion)
+	case m.ID != id:
+		return nil, fmt.Errorf("backup %s: %w: it names backup %q", id, ErrUnreadable, m.ID)
+	}
+	for _, f := range m.Files {
+		if !strings.HasPrefix(f.Key, m.Prefix+"/") || m.Prefix != dir {
+			return nil, fmt.Errorf("backup %s: %w: file %s is outside the backup's directory %s", id, ErrUnreadable, f.Key, dir)
+		}
 	}
 	return &m, nil
 }
@@ -139,8 +161,12 @@ func VerifyProgress(ctx context.Context, store objstore.Store, id, scratchDir st
 			case !ok:
 				return nil, fmt.Errorf("backup %s: %s: %w: table %s not in the manifest", id, f.Name, ErrCorrupt, got.Table)
 			case got.Rows != want.Rows || got.Checksum != want.Checksum:
-				return nil, fmt.Errorf("backup %s: %s: %w: table %s has %d rows (checksum %s), manifest says %d (%s)",
-					id, f.Name, ErrCorrupt, got.Table, got.Rows, got.Checksum, want.Rows, want.Checksum)
+				var note string
+				if v := duckDBVersion(ctx); got.Rows == want.Rows && m.DuckDBVersion != v {
+					note = fmt.Sprintf(" (the backup was checksummed by DuckDB %s, this is %s: its hash may differ)", m.DuckDBVersion, v)
+				}
+				return nil, fmt.Errorf("backup %s: %s: %w: table %s has %d rows (checksum %s), manifest says %d (%s)%s",
+					id, f.Name, ErrCorrupt, got.Table, got.Rows, got.Checksum, want.Rows, want.Checksum, note)
 			}
 			v.Tables = append(v.Tables, got)
 		}

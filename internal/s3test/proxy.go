@@ -1,6 +1,8 @@
 package s3test
 
 import (
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -32,6 +34,7 @@ func NewProxy(target string) (*Proxy, error) {
 	}
 	p := &Proxy{}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // cancelled requests are expected in fault tests
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.Requests.Add(1)
 		if d := time.Duration(p.delay.Load()); d > 0 {
@@ -90,3 +93,6 @@ func (p *Proxy) Heal() { p.Fail(0); p.Drop(0); p.Delay(0) }
 
 // Close stops the proxy.
 func (p *Proxy) Close() { p.srv.Close() }
+
+// FailuresLeft is how many of the requests Fail asked for have not failed yet.
+func (p *Proxy) FailuresLeft() int64 { return p.fail.Load() }
