@@ -39,14 +39,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestCheckpointActivity(t *testing.T) {
-	dir := t.TempDir()
-	eng, err := engine.Open(context.Background(), engine.Options{
-		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng, _ := openEngine(t)
 	emb := make([]float32, engine.EmbeddingDim)
 	res, err := eng.Ingest(context.Background(), []engine.Conversation{{SystemID: "s", ConversationID: "c", Content: "hi", Embedding: emb, Timestamp: time.Now()}})
 	if err != nil {
@@ -70,14 +63,7 @@ func TestCheckpointActivity(t *testing.T) {
 }
 
 func TestBackupActivities(t *testing.T) {
-	dir := t.TempDir()
-	eng, err := engine.Open(context.Background(), engine.Options{
-		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng, dir := openEngine(t)
 	emb := make([]float32, engine.EmbeddingDim)
 	if _, err := eng.Ingest(context.Background(), []engine.Conversation{{SystemID: "s", ConversationID: "c", Content: "hi", Embedding: emb, Timestamp: time.Now()}}); err != nil {
 		t.Fatal(err)
@@ -146,4 +132,18 @@ func TestBackupActivities(t *testing.T) {
 	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeBackupRunning || !appErr.NonRetryable() || !strings.Contains(err.Error(), "akosha-backup-0-first") {
 		t.Fatalf("second backup: %v, want %s naming the running one", err, ErrTypeBackupRunning)
 	}
+}
+
+// openEngine opens an engine in a temporary directory, closed when the test ends.
+func openEngine(t *testing.T) (*engine.Engine, string) {
+	t.Helper()
+	dir := t.TempDir()
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng, dir
 }

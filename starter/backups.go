@@ -7,7 +7,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/internal/stores"
 )
@@ -23,11 +25,7 @@ func BackupsCommand() *cli.Command {
 				Usage: "list complete backups (with a manifest), newest first",
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 				Action: func(c *cli.Context) error {
-					cfg, _, err := clicfg.Load(c)
-					if err != nil {
-						return err
-					}
-					store, err := stores.OpenBackupStore(c.Context, cfg)
+					_, store, err := openBackupStore(c)
 					if err != nil {
 						return err
 					}
@@ -73,11 +71,7 @@ func BackupsCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return fmt.Errorf("backups verify: give one backup id (see akosha backups list)")
 					}
-					cfg, _, err := clicfg.Load(c)
-					if err != nil {
-						return err
-					}
-					store, err := stores.OpenBackupStore(c.Context, cfg)
+					_, store, err := openBackupStore(c)
 					if err != nil {
 						return err
 					}
@@ -107,11 +101,7 @@ func BackupsCommand() *cli.Command {
 					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 				},
 				Action: func(c *cli.Context) error {
-					cfg, _, err := clicfg.Load(c)
-					if err != nil {
-						return err
-					}
-					store, err := stores.OpenBackupStore(c.Context, cfg)
+					cfg, store, err := openBackupStore(c)
 					if err != nil {
 						return err
 					}
@@ -163,4 +153,17 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// openBackupStore loads the configuration and opens its backup store.
+func openBackupStore(c *cli.Context) (*config.Config, objstore.Store, error) {
+	cfg, _, err := clicfg.Load(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := stores.OpenBackupStore(c.Context, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
 }

@@ -45,41 +45,33 @@ func scan(ctx context.Context, store objstore.Store) ([]*entry, error) {
 	err := store.List(ctx, "warm/", func(o objstore.ObjectInfo) error {
 		dir, name := path.Split(o.Key)
 		dir = strings.TrimSuffix(dir, "/")
-		var e *entry
-		switch id := path.Base(dir); {
-		case isNativeID(id):
-			if want, _ := DirOf(id); want != dir {
-				return nil
-			}
-			if e = byID[id]; e == nil {
-				e = &entry{id: id, created: idTime(id)}
-				byID[id] = e
-			}
-			switch name {
-			case ManifestName:
-				e.complete = true
-			case VerifiedName:
-				e.verified = true
-			}
-		default:
-			id, part, ok := parseLegacyName(name)
-			if !ok {
-				return nil
-			}
-			if want, _ := DirOf(id); want != dir {
-				return nil
-			}
-			if e = byID[id]; e == nil {
-				e = &entry{id: id, legacy: true, created: idTime(id)}
-				byID[id] = e
-			}
-			switch part {
-			case legacySidecarSuffix:
-				e.complete = true
-			case legacyVerifiedSuffix:
-				e.verified = true
-			}
+		// A native backup's objects live in a directory named by its id; a legacy
+		// backup's are named by its id.
+		var (
+			id                       string
+			legacy, marksComplete    bool
+			marksVerified, recognize bool
+		)
+		if d := path.Base(dir); isNativeID(d) {
+			id, recognize = d, true
+			marksComplete, marksVerified = name == ManifestName, name == VerifiedName
+		} else if lid, suffix, ok := parseLegacyName(name); ok {
+			id, legacy, recognize = lid, true, true
+			marksComplete, marksVerified = suffix == legacySidecarSuffix, suffix == legacyVerifiedSuffix
 		}
+		if !recognize {
+			return nil
+		}
+		if want, _ := DirOf(id); want != dir {
+			return nil
+		}
+		e := byID[id]
+		if e == nil {
+			e = &entry{id: id, legacy: legacy, created: idTime(id)}
+			byID[id] = e
+		}
+		e.complete = e.complete || marksComplete
+		e.verified = e.verified || marksVerified
 		e.keys = append(e.keys, o.Key)
 		e.bytes += o.Size
 		if o.ModTime.After(e.modified) {
