@@ -110,8 +110,10 @@ func TestBackupOnS3Faults(t *testing.T) {
 		t.Fatalf("%d manifests after the failed backup, want 2", n)
 	}
 
-	// A slow S3 and a deadline: a clear failure, no manifest.
-	proxy.Delay(time.Second)
+	// A slow S3 and a deadline: a clear failure, no manifest. (The file uploads cannot
+	// finish in time. A manifest PUT whose response alone is lost may still land; that is
+	// harmless, as the manifest is only sent once every file is stored.)
+	proxy.Delay(3 * time.Second)
 	dctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	_, err = Run(dctx, e, Options{Store: st, ScratchDir: dir})
 	cancel()
@@ -122,6 +124,24 @@ func TestBackupOnS3Faults(t *testing.T) {
 	if list, err := List(ctx, st); err != nil || len(list) != 2 {
 		t.Fatalf("after the failures %d backups are listed (%v), want 2", len(list), err)
 	}
+
+	// An unreachable S3 (nothing listens any more): a clear failure, no manifest.
+	proxy.Close()
+	_, err = Run(ctx, e, Options{Store: st, ScratchDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("backup against an unreachable S3: %v", err)
+	}
+	if n := manifests(t, bucketDir); n != 2 {
+		t.Fatalf("%d manifests after the failed backup, want 2", n)
+	}
+	direct, err := s3.New(ctx, s3.Config{
+		Bucket: filepath.Base(bucketDir), Prefix: "prod", Endpoint: s3test.Shared(t).Endpoint, PathStyle: true, Region: s3test.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(s3test.AccessKey, s3test.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = direct
 
 	// A bit flipped on the server's disk fails verification, naming the object.
 	f := m.Files[0]
