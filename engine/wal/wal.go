@@ -545,6 +545,54 @@ func (l *Log) flush(active *SegmentInfo, last uint64) error {
 	return nil
 }
 
+// Seal seals the active segment if it holds any record and starts a new one, so every
+// record written so far is in a sealed (immutable) segment: archiving copies sealed
+// segments only. It returns the last sealed LSN.
+func (l *Log) Seal() (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if l.err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrFailed, l.err)
+	}
+	active := l.segments[len(l.segments)-1]
+	if active.LastLSN < active.FirstLSN { // empty: nothing to seal
+		return l.nextLSN - 1, nil
+	}
+	if err := l.createSegment(l.nextLSN); err != nil {
+		l.err = err
+		return 0, err
+	}
+	return l.nextLSN - 1, nil
+}
+
+// RemoveThrough deletes the sealed segments whose records all have LSN <= lsn and returns
+// how many it deleted. The active segment is never deleted. The caller decides what is no
+// longer needed (applied, checkpointed and archived).
+func (l *Log) RemoveThrough(lsn uint64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	n := 0
+	for len(l.segments) > 1 && l.segments[0].Sealed && l.segments[0].LastLSN <= lsn {
+		if err := os.Remove(l.segments[0].Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return n, fmt.Errorf("wal: remove segment: %w", err)
+		}
+		l.segments = l.segments[1:]
+		n++
+	}
+	if n > 0 {
+		if err := syncDir(l.dir); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // LastLSN returns the LSN of the last durable record (StartLSN-1 when empty).
 func (l *Log) LastLSN() uint64 {
 	l.mu.Lock()

@@ -362,3 +362,41 @@ func BenchmarkAppend1000(b *testing.B) {
 		}
 	}
 }
+
+func TestSealAndRemoveThrough(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{})
+	if last, err := l.Seal(); err != nil || last != 0 || len(l.Segments()) != 1 {
+		t.Fatalf("seal of an empty log: %d %v, %d segments", last, err, len(l.Segments()))
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append([]Entry{entry(2 * i), entry(2*i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if last, err := l.Seal(); err != nil || last != uint64(2*i+2) {
+			t.Fatalf("seal: %d %v", last, err)
+		}
+	}
+	segs := l.Segments()
+	if len(segs) != 4 || !segs[2].Sealed || segs[3].Sealed || segs[1].FirstLSN != 3 || segs[1].LastLSN != 4 {
+		t.Fatalf("segments %+v", segs)
+	}
+	// Only whole sealed segments at or below the LSN go.
+	if n, err := l.RemoveThrough(3); err != nil || n != 1 {
+		t.Fatalf("remove through 3: %d %v", n, err)
+	}
+	if n, err := l.RemoveThrough(1000); err != nil || n != 2 || len(l.Segments()) != 1 {
+		t.Fatalf("remove through 1000: %d %v, %d left", n, err, len(l.Segments()))
+	}
+	if _, err := l.Append([]Entry{entry(6)}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// The log reopens after its first segments are gone and continues the LSNs.
+	l = mustOpen(t, dir, Options{})
+	defer l.Close()
+	if l.LastLSN() != 7 {
+		t.Fatalf("last LSN after reopen: %d", l.LastLSN())
+	}
+	checkRecords(t, readAll(t, l, 7), 7, 6)
+}

@@ -1,0 +1,260 @@
+// Package walarchive copies sealed WAL segments to the object store, where point-in-time
+// recovery reads them: <prefix>/wal/<shard>/<first-lsn>-<last-lsn>.wal (16 hex digits
+// each), with the SHA-256 of the segment in the object's metadata. A segment is immutable
+// once sealed, so archiving is idempotent: an object already there with the same size is
+// not uploaded again.
+package walarchive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/wal"
+)
+
+// MetaSHA256 is the object metadata key holding a segment's hex SHA-256.
+const MetaSHA256 = "sha256"
+
+// ErrGap is wrapped by errors about LSNs missing from the archive.
+var ErrGap = errors.New("walarchive: archived WAL has a gap")
+
+// Prefix is the store directory of shard's archived segments.
+func Prefix(shard int) string { return fmt.Sprintf("wal/%d/", shard) }
+
+// Segment is one archived segment.
+type Segment struct {
+	Key      string `json:"key"`
+	FirstLSN uint64 `json:"first_lsn"`
+	LastLSN  uint64 `json:"last_lsn"`
+	Size     int64  `json:"size"`
+}
+
+func key(shard int, first, last uint64) string {
+	return fmt.Sprintf("%s%016x-%016x.wal", Prefix(shard), first, last)
+}
+
+// parseKey reads a segment's LSN range from its key.
+func parseKey(k string) (first, last uint64, ok bool) {
+	name, found := strings.CutSuffix(path.Base(k), ".wal")
+	a, b, dash := strings.Cut(name, "-")
+	if !found || !dash || len(a) != 16 || len(b) != 16 {
+		return 0, 0, false
+	}
+	first, err1 := strconv.ParseUint(a, 16, 64)
+	last, err2 := strconv.ParseUint(b, 16, 64)
+	if err1 != nil || err2 != nil || last < first {
+		return 0, 0, false
+	}
+	return first, last, true
+}
+
+// List returns shard's archived segments ordered by LSN.
+func List(ctx context.Context, store objstore.Store, shard int) ([]Segment, error) {
+	var out []Segment
+	err := store.List(ctx, Prefix(shard), func(o objstore.ObjectInfo) error {
+		if first, last, ok := parseKey(o.Key); ok {
+			out = append(out, Segment{Key: o.Key, FirstLSN: first, LastLSN: last, Size: o.Size})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list archived WAL of shard %d: %w", shard, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FirstLSN < out[j].FirstLSN })
+	return out, nil
+}
+
+// Covering returns the segments holding every LSN in [from, to], in order, or an error
+// wrapping ErrGap that names the first missing range: replay never skips a hole.
+func Covering(segs []Segment, from, to uint64) ([]Segment, error) {
+	var out []Segment
+	next := from
+	for _, s := range segs {
+		if next > to {
+			break
+		}
+		if s.LastLSN < next {
+			continue
+		}
+		if s.FirstLSN > next {
+			return nil, fmt.Errorf("%w: LSNs %d-%d are in no archived segment (next archived segment starts at %d)", ErrGap, next, s.FirstLSN-1, s.FirstLSN)
+		}
+		out = append(out, s)
+		next = s.LastLSN + 1
+	}
+	if next <= to {
+		return nil, fmt.Errorf("%w: LSNs %d-%d are not archived (the archive ends at %d)", ErrGap, next, to, next-1)
+	}
+	return out, nil
+}
+
+// Fetch downloads seg into dir as a WAL segment file (named as the log names its
+// segments), checking its SHA-256 against the object's metadata, and returns the file's
+// path. A mismatch is an error naming the object.
+func Fetch(ctx context.Context, store objstore.Store, seg Segment, dir string) (string, error) {
+	rc, info, err := store.Get(ctx, seg.Key)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", seg.Key, err)
+	}
+	defer rc.Close()
+	dst := filepath.Join(dir, fmt.Sprintf("%016x.wal", seg.FirstLSN))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+		return "", fmt.Errorf("fetch %s: %w", seg.Key, err)
+	}
+	if want, got := info.Metadata[MetaSHA256], hex.EncodeToString(h.Sum(nil)); want != got {
+		os.Remove(dst)
+		return "", fmt.Errorf("fetch %s: SHA-256 is %s, the archive recorded %q", seg.Key, got, want)
+	}
+	return dst, nil
+}
+
+// Status is what an Archiver has done.
+type Status struct {
+	// ArchivedLSN is the last LSN in the archive (0: nothing archived yet).
+	ArchivedLSN uint64 `json:"archived_lsn"`
+	// LagSeconds is how long the oldest record not yet archived has waited (0: none).
+	LagSeconds float64 `json:"lag_seconds"`
+	// Segments and Bytes count what this process uploaded.
+	Segments int   `json:"segments"`
+	Bytes    int64 `json:"bytes"`
+	// LastError is the last failed Sync's error, cleared by a successful one.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Archiver uploads a log's sealed segments to a store. Sync is safe to call from several
+// goroutines (calls run one at a time).
+type Archiver struct {
+	Log   *wal.Log
+	Store objstore.Store
+	Shard int
+
+	mu       sync.Mutex
+	loaded   bool
+	archived uint64 // last archived LSN
+	st       Status
+}
+
+// Sync seals the active segment if it holds records not yet archived, then uploads every
+// sealed segment past the archive's end. It returns the status after the run.
+func (a *Archiver) Sync(ctx context.Context) (Status, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.sync(ctx)
+	if err != nil {
+		a.st.LastError = err.Error()
+	} else {
+		a.st.LastError = ""
+	}
+	return a.status(), err
+}
+
+func (a *Archiver) sync(ctx context.Context) error {
+	if !a.loaded {
+		segs, err := List(ctx, a.Store, a.Shard)
+		if err != nil {
+			return err
+		}
+		for _, s := range segs {
+			a.archived = max(a.archived, s.LastLSN)
+		}
+		a.loaded = true
+	}
+	if a.Log.LastLSN() > a.archived {
+		if _, err := a.Log.Seal(); err != nil {
+			return err
+		}
+	}
+	for _, s := range a.Log.Segments() {
+		if !s.Sealed || s.LastLSN < s.FirstLSN || s.LastLSN <= a.archived {
+			continue
+		}
+		if err := a.upload(ctx, s); err != nil {
+			return err
+		}
+		a.archived = s.LastLSN
+	}
+	return nil
+}
+
+func (a *Archiver) upload(ctx context.Context, s wal.SegmentInfo) error {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", s.Path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("archive %s: %w", s.Path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	k := key(a.Shard, s.FirstLSN, s.LastLSN)
+	if _, err := a.Store.Put(ctx, k, f, objstore.PutOptions{
+		ContentType: "application/octet-stream",
+		Metadata:    map[string]string{MetaSHA256: hex.EncodeToString(h.Sum(nil))},
+	}); err != nil {
+		return fmt.Errorf("archive %s: %w", s.Path, err)
+	}
+	a.st.Segments++
+	a.st.Bytes += s.Size
+	return nil
+}
+
+// Status returns what the archiver has done so far.
+func (a *Archiver) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status()
+}
+
+func (a *Archiver) status() Status {
+	st := a.st
+	st.ArchivedLSN = a.archived
+	if a.loaded && a.Log.LastLSN() > a.archived {
+		// The lag is the age of the oldest record not archived yet.
+		errStop := errors.New("stop")
+		from := a.archived + 1
+		if segs := a.Log.Segments(); len(segs) > 0 {
+			from = max(from, segs[0].FirstLSN)
+		}
+		err := a.Log.ReadFrom(from, func(r wal.Record) error {
+			st.LagSeconds = max(0, time.Since(r.Time).Seconds())
+			return errStop
+		})
+		if err != nil && !errors.Is(err, errStop) && st.LastError == "" {
+			st.LastError = err.Error()
+		}
+	}
+	return st
+}
+
+// ArchivedLSN returns the last archived LSN.
+func (a *Archiver) ArchivedLSN() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.archived
+}

@@ -1,0 +1,105 @@
+package walarchive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/file"
+	"github.com/akosha/akosha/engine/wal"
+)
+
+func appendN(t *testing.T, l *wal.Log, n int, at time.Time) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := l.Append([]wal.Entry{{TxID: uint64(i + 1), Time: at, Type: 1, Payload: []byte(fmt.Sprint("record ", i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestArchiveFetchReplay(t *testing.T) {
+	ctx := context.Background()
+	l, _, err := wal.Open(t.TempDir(), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	root := filepath.Join(t.TempDir(), "store")
+	store, err := file.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Archiver{Log: l, Store: store, Shard: 3}
+	if st, err := a.Sync(ctx); err != nil || st.ArchivedLSN != 0 || st.Segments != 0 {
+		t.Fatalf("sync of an empty log: %+v %v", st, err)
+	}
+	appendN(t, l, 5, time.Now().Add(-time.Minute))
+	if st := a.Status(); st.LagSeconds < 59 {
+		t.Fatalf("lag before archiving: %+v", st)
+	}
+	if st, err := a.Sync(ctx); err != nil || st.ArchivedLSN != 5 || st.Segments != 1 || st.LagSeconds != 0 {
+		t.Fatalf("sync: %+v %v", st, err)
+	}
+	appendN(t, l, 3, time.Now())
+	if st, err := a.Sync(ctx); err != nil || st.ArchivedLSN != 8 || st.Segments != 2 {
+		t.Fatalf("second sync: %+v %v", st, err)
+	}
+	// A new archiver (a restarted worker) finds what is archived and uploads nothing again.
+	b := &Archiver{Log: l, Store: store, Shard: 3}
+	if st, err := b.Sync(ctx); err != nil || st.ArchivedLSN != 8 || st.Segments != 0 {
+		t.Fatalf("sync after restart: %+v %v", st, err)
+	}
+
+	segs, err := List(ctx, store, 3)
+	if err != nil || len(segs) != 2 || segs[0].FirstLSN != 1 || segs[0].LastLSN != 5 || segs[1].FirstLSN != 6 || segs[1].LastLSN != 8 {
+		t.Fatalf("list: %+v %v", segs, err)
+	}
+	if other, _ := List(ctx, store, 4); len(other) != 0 {
+		t.Fatalf("shard 4 sees %+v", other)
+	}
+	cover, err := Covering(segs, 4, 7)
+	if err != nil || len(cover) != 2 {
+		t.Fatalf("covering 4-7: %+v %v", cover, err)
+	}
+	if _, err := Covering(segs, 4, 9); !errors.Is(err, ErrGap) || !strings.Contains(err.Error(), "LSNs 9-9") {
+		t.Fatalf("covering past the end: %v", err)
+	}
+	if _, err := Covering(segs[1:], 4, 7); !errors.Is(err, ErrGap) || !strings.Contains(err.Error(), "LSNs 4-5") {
+		t.Fatalf("covering over a hole: %v", err)
+	}
+
+	// Fetched segments read back as a WAL.
+	dir := t.TempDir()
+	var infos []wal.SegmentInfo
+	for _, s := range cover {
+		p, err := Fetch(ctx, store, s, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+	}
+	var lsns []uint64
+	if err := wal.ReadSegments(infos, 4, 7, func(r wal.Record) error { lsns = append(lsns, r.LSN); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(lsns) != "[4 5 6 7]" {
+		t.Fatalf("replayed %v", lsns)
+	}
+
+	// A damaged archived segment is refused, naming it.
+	p := filepath.Join(root, filepath.FromSlash(segs[0].Key))
+	data, _ := os.ReadFile(p)
+	data[len(data)-3] ^= 1
+	os.WriteFile(p, data, 0o640)
+	if _, err := Fetch(ctx, store, segs[0], t.TempDir()); err == nil || !strings.Contains(err.Error(), segs[0].Key) {
+		t.Fatalf("fetch of a damaged segment: %v", err)
+	}
+	var _ objstore.Store = store
+}
