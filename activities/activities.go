@@ -12,6 +12,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/walarchive"
 )
 
 // Activities holds the dependencies of the engine activities of one shard. A worker
@@ -30,6 +31,10 @@ type Activities struct {
 	Compression string
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
+
+	// Archiver, if set, archives the WAL at the start of each backup, so the archive
+	// reaches at least the backup's LSN.
+	Archiver *walarchive.Archiver
 
 	// Temporal, if set, lets long activities signal their progress to their workflow.
 	Temporal client.Client

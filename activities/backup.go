@@ -96,6 +96,13 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, 
 	}
 	rep := a.reporter(ctx, "upload")
 	defer rep.keepAlive()()
+	if a.Archiver != nil {
+		// On demand at the start of a backup, so the archive is current whatever the
+		// archive interval.
+		if _, err := a.Archiver.Sync(ctx); err != nil {
+			return BackupResult{}, fmt.Errorf("archive WAL before the backup: %w", err)
+		}
+	}
 	m, err := backup.Run(ctx, a.Engine, backup.Options{
 		Store:       a.BackupStore,
 		ScratchDir:  a.ScratchDir,
@@ -106,6 +113,13 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, 
 	})
 	if err != nil {
 		return BackupResult{}, classify(err)
+	}
+	if a.Archiver != nil {
+		// And again after: the archive then reaches past the backup's LSN. A failure here
+		// leaves the backup good; the worker's archive loop catches up.
+		if _, err := a.Archiver.Sync(ctx); err != nil && a.Logger != nil {
+			a.Logger.Warn("archive WAL after the backup", "backup", m.ID, "err", err)
+		}
 	}
 	r := BackupResult{ID: m.ID, Store: a.BackupStore.URL(), Prefix: m.Prefix, Shard: m.Shard, LSN: m.LSN,
 		Compression: m.Compression, FenceMS: m.FenceMS, DurationMS: m.DurationMS}

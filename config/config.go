@@ -136,6 +136,10 @@ type BackupConfig struct {
 	MinKeep int `yaml:"min_keep" env:"AKOSHA_BACKUP_MIN_KEEP"`
 	// Compression of backup files: "zstd" (default) or "gzip".
 	Compression string `yaml:"compression" env:"AKOSHA_BACKUP_COMPRESSION"`
+	// WALArchiveSeconds is how often the worker seals the WAL and archives new segments
+	// to the backup store (wal/<shard>/), for point-in-time recovery; it bounds the
+	// archive lag. 0 disables archiving (and local WAL pruning). Default 30.
+	WALArchiveSeconds int `yaml:"wal_archive_seconds" env:"AKOSHA_WAL_ARCHIVE_SECONDS"`
 }
 
 // APIConfig configures the HTTP ingestion and query API.
@@ -243,11 +247,12 @@ func defaults() *Config {
 			},
 		},
 		Backup: BackupConfig{
-			Prefix:        "",
-			RetentionDays: 30,
-			MinKeep:       3,
-			Compression:   "zstd",
-			ObjectTags:    true,
+			Prefix:            "",
+			RetentionDays:     30,
+			MinKeep:           3,
+			Compression:       "zstd",
+			WALArchiveSeconds: 30,
+			ObjectTags:        true,
 		},
 		API: APIConfig{
 			Addr:         ":8682",

@@ -51,6 +51,7 @@ func (c *Config) Validate() error {
 	ch.atLeast("backup.retention_days", int64(c.Backup.RetentionDays), 1)
 	ch.atLeast("backup.min_keep", int64(c.Backup.MinKeep), 1)
 	ch.oneOf("backup.compression", c.Backup.Compression, "zstd", "gzip")
+	ch.atLeast("backup.wal_archive_seconds", int64(c.Backup.WALArchiveSeconds), 0)
 	ch.oneOf("backup.sse", c.Backup.SSE, "", "AES256", "aws:kms")
 	if c.Backup.KMSKeyID != "" && c.Backup.SSE != "aws:kms" {
 		ch.fail("backup.kms_key_id", "is set but backup.sse is %q; set backup.sse to aws:kms", c.Backup.SSE)

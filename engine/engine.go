@@ -310,6 +310,11 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 // Recovery returns what Open replayed or truncated.
 func (e *Engine) Recovery() Recovery { return e.recovery }
 
+// AppliedLSN returns the LSN up to which both databases hold every WAL record (their
+// commits are durable, so WAL records at or below it are needed only for point-in-time
+// recovery, from the archive).
+func (e *Engine) AppliedLSN() uint64 { return min(e.hotApplied.Load(), e.warmApplied.Load()) }
+
 // WAL returns the engine's write-ahead log (for archiving and inspection).
 func (e *Engine) WAL() *wal.Log { return e.wal }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/s3test"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker"
@@ -213,6 +214,15 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	list, err := backup.List(ctx, store)
 	if err != nil || len(list) != 1 || list[0].ID != res.ID || !list[0].Verified || list[0].LSN != res.LSN {
 		t.Fatalf("backups in %s: %+v %v", store.URL(), list, err)
+	}
+	// The backup archived the WAL first: the archive reaches at least the backup's LSN,
+	// with no gap from the first LSN.
+	segs, err := walarchive.List(ctx, store, 0)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("archived WAL: %+v %v", segs, err)
+	}
+	if _, err := walarchive.Covering(segs, 1, res.LSN); err != nil {
+		t.Fatalf("archived WAL does not cover 1-%d: %v", res.LSN, err)
 	}
 	// The memo records shard, backup id and outcome.
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")

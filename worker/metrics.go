@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/walarchive"
 )
 
 // Metrics exposes the engine on /metrics. Gauges are read at scrape time from the engine
@@ -24,7 +25,8 @@ type Metrics struct {
 
 // NewMetrics registers the collectors for eng. environment labels the seed guide's
 // storage metrics; warmPath is the mountpoint they measure; backend is the warm backend.
-func NewMetrics(eng *engine.Engine, environment, warmPath, backend string) *Metrics {
+// archiver, if not nil, adds the WAL archive's metrics.
+func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, warmPath, backend string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		ingestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,6 +42,9 @@ func NewMetrics(eng *engine.Engine, environment, warmPath, backend string) *Metr
 	m.reg.MustRegister(m.ingestErrors, m.ingestLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&engineCollector{eng: eng, env: environment, warmPath: warmPath, backend: backend})
+	if archiver != nil {
+		m.reg.MustRegister(&archiveCollector{a: archiver})
+	}
 	return m
 }
 
@@ -139,4 +144,30 @@ func diskUsage(path string) (total, avail uint64, ok bool) {
 		return 0, 0, false
 	}
 	return st.Blocks * uint64(st.Frsize), st.Bavail * uint64(st.Frsize), true
+}
+
+var (
+	descArchivedLSN = prometheus.NewDesc("akosha_wal_archived_lsn", "LSN of the last WAL record archived to the backup store.", nil, nil)
+	descArchiveLag  = prometheus.NewDesc("akosha_wal_archive_lag_seconds", "Age of the oldest WAL record not yet archived (0: all archived).", nil, nil)
+	descArchiveErr  = prometheus.NewDesc("akosha_wal_archive_failing", "1 while the last WAL archive attempt failed.", nil, nil)
+)
+
+// archiveCollector reports the WAL archiver's state at scrape time.
+type archiveCollector struct{ a *walarchive.Archiver }
+
+func (c *archiveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descArchivedLSN
+	ch <- descArchiveLag
+	ch <- descArchiveErr
+}
+
+func (c *archiveCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Status()
+	failing := 0.0
+	if st.LastError != "" {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descArchivedLSN, prometheus.GaugeValue, float64(st.ArchivedLSN))
+	ch <- prometheus.MustNewConstMetric(descArchiveLag, prometheus.GaugeValue, st.LagSeconds)
+	ch <- prometheus.MustNewConstMetric(descArchiveErr, prometheus.GaugeValue, failing)
 }

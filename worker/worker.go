@@ -21,6 +21,8 @@ import (
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker/ingest"
 	"github.com/akosha/akosha/workflows"
@@ -52,6 +54,10 @@ type Worker struct {
 	metLn   net.Listener
 	pollers []sdkworker.Worker
 	errc    chan error
+
+	store       objstore.Store // the backup store
+	archiver    *walarchive.Archiver
+	stopArchive func() // stops the archive loop; nil when archiving is off
 }
 
 // Start opens the shard's engine, starts the HTTP servers and the Temporal pollers. On
@@ -88,9 +94,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
 		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
 
+	if w.store, err = stores.OpenBackupStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Backup.WALArchiveSeconds > 0 {
+		w.archiver = &walarchive.Archiver{Log: w.engine.WAL(), Store: w.store, Shard: shard}
+		w.stopArchive = w.archiveLoop(time.Duration(cfg.Backup.WALArchiveSeconds) * time.Second)
+	}
+
 	var metrics *Metrics
 	if cfg.Monitoring.MetricsEnabled {
-		metrics = NewMetrics(w.engine, cfg.Environment, cfg.Storage.Warm.Path, cfg.Storage.Warm.Backend)
+		metrics = NewMetrics(w.engine, w.archiver, cfg.Environment, cfg.Storage.Warm.Path, cfg.Storage.Warm.Backend)
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler())
 		mux.HandleFunc("GET /health", health)
@@ -151,10 +165,6 @@ func (w *Worker) serve(s *http.Server, ln net.Listener, name string) {
 // startPollers registers the shard's engine activities on its engine queue and the
 // workflows on the ops queue.
 func (w *Worker) startPollers(shard int) error {
-	store, err := stores.OpenBackupStore(context.Background(), w.cfg)
-	if err != nil {
-		return err
-	}
 	// Backup snapshots and verify downloads live in the scratch dir only while an activity
 	// runs; none runs yet, so anything there was left by a crash.
 	scratch := filepath.Join(w.cfg.Storage.Warm.Path, "snapshots")
@@ -165,8 +175,9 @@ func (w *Worker) startPollers(shard int) error {
 		Engine:        w.engine,
 		Shard:         shard,
 		Logger:        w.log,
-		BackupStore:   store,
-		ScratchDir:    filepath.Join(w.cfg.Storage.Warm.Path, "snapshots"),
+		BackupStore:   w.store,
+		Archiver:      w.archiver,
+		ScratchDir:    scratch,
 		Environment:   w.cfg.Environment,
 		Compression:   w.cfg.Backup.Compression,
 		RetentionDays: w.cfg.Backup.RetentionDays,
@@ -230,6 +241,14 @@ func (w *Worker) Stop(ctx context.Context) error {
 			}
 		}
 	}
+	if w.stopArchive != nil {
+		w.stopArchive()
+		w.stopArchive = nil
+		// Archive what was written up to the stop, so the archive ends where the WAL does.
+		if _, err := w.archiver.Sync(ctx); err != nil {
+			w.log.Warn("final WAL archive failed; the next start archives it", "err", err)
+		}
+	}
 	if w.engine != nil {
 		if err := w.engine.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close engine: %w", err))
@@ -269,4 +288,44 @@ func clearDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// archiveLoop archives the WAL every interval, then removes local segments that are
+// archived and applied to both databases. It returns a function that stops it.
+func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := w.archiver.Sync(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				if !failing {
+					w.log.Error("WAL archiving failing; local WAL is kept until it succeeds", "err", err)
+				}
+				failing = true
+				continue
+			case err != nil:
+				return
+			case failing:
+				w.log.Info("WAL archiving recovered", "archived_lsn", st.ArchivedLSN)
+				failing = false
+			}
+			if n, err := w.engine.WAL().RemoveThrough(min(st.ArchivedLSN, w.engine.AppliedLSN())); err != nil {
+				w.log.Warn("remove archived WAL segments", "err", err)
+			} else if n > 0 {
+				w.log.Debug("removed archived WAL segments", "count", n)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
