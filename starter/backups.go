@@ -129,6 +129,14 @@ func BackupsCommand() *cli.Command {
 					if err := tw.Flush(); err != nil {
 						return err
 					}
+					verb := "would delete"
+					if res.Applied {
+						verb = "deleted"
+					}
+					for _, w := range res.WAL {
+						fmt.Fprintf(c.App.Writer, "shard %d: %s %d archived WAL segments (%s) through LSN %d, the oldest kept backup's\n",
+							w.Shard, verb, w.Segments, humanBytes(w.Bytes), w.Through)
+					}
 					if res.Applied {
 						fmt.Fprintf(c.App.Writer, "deleted %d backups (%s)\n", res.Deleted, humanBytes(res.DeletedBytes))
 					} else {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/walarchive"
 )
 
 // Retention defaults (the guide's 30 days; min_keep and the incomplete grace are ours).
@@ -48,6 +50,7 @@ type Decision struct {
 	ID       string    `json:"id"`
 	Legacy   bool      `json:"legacy"`
 	Shard    int       `json:"shard"`
+	LSN      uint64    `json:"lsn"`
 	Created  time.Time `json:"created"`
 	Complete bool      `json:"complete"`
 	Verified bool      `json:"verified"`
@@ -65,6 +68,18 @@ type PruneResult struct {
 	Decisions    []Decision `json:"decisions"`
 	Deleted      int        `json:"deleted"` // backups deleted (when applied)
 	DeletedBytes int64      `json:"deleted_bytes"`
+	// WAL lists, per shard, the archived WAL segments no kept backup needs: every record
+	// in them is at or below the oldest kept backup's LSN. They go after the backups.
+	WAL []WALPrune `json:"wal,omitempty"`
+}
+
+// WALPrune is the archived WAL of one shard that Prune deletes.
+type WALPrune struct {
+	Shard    int    `json:"shard"`
+	Through  uint64 `json:"through_lsn"` // the oldest kept backup's LSN
+	Segments int    `json:"segments"`
+	Bytes    int64  `json:"bytes"`
+	keys     []string
 }
 
 // Prune applies the retention policy to the store: complete backups older than
@@ -107,7 +122,7 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 			case err != nil:
 				return nil, err
 			default:
-				d.Shard = l.Shard
+				d.Shard, d.LSN = l.Shard, l.LSN
 			}
 		}
 		if d.Complete && d.Verified && d.Unreadable == "" {
@@ -155,6 +170,9 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 			}
 		}
 	}
+	if err := planWALPrune(ctx, store, res); err != nil {
+		return nil, err
+	}
 	if !apply {
 		return res, nil
 	}
@@ -168,7 +186,52 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 		res.Deleted++
 		res.DeletedBytes += d.Bytes
 	}
+	for _, w := range res.WAL {
+		for _, k := range w.keys {
+			if err := store.Delete(ctx, k); err != nil {
+				return res, fmt.Errorf("prune: delete archived WAL %s: %w", k, err)
+			}
+		}
+	}
 	return res, nil
+}
+
+// planWALPrune finds, for each shard with a kept backup, the archived segments wholly at
+// or below its oldest kept backup's LSN: point-in-time recovery starts from a backup, so
+// nothing replays them. Shards without a kept backup keep all their WAL.
+func planWALPrune(ctx context.Context, store objstore.Store, res *PruneResult) error {
+	oldest := map[int]uint64{}
+	for _, d := range res.Decisions {
+		if d.Delete || !d.Complete || d.Legacy || d.Unreadable != "" {
+			continue
+		}
+		if lsn, ok := oldest[d.Shard]; !ok || d.LSN < lsn {
+			oldest[d.Shard] = d.LSN
+		}
+	}
+	shards := make([]int, 0, len(oldest))
+	for s := range oldest {
+		shards = append(shards, s)
+	}
+	sort.Ints(shards)
+	for _, shard := range shards {
+		segs, err := walarchive.List(ctx, store, shard)
+		if err != nil {
+			return err
+		}
+		w := WALPrune{Shard: shard, Through: oldest[shard]}
+		for _, s := range segs {
+			if s.LastLSN <= w.Through {
+				w.Segments++
+				w.Bytes += s.Size
+				w.keys = append(w.keys, s.Key)
+			}
+		}
+		if w.Segments > 0 {
+			res.WAL = append(res.WAL, w)
+		}
+	}
+	return nil
 }
 
 func latest(a, b time.Time) time.Time {

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -232,6 +233,48 @@ func TestPruneUnreadableAndHalfDeleted(t *testing.T) {
 	for _, l := range list {
 		if l.ID == victim.ID {
 			t.Fatalf("half-deleted backup %s still listed", victim.ID)
+		}
+	}
+}
+
+// Archived WAL segments wholly at or below a shard's oldest kept backup go; later ones,
+// and those of shards without backups, stay.
+func TestPruneArchivedWAL(t *testing.T) {
+	ctx := context.Background()
+	e, dir := openEngine(t)
+	ingest(t, e, 10)
+	fs, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Run(ctx, e, Options{Store: fs, ScratchDir: dir})
+	if err != nil || m.LSN != 1 {
+		t.Fatalf("backup at LSN %d: %v", m.LSN, err)
+	}
+	put := func(shard int, first, last uint64) string {
+		k := fmt.Sprintf("wal/%d/%016x-%016x.wal", shard, first, last)
+		if _, err := fs.Put(ctx, k, strings.NewReader("segment"), objstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	gone := []string{put(0, 1, 1)}
+	kept := []string{put(0, 2, 9), put(1, 1, 1)}
+	res, err := Prune(ctx, fs, RetentionPolicy{RetentionDays: 30, MinKeep: 3}, false)
+	if err != nil || len(res.WAL) != 1 || res.WAL[0].Shard != 0 || res.WAL[0].Segments != 1 || res.WAL[0].Through != 1 {
+		t.Fatalf("plan: %+v %v", res, err)
+	}
+	if _, err := Prune(ctx, fs, RetentionPolicy{RetentionDays: 30, MinKeep: 3}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range gone {
+		if _, err := fs.Stat(ctx, k); !errors.Is(err, objstore.ErrNotFound) {
+			t.Errorf("%s: %v, want deleted", k, err)
+		}
+	}
+	for _, k := range kept {
+		if _, err := fs.Stat(ctx, k); err != nil {
+			t.Errorf("%s: %v, want kept", k, err)
 		}
 	}
 }
