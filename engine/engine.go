@@ -302,6 +302,8 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 		}
 		_, err = e.applyDelete(ctx, d.IDs, r.LSN)
 		return true, err
+	case RecordSkipped:
+		return false, nil
 	default:
 		return false, fmt.Errorf("unknown WAL record type %d", r.Type)
 	}

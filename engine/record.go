@@ -14,6 +14,10 @@ import (
 const (
 	RecordIngest wal.Type = 1 // a batch of conversations inserted into the hot tier
 	RecordDelete wal.Type = 2 // conversations deleted from every tier, by resolved id
+	// RecordSkipped stands in for a record a point-in-time restore excluded (its txid was
+	// given to --exclude-txid): it keeps LSNs dense and changes nothing. Its payload is
+	// the excluded record's type (one byte).
+	RecordSkipped wal.Type = 3
 )
 
 // DeleteKind tells how a delete request selected its rows (kept for audit and PITR).

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/akosha/akosha/engine/wal"
 )
 
 // SnapshotFile is one database file of a snapshot.
@@ -22,8 +24,11 @@ type SnapshotFile struct {
 
 // Snapshot is a consistent copy of the hot and warm databases at one WAL position.
 type Snapshot struct {
-	Dir      string         `json:"dir"`
-	LSN      uint64         `json:"lsn"` // every record up to LSN is in the files, none after
+	Dir string `json:"dir"`
+	LSN uint64 `json:"lsn"` // every record up to LSN is in the files, none after
+	// LSNTime is when the record at LSN was written (zero if LSN is 0 or the record has
+	// left the local WAL): point-in-time recovery to a time picks a backup by it.
+	LSNTime  time.Time      `json:"lsn_time"`
 	Created  time.Time      `json:"created"`
 	Files    []SnapshotFile `json:"files"`
 	HotRows  int64          `json:"hot_rows"`
@@ -69,7 +74,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 	if err != nil {
 		return nil, err
 	}
-	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC()}
+	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC(), LSNTime: e.recordTime(cp.LSN)}
 	if err := e.hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.HotRows); err != nil {
 		return nil, fmt.Errorf("count hot: %w", err)
 	}
@@ -144,4 +149,24 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// recordTime returns when the WAL record at lsn was written, or zero if it is not in the
+// local WAL.
+func (e *Engine) recordTime(lsn uint64) time.Time {
+	var t time.Time
+	if lsn == 0 {
+		return t
+	}
+	if segs := e.wal.Segments(); len(segs) == 0 || segs[0].FirstLSN > lsn {
+		return t
+	}
+	stop := errors.New("stop")
+	e.wal.ReadFrom(lsn, func(r wal.Record) error {
+		if r.LSN == lsn {
+			t = r.Time
+		}
+		return stop
+	})
+	return t.UTC()
 }

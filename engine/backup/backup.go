@@ -51,6 +51,9 @@ type Manifest struct {
 	Environment   string    `json:"environment"`
 	Shard         int       `json:"shard"`
 	LSN           uint64    `json:"lsn"` // the databases hold every WAL record up to LSN
+	// LSNTime is when the record at LSN was written (zero when unknown): a restore to a
+	// point in time starts from a backup whose LSNTime is not after it.
+	LSNTime       time.Time `json:"lsn_time"`
 	EngineVersion string    `json:"engine_version"`
 	// DuckDBVersion made the files and the content checksums; DuckDB's hash() may
 	// change between versions, which a checksum mismatch then mentions.
@@ -157,6 +160,7 @@ func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, erro
 		Environment:   opts.Environment,
 		Shard:         opts.Shard,
 		LSN:           snap.LSN,
+		LSNTime:       snap.LSNTime,
 		EngineVersion: engine.Version,
 		DuckDBVersion: duckDBVersion(ctx),
 		SchemaVersion: engine.SchemaVersion,

@@ -119,59 +119,19 @@ func Verify(ctx context.Context, store objstore.Store, id, scratchDir string) (*
 // VerifyProgress is Verify calling progress, if not nil, with the stored bytes downloaded
 // so far and their total.
 func VerifyProgress(ctx context.Context, store objstore.Store, id, scratchDir string, progress func(done, total int64)) (*Verified, error) {
-	m, err := ReadManifest(ctx, store, id)
-	if err != nil {
+	if err := ValidID(id); err != nil {
 		return nil, err
-	}
-	var done, total int64
-	for _, f := range m.Files {
-		total += f.StoredSize
-	}
-	count := func(n int64) {
-		done += n
-		if progress != nil {
-			progress(done, total)
-		}
 	}
 	scratch, err := os.MkdirTemp(scratchDir, "verify-"+id+"-")
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: scratch: %w", id, err)
 	}
 	defer os.RemoveAll(scratch)
-	v := &Verified{ID: id}
-	for _, f := range m.Files {
-		dst := filepath.Join(scratch, filepath.Base(f.Name))
-		if err := fetchFile(ctx, store, m.Compression, f, dst, count); err != nil {
-			return nil, fmt.Errorf("backup %s: %w", id, err)
-		}
-		tables, err := TableChecksums(ctx, dst, f.Name)
-		if err != nil {
-			return nil, fmt.Errorf("backup %s: %s: %w: cannot open: %v", id, f.Name, ErrCorrupt, err)
-		}
-		if IsLegacyID(id) {
-			if _, ok := findTable(tables, f.Name, "conversations"); !ok {
-				return nil, fmt.Errorf("backup %s: %s: %w: no conversations table", id, f.Key, ErrCorrupt)
-			}
-			v.Tables = append(v.Tables, tables...)
-			continue
-		}
-		for _, got := range tables {
-			want, ok := findTable(m.Tables, got.File, got.Table)
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("backup %s: %s: %w: table %s not in the manifest", id, f.Name, ErrCorrupt, got.Table)
-			case got.Rows != want.Rows || got.Checksum != want.Checksum:
-				var note string
-				if v := duckDBVersion(ctx); got.Rows == want.Rows && m.DuckDBVersion != v {
-					note = fmt.Sprintf(" (the backup was checksummed by DuckDB %s, this is %s: its hash may differ)", m.DuckDBVersion, v)
-				}
-				return nil, fmt.Errorf("backup %s: %s: %w: table %s has %d rows (checksum %s), manifest says %d (%s)%s",
-					id, f.Name, ErrCorrupt, got.Table, got.Rows, got.Checksum, want.Rows, want.Checksum, note)
-			}
-			v.Tables = append(v.Tables, got)
-		}
+	_, tables, err := Fetch(ctx, store, id, scratch, progress)
+	if err != nil {
+		return nil, err
 	}
-	v.VerifiedAt = time.Now().UTC()
+	v := &Verified{ID: id, Tables: tables, VerifiedAt: time.Now().UTC()}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return nil, err
@@ -184,6 +144,62 @@ func VerifyProgress(ctx context.Context, store objstore.Store, id, scratchDir st
 		return nil, fmt.Errorf("backup %s: write %s: %w", id, VerifiedName, err)
 	}
 	return v, nil
+}
+
+// Fetch downloads backup id into dir, as dir/hot.db and dir/warm.db (a legacy backup has
+// only warm.db), with every check Verify makes: stored and original sizes and SHA-256,
+// then each database opened read-only and its row counts and content checksums compared
+// with the manifest. It returns the manifest and the checksums it computed, and writes
+// nothing to the store. progress, if not nil, gets the stored bytes downloaded so far.
+func Fetch(ctx context.Context, store objstore.Store, id, dir string, progress func(done, total int64)) (*Manifest, []Table, error) {
+	m, err := ReadManifest(ctx, store, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	var done, total int64
+	for _, f := range m.Files {
+		total += f.StoredSize
+	}
+	count := func(n int64) {
+		done += n
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	var out []Table
+	for _, f := range m.Files {
+		dst := filepath.Join(dir, filepath.Base(f.Name))
+		if err := fetchFile(ctx, store, m.Compression, f, dst, count); err != nil {
+			return nil, nil, fmt.Errorf("backup %s: %w", id, err)
+		}
+		tables, err := TableChecksums(ctx, dst, f.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("backup %s: %s: %w: cannot open: %v", id, f.Name, ErrCorrupt, err)
+		}
+		if IsLegacyID(id) {
+			if _, ok := findTable(tables, f.Name, "conversations"); !ok {
+				return nil, nil, fmt.Errorf("backup %s: %s: %w: no conversations table", id, f.Key, ErrCorrupt)
+			}
+			out = append(out, tables...)
+			continue
+		}
+		for _, got := range tables {
+			want, ok := findTable(m.Tables, got.File, got.Table)
+			switch {
+			case !ok:
+				return nil, nil, fmt.Errorf("backup %s: %s: %w: table %s not in the manifest", id, f.Name, ErrCorrupt, got.Table)
+			case got.Rows != want.Rows || got.Checksum != want.Checksum:
+				var note string
+				if v := duckDBVersion(ctx); got.Rows == want.Rows && m.DuckDBVersion != v {
+					note = fmt.Sprintf(" (the backup was checksummed by DuckDB %s, this is %s: its hash may differ)", m.DuckDBVersion, v)
+				}
+				return nil, nil, fmt.Errorf("backup %s: %s: %w: table %s has %d rows (checksum %s), manifest says %d (%s)%s",
+					id, f.Name, ErrCorrupt, got.Table, got.Rows, got.Checksum, want.Rows, want.Checksum, note)
+			}
+			out = append(out, got)
+		}
+	}
+	return m, out, nil
 }
 
 func findTable(ts []Table, file, table string) (Table, bool) {
