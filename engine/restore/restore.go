@@ -1,0 +1,417 @@
+// Package restore rebuilds a shard's store from a backup and the archived WAL, to a point
+// in time: the newest suitable backup is fetched and checked, the archived WAL records
+// after its LSN up to the target are written to a fresh WAL (records of excluded
+// transactions replaced by engine.RecordSkipped, so LSNs stay dense), and the engine's own
+// recovery replays them. The result is a complete store directory (hot/, warm/, wal/)
+// built beside, never over, the live one.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/wal"
+	"github.com/akosha/akosha/engine/walarchive"
+)
+
+// Backup selectors for Options.From besides a backup id.
+const (
+	Latest     = "latest"      // the newest backup before the target
+	LatestGood = "latest-good" // the newest before the target that passes every check
+)
+
+// Options say what to restore and where.
+type Options struct {
+	Store objstore.Store
+	Shard int
+	// From is a backup id, Latest (default) or LatestGood.
+	From string
+	// Before, if set, restricts Latest and LatestGood to backups created before it
+	// ("latest-before <time>").
+	Before time.Time
+	// The target: ToTime (every record written at or before it), or ToLSN, or neither for
+	// the end of the archived WAL. NoReplay restores the backup alone.
+	ToTime   time.Time
+	ToLSN    uint64
+	NoReplay bool
+	// ExcludeTxIDs are transactions whose records are skipped (e.g. a bad delete).
+	ExcludeTxIDs []uint64
+	// Dir is where the restored store is built: hot/, warm/ and wal/ inside it. It must
+	// not exist; its parent must. Put it on the live store's filesystem so a swap is a
+	// rename.
+	Dir string
+	// Progress, if set, is told the step and its progress (bytes or records).
+	Progress func(step string, done, total int64)
+}
+
+// Result describes a restore.
+type Result struct {
+	Backup    string    `json:"backup"`
+	Legacy    bool      `json:"legacy"`
+	BackupLSN uint64    `json:"backup_lsn"`
+	Created   time.Time `json:"backup_created"`
+	// Rejected lists backups LatestGood tried and passed over, with the reason.
+	Rejected []string `json:"rejected,omitempty"`
+	// ToLSN is the last LSN restored (replayed or skipped).
+	ToLSN      uint64            `json:"to_lsn"`
+	ToTime     time.Time         `json:"to_time,omitzero"` // time of the record at ToLSN
+	Segments   int               `json:"wal_segments"`
+	Replayed   int               `json:"replayed"`           // records applied
+	Skipped    map[string]int    `json:"skipped,omitempty"`  // records skipped, by txid
+	HotRows    int64             `json:"hot_rows"`
+	WarmRows   int64             `json:"warm_rows"`
+	Tables     []backup.Table    `json:"tables"`
+	Dir        string            `json:"dir"`
+	Durations  map[string]string `json:"durations"`
+	DurationMS int64             `json:"duration_ms"`
+}
+
+// ErrInvalid is wrapped by errors about the options.
+var ErrInvalid = engine.ErrInvalid
+
+// Restore builds the store described by opts in opts.Dir. On error nothing is left in
+// opts.Dir (it is removed).
+func Restore(ctx context.Context, opts Options) (res *Result, err error) {
+	start := time.Now()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("%w: restore dir: %v", ErrInvalid, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(opts.Dir)
+		}
+	}()
+	res = &Result{Dir: opts.Dir, Durations: map[string]string{}}
+	step := func(name string, t0 time.Time) { res.Durations[name] = time.Since(t0).Round(time.Millisecond).String() }
+	progress := func(step string) func(done, total int64) {
+		return func(done, total int64) {
+			if opts.Progress != nil {
+				opts.Progress(step, done, total)
+			}
+		}
+	}
+
+	// 1. The WAL archive, when a target needs it: it also tells which backups are usable.
+	var segs []walarchive.Segment
+	if !opts.NoReplay {
+		if segs, err = walarchive.List(ctx, opts.Store, opts.Shard); err != nil {
+			return nil, err
+		}
+	}
+
+	// 2. The backup: fetched and checked into a staging directory.
+	t0 := time.Now()
+	fetched := filepath.Join(opts.Dir, "fetch")
+	if err := os.Mkdir(fetched, 0o750); err != nil {
+		return nil, err
+	}
+	m, err := opts.fetchBackup(ctx, res, fetched, progress("fetch"))
+	if err != nil {
+		return nil, err
+	}
+	res.Backup, res.Legacy, res.BackupLSN, res.Created = m.ID, backup.IsLegacyID(m.ID), m.LSN, m.Created
+	if res.Legacy && !opts.NoReplay && (opts.ToLSN > 0 || !opts.ToTime.IsZero() || len(opts.ExcludeTxIDs) > 0) {
+		return nil, fmt.Errorf("%w: legacy backup %s has no LSN: it restores as it is (no --to-time, --to-lsn or --exclude-txid)", ErrInvalid, m.ID)
+	}
+	hotDir, warmDir, walDir := filepath.Join(opts.Dir, "hot"), filepath.Join(opts.Dir, "warm"), filepath.Join(opts.Dir, "wal")
+	for _, d := range []string{hotDir, warmDir, walDir} {
+		if err := os.Mkdir(d, 0o750); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Rename(filepath.Join(fetched, engine.WarmFile), filepath.Join(warmDir, engine.WarmFile)); err != nil {
+		return nil, err
+	}
+	if !res.Legacy {
+		if err := os.Rename(filepath.Join(fetched, engine.HotFile), filepath.Join(hotDir, engine.HotFile)); err != nil {
+			return nil, err
+		}
+	}
+	os.Remove(fetched)
+	step("fetch", t0)
+
+	// 3. The WAL to replay: archived records after the backup's LSN up to the target,
+	// excluded transactions replaced, written as the new store's WAL.
+	t0 = time.Now()
+	res.ToLSN = m.LSN
+	if !opts.NoReplay && !res.Legacy {
+		if err := opts.buildWAL(ctx, res, segs, walDir, progress("wal")); err != nil {
+			return nil, err
+		}
+	}
+	step("wal", t0)
+
+	// 4. Replay: the engine's recovery applies the WAL; closing checkpoints.
+	t0 = time.Now()
+	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir})
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	res.Replayed = eng.Recovery().Replayed
+	if err := eng.Close(); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	step("replay", t0)
+
+	// 5. Verify: both databases open read-only and every row reads back.
+	t0 = time.Now()
+	for _, f := range []string{filepath.Join(hotDir, engine.HotFile), filepath.Join(warmDir, engine.WarmFile)} {
+		tables, err := backup.TableChecksums(ctx, f, filepath.Base(f))
+		if err != nil {
+			return nil, fmt.Errorf("verify restored %s: %w", filepath.Base(f), err)
+		}
+		res.Tables = append(res.Tables, tables...)
+		for _, t := range tables {
+			if t.Table == "conversations" && t.File == engine.HotFile {
+				res.HotRows = t.Rows
+			} else if t.Table == "conversations" {
+				res.WarmRows = t.Rows
+			}
+		}
+	}
+	step("verify", t0)
+	res.DurationMS = time.Since(start).Milliseconds()
+	return res, nil
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Store == nil:
+		return fmt.Errorf("%w: restore: no backup store", ErrInvalid)
+	case o.Dir == "":
+		return fmt.Errorf("%w: restore: no target directory", ErrInvalid)
+	case o.ToLSN > 0 && !o.ToTime.IsZero():
+		return fmt.Errorf("%w: restore: give --to-time or --to-lsn, not both", ErrInvalid)
+	case o.NoReplay && (o.ToLSN > 0 || !o.ToTime.IsZero() || len(o.ExcludeTxIDs) > 0):
+		return fmt.Errorf("%w: restore: no replay, so no --to-time, --to-lsn or --exclude-txid", ErrInvalid)
+	case o.From != "" && o.From != Latest && o.From != LatestGood && backup.ValidID(o.From) != nil:
+		return fmt.Errorf("%w: restore --from %q: want a backup id, %s or %s", ErrInvalid, o.From, Latest, LatestGood)
+	case !o.Before.IsZero() && o.From != "" && o.From != Latest && o.From != LatestGood:
+		return fmt.Errorf("%w: restore: --before selects among backups; it does not go with a backup id", ErrInvalid)
+	}
+	if _, err := os.Stat(filepath.Dir(o.Dir)); err != nil {
+		return fmt.Errorf("%w: restore dir %s: parent: %v", ErrInvalid, o.Dir, err)
+	}
+	if _, err := os.Lstat(o.Dir); err == nil {
+		return fmt.Errorf("%w: restore dir %s already exists; restore never writes over anything", ErrInvalid, o.Dir)
+	}
+	return nil
+}
+
+// fetchBackup picks the backup and fetches it into dir.
+func (o *Options) fetchBackup(ctx context.Context, res *Result, dir string, progress func(done, total int64)) (*backup.Manifest, error) {
+	if o.From != "" && o.From != Latest && o.From != LatestGood {
+		m, err := backup.ReadManifest(ctx, o.Store, o.From)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.usable(m); err != nil {
+			return nil, err
+		}
+		m, _, err = backup.Fetch(ctx, o.Store, o.From, dir, progress)
+		return m, err
+	}
+	list, err := backup.List(ctx, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	var candidates []backup.Listed
+	for _, b := range list {
+		switch {
+		case b.Error != "" || b.Shard != o.Shard:
+		case !o.Before.IsZero() && !b.Created.Before(o.Before):
+		case o.usable(&b.Manifest) != nil:
+		default:
+			candidates = append(candidates, b)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, fmt.Errorf("%w: no backup of shard %d fits: %s", ErrInvalid, o.Shard, o.describeTarget(list))
+	}
+	for _, b := range candidates {
+		m, _, err := backup.Fetch(ctx, o.Store, b.ID, dir, progress)
+		if err == nil {
+			return m, nil
+		}
+		if o.From != LatestGood || !(errors.Is(err, backup.ErrCorrupt) || errors.Is(err, backup.ErrUnreadable)) {
+			return nil, err
+		}
+		res.Rejected = append(res.Rejected, err.Error())
+		if err := clearDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("no backup of shard %d passes its checks: %s", o.Shard, strings.Join(res.Rejected, "; "))
+}
+
+// usable tells whether backup m can start a restore to the target: it must not hold
+// anything after it.
+func (o *Options) usable(m *backup.Manifest) error {
+	legacy := backup.IsLegacyID(m.ID)
+	switch {
+	case !legacy && m.Shard != o.Shard:
+		return fmt.Errorf("%w: backup %s is of shard %d, not %d", ErrInvalid, m.ID, m.Shard, o.Shard)
+	case o.ToLSN > 0 && !legacy && m.LSN > o.ToLSN:
+		return fmt.Errorf("%w: backup %s is at LSN %d, after the target LSN %d", ErrInvalid, m.ID, m.LSN, o.ToLSN)
+	case !o.ToTime.IsZero():
+		at := m.LSNTime
+		if at.IsZero() {
+			at = m.Created
+		}
+		if at.After(o.ToTime) {
+			return fmt.Errorf("%w: backup %s holds writes up to %s, after the target time %s", ErrInvalid, m.ID, at.Format(time.RFC3339Nano), o.ToTime.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+func (o *Options) describeTarget(list []backup.Listed) string {
+	var oldest time.Time
+	for _, b := range list {
+		if b.Shard == o.Shard && b.Error == "" && (oldest.IsZero() || b.Created.Before(oldest)) {
+			oldest = b.Created
+		}
+	}
+	var want []string
+	if !o.Before.IsZero() {
+		want = append(want, "created before "+o.Before.Format(time.RFC3339))
+	}
+	if !o.ToTime.IsZero() {
+		want = append(want, "taken before the target time "+o.ToTime.Format(time.RFC3339))
+	}
+	if o.ToLSN > 0 {
+		want = append(want, "at or before LSN "+strconv.FormatUint(o.ToLSN, 10))
+	}
+	s := "the store has no backup of this shard"
+	if !oldest.IsZero() {
+		s = "the oldest backup is from " + oldest.Format(time.RFC3339)
+	}
+	if len(want) == 0 {
+		return s
+	}
+	return "want one " + strings.Join(want, " and ") + "; " + s
+}
+
+// buildWAL writes the records to replay into walDir, starting at the backup's LSN + 1.
+func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.Segment, walDir string, progress func(done, total int64)) error {
+	from := res.BackupLSN + 1
+	end := uint64(0)
+	if len(segs) > 0 {
+		end = segs[len(segs)-1].LastLSN
+	}
+	to := end
+	if o.ToLSN > 0 {
+		if o.ToLSN > end {
+			return fmt.Errorf("%w: target LSN %d is past the end of the archived WAL (%d)", walarchive.ErrGap, o.ToLSN, end)
+		}
+		to = o.ToLSN
+	}
+	excluded := map[uint64]bool{}
+	for _, id := range o.ExcludeTxIDs {
+		excluded[id] = true
+	}
+	l, _, err := wal.Open(walDir, wal.Options{StartLSN: from})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if to < from {
+		if len(excluded) > 0 {
+			return fmt.Errorf("%w: nothing to replay after backup %s, so no transaction to exclude", ErrInvalid, res.Backup)
+		}
+		return nil
+	}
+	cover, err := walarchive.Covering(segs, from, to)
+	if err != nil {
+		return err
+	}
+	res.Segments = len(cover)
+	fetchDir := filepath.Join(walDir, "fetch")
+	if err := os.Mkdir(fetchDir, 0o750); err != nil {
+		return err
+	}
+	defer os.RemoveAll(fetchDir)
+	var infos []wal.SegmentInfo
+	for i, s := range cover {
+		p, err := walarchive.Fetch(ctx, o.Store, s, fetchDir)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+		progress(int64(i+1), int64(len(cover)))
+	}
+	seen := map[uint64]bool{}
+	var batch []wal.Entry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := l.Append(batch)
+		batch = batch[:0]
+		return err
+	}
+	errStop := errors.New("stop")
+	err = wal.ReadSegments(infos, from, to, func(r wal.Record) error {
+		if !o.ToTime.IsZero() && r.Time.After(o.ToTime) {
+			return errStop
+		}
+		e := wal.Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: append([]byte(nil), r.Payload...)}
+		if excluded[r.TxID] {
+			seen[r.TxID] = true
+			if res.Skipped == nil {
+				res.Skipped = map[string]int{}
+			}
+			res.Skipped[strconv.FormatUint(r.TxID, 10)]++
+			e.Type, e.Payload = engine.RecordSkipped, []byte{byte(r.Type)}
+		}
+		batch = append(batch, e)
+		res.ToLSN, res.ToTime = r.LSN, r.Time
+		if len(batch) >= 256 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("read archived WAL: %w", err)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	var missing []string
+	for id := range excluded {
+		if !seen[id] {
+			missing = append(missing, strconv.FormatUint(id, 10))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("%w: --exclude-txid %s: no such transaction between LSN %d and %d", ErrInvalid, strings.Join(missing, ","), from, res.ToLSN)
+	}
+	return nil
+}
+
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

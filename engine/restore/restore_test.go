@@ -1,0 +1,323 @@
+package restore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/file"
+	"github.com/akosha/akosha/engine/wal"
+	"github.com/akosha/akosha/engine/walarchive"
+)
+
+// op is one write of the reference history.
+type op struct {
+	lsn     uint64
+	ingest  map[string]string // id -> content
+	deletes []string
+}
+
+// apply returns the state after ops with LSN <= to, skipping the op with LSN skip.
+func apply(ops []op, to, skip uint64) map[string]string {
+	state := map[string]string{}
+	for _, o := range ops {
+		if o.lsn > to {
+			break
+		}
+		if o.lsn == skip {
+			continue
+		}
+		maps.Copy(state, o.ingest)
+		for _, id := range o.deletes {
+			delete(state, id)
+		}
+	}
+	return state
+}
+
+type shard struct {
+	eng      *engine.Engine
+	store    objstore.Store
+	archiver *walarchive.Archiver
+	dir      string
+	ops      []op
+	backup   *backup.Manifest
+}
+
+func newShard(t *testing.T) *shard {
+	t.Helper()
+	dir := t.TempDir()
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+		WALSegmentBytes: 4096, // many segments
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	st, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shard{eng: eng, store: st, archiver: &walarchive.Archiver{Log: eng.WAL(), Store: st}, dir: dir}
+}
+
+func conv(id, content string) engine.Conversation {
+	emb := make([]float32, engine.EmbeddingDim)
+	for i := range emb {
+		emb[i] = float32(len(id)+i) / 1000
+	}
+	return engine.Conversation{SystemID: "s", ConversationID: id, Content: content, Embedding: emb, Timestamp: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// history runs n random ingests and deletes, archiving the WAL now and then and taking a
+// backup before op backupAt.
+func (s *shard) history(t *testing.T, rng *rand.Rand, n, backupAt int) {
+	t.Helper()
+	ctx := context.Background()
+	live := map[string]bool{}
+	next := 0
+	for i := 0; i < n; i++ {
+		if i == backupAt {
+			m, err := backup.Run(ctx, s.eng, backup.Options{Store: s.store, ScratchDir: s.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.backup = m
+		}
+		if rng.IntN(4) == 0 {
+			if _, err := s.archiver.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(live) > 3 && rng.IntN(10) < 3 {
+			var ids []string
+			for id := range live {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+			ids = ids[:1+rng.IntN(3)]
+			res, err := s.eng.Delete(ctx, engine.DeleteRequest{IDs: ids})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				delete(live, id)
+			}
+			s.ops = append(s.ops, op{lsn: res.LSN, deletes: ids})
+			continue
+		}
+		o := op{ingest: map[string]string{}}
+		var cs []engine.Conversation
+		for k := 0; k <= rng.IntN(4); k++ {
+			id := fmt.Sprintf("c-%04d", next)
+			next++
+			content := fmt.Sprintf("content %d %d", next, rng.IntN(1000))
+			o.ingest[id] = content
+			live[id] = true
+			cs = append(cs, conv(id, content))
+		}
+		res, err := s.eng.Ingest(ctx, cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.lsn = res.LSN
+		s.ops = append(s.ops, o)
+	}
+	if _, err := s.archiver.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hotRows reads id -> content from a restored store.
+func hotRows(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	db, err := sql.Open("duckdb", filepath.Join(dir, "hot", engine.HotFile)+"?access_mode=read_only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT conversation_id, content FROM conversations`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var id, c string
+		if err := rows.Scan(&id, &c); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = c
+	}
+	return got
+}
+
+func diff(got, want map[string]string) string {
+	var d []string
+	for id, c := range want {
+		if got[id] != c {
+			d = append(d, fmt.Sprintf("missing or different %s", id))
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			d = append(d, fmt.Sprintf("extra %s", id))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, ", ")
+}
+
+// recordTimes reads the time of every archived record.
+func recordTimes(t *testing.T, s *shard) map[uint64]time.Time {
+	t.Helper()
+	ctx := context.Background()
+	segs, err := walarchive.List(ctx, s.store, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var infos []wal.SegmentInfo
+	for _, sg := range segs {
+		p, err := walarchive.Fetch(ctx, s.store, sg, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: sg.FirstLSN, LastLSN: sg.LastLSN, Size: sg.Size, Sealed: true})
+	}
+	times := map[uint64]time.Time{}
+	if err := wal.ReadSegments(infos, segs[0].FirstLSN, segs[len(segs)-1].LastLSN, func(r wal.Record) error {
+		times[r.LSN] = r.Time
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return times
+}
+
+// TestPointInTimeProperty: random histories of ingests and deletes, a backup at a random
+// point; restoring to a random LSN or time equals the reference state there, row for row;
+// excluding one transaction equals the reference without exactly that transaction.
+func TestPointInTimeProperty(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 99))
+			s := newShard(t)
+			n := 30 + rng.IntN(30)
+			s.history(t, rng, n, rng.IntN(n/2))
+			ctx := context.Background()
+			var after []op // ops after the backup: targets and exclusions come from these
+			for _, o := range s.ops {
+				if o.lsn > s.backup.LSN {
+					after = append(after, o)
+				}
+			}
+			target := after[rng.IntN(len(after))]
+			times := recordTimes(t, s)
+			cases := []struct {
+				name string
+				opts Options
+				want map[string]string
+			}{
+				{"to-lsn", Options{ToLSN: target.lsn}, apply(s.ops, target.lsn, 0)},
+				{"to-time", Options{ToTime: times[target.lsn]}, apply(s.ops, target.lsn, 0)},
+				{"end", Options{}, apply(s.ops, s.ops[len(s.ops)-1].lsn, 0)},
+				{"backup-only", Options{NoReplay: true}, apply(s.ops, s.backup.LSN, 0)},
+			}
+			skip := after[rng.IntN(len(after))]
+			cases = append(cases, struct {
+				name string
+				opts Options
+				want map[string]string
+			}{"exclude", Options{ExcludeTxIDs: []uint64{skip.lsn}}, apply(s.ops, s.ops[len(s.ops)-1].lsn, skip.lsn)})
+			for _, c := range cases {
+				c.opts.Store, c.opts.Dir = s.store, filepath.Join(t.TempDir(), "restored")
+				res, err := Restore(ctx, c.opts)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				if d := diff(hotRows(t, res.Dir), c.want); d != "" {
+					t.Fatalf("%s (backup LSN %d, restored to %d): %s", c.name, res.BackupLSN, res.ToLSN, d)
+				}
+				if res.Backup != s.backup.ID || res.HotRows != int64(len(c.want)) {
+					t.Fatalf("%s: result %+v, want backup %s and %d rows", c.name, res, s.backup.ID, len(c.want))
+				}
+				if c.name == "exclude" && res.Skipped[fmt.Sprint(skip.lsn)] != 1 {
+					t.Fatalf("exclude: skipped %v", res.Skipped)
+				}
+			}
+		})
+	}
+}
+
+func TestRestoreRefusals(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	s.history(t, rand.New(rand.NewPCG(7, 7)), 20, 5)
+	dir := func() string { return filepath.Join(t.TempDir(), "restored") }
+	last := s.ops[len(s.ops)-1].lsn
+	for name, tc := range map[string]struct {
+		opts Options
+		want string
+	}{
+		"both targets":   {Options{ToLSN: 5, ToTime: time.Now()}, "not both"},
+		"bad from":       {Options{From: "../x"}, "want a backup id"},
+		"unknown backup": {Options{From: "20200101T000000Z-00000000"}, "not found"},
+		"before oldest":  {Options{ToTime: s.backup.Created.Add(-time.Hour)}, "the oldest backup is from"},
+		"lsn past end":   {Options{ToLSN: last + 10}, "past the end of the archived WAL"},
+		"unknown txid":   {Options{ExcludeTxIDs: []uint64{last + 99}}, "no such transaction"},
+		"txid in backup": {Options{ExcludeTxIDs: []uint64{1}}, "no such transaction"},
+	} {
+		o := tc.opts
+		o.Store, o.Dir = s.store, dir()
+		_, err := Restore(ctx, o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+		if _, serr := os.Stat(o.Dir); !os.IsNotExist(serr) {
+			t.Errorf("%s: left %s behind", name, o.Dir)
+		}
+	}
+	// An existing directory is never written over.
+	existing := t.TempDir()
+	if _, err := Restore(ctx, Options{Store: s.store, Dir: existing}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("restore into an existing dir: %v", err)
+	}
+
+	// A hole in the archived WAL is refused, naming the missing LSNs.
+	segs, _ := walarchive.List(ctx, s.store, 0)
+	var hole walarchive.Segment
+	for _, sg := range segs {
+		if sg.FirstLSN > s.backup.LSN {
+			hole = sg
+			break
+		}
+	}
+	if err := s.store.Delete(ctx, hole.Key); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Restore(ctx, Options{Store: s.store, Dir: dir()})
+	if !errors.Is(err, walarchive.ErrGap) || !strings.Contains(err.Error(), fmt.Sprintf("LSNs %d-%d", hole.FirstLSN, hole.LastLSN)) {
+		t.Fatalf("restore over a hole: %v", err)
+	}
+	// Restoring the backup alone needs no WAL.
+	if _, err := Restore(ctx, Options{Store: s.store, Dir: dir(), NoReplay: true}); err != nil {
+		t.Fatal(err)
+	}
+}
