@@ -66,8 +66,8 @@ type Result struct {
 	ToLSN      uint64            `json:"to_lsn"`
 	ToTime     time.Time         `json:"to_time,omitzero"` // time of the record at ToLSN
 	Segments   int               `json:"wal_segments"`
-	Replayed   int               `json:"replayed"`           // records applied
-	Skipped    map[string]int    `json:"skipped,omitempty"`  // records skipped, by txid
+	Replayed   int               `json:"replayed"`          // records applied
+	Skipped    map[string]int    `json:"skipped,omitempty"` // records skipped, by txid
 	HotRows    int64             `json:"hot_rows"`
 	WarmRows   int64             `json:"warm_rows"`
 	Tables     []backup.Table    `json:"tables"`
