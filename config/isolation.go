@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,4 +94,27 @@ func evalExisting(p string) string {
 func within(p, root string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// DataPath resolves a data path given on the command line (flag names it in errors):
+// "~" is expanded and a relative path taken from the working directory, and, unless
+// AllowProjectPaths is set, a path inside the project checkout is refused, as for the
+// configured data paths.
+func (c *Config) DataPath(flag, p string) (string, error) {
+	p, err := expandHome(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	if c.AllowProjectPaths {
+		return p, nil
+	}
+	if wd, err := getwd(); err == nil {
+		if root := findCheckout(wd); root != "" && (within(p, root) || within(evalExisting(p), root)) {
+			return "", fmt.Errorf("%s %q: data must not be written inside the project checkout %s; %s", flag, p, root, isolationHint)
+		}
+	}
+	return p, nil
 }

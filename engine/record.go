@@ -179,3 +179,56 @@ func decodeDelete(p []byte) (deletePayload, error) {
 	}
 	return d, nil
 }
+
+// RecordSummary describes a WAL record for operators (`akosha wal list`): what the
+// transaction did, without its payload.
+type RecordSummary struct {
+	LSN  uint64    `json:"lsn"`
+	TxID uint64    `json:"txid"`
+	Time time.Time `json:"time"`
+	Type string    `json:"type"` // ingest, delete or skipped
+	Rows int       `json:"rows"` // conversations ingested, or ids deleted
+	// For deletes: how rows were chosen, and the system for by-system deletes.
+	DeleteKind string    `json:"delete_kind,omitempty"` // ids or system_before
+	SystemID   string    `json:"system_id,omitempty"`
+	Before     time.Time `json:"before,omitzero"`
+	// Systems are the distinct system ids of an ingest.
+	Systems []string `json:"systems,omitempty"`
+}
+
+// Summarize decodes a WAL record into a RecordSummary.
+func Summarize(r wal.Record) (RecordSummary, error) {
+	s := RecordSummary{LSN: r.LSN, TxID: r.TxID, Time: r.Time}
+	switch r.Type {
+	case RecordIngest:
+		cs, err := decodeIngest(r.Payload)
+		if err != nil {
+			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
+		}
+		s.Type, s.Rows = "ingest", len(cs)
+		seen := map[string]bool{}
+		for _, c := range cs {
+			if !seen[c.SystemID] {
+				seen[c.SystemID] = true
+				s.Systems = append(s.Systems, c.SystemID)
+			}
+		}
+	case RecordDelete:
+		d, err := decodeDelete(r.Payload)
+		if err != nil {
+			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
+		}
+		s.Type, s.Rows = "delete", len(d.IDs)
+		switch d.Kind {
+		case DeleteByIDs:
+			s.DeleteKind = "ids"
+		case DeleteBySystemBefore:
+			s.DeleteKind, s.SystemID, s.Before = "system_before", d.SystemID, d.Before
+		}
+	case RecordSkipped:
+		s.Type = "skipped"
+	default:
+		return s, fmt.Errorf("LSN %d: unknown record type %d", r.LSN, r.Type)
+	}
+	return s, nil
+}

@@ -138,6 +138,18 @@ func TestDevSmoke(t *testing.T) {
 		}
 		return string(b)
 	}
+	// stdoutOf runs a command whose progress goes to stderr and returns its stdout.
+	stdoutOf := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("akosha %s: %v\n%s%s", strings.Join(args, " "), err, b, errb.String())
+		}
+		return string(b)
+	}
 	if o := run("ingest", "--synthetic", "500", "--days", "3", "--seed", "1"); !strings.Contains(o, "ingested 500 conversations") {
 		t.Fatalf("ingest output: %s", o)
 	}
@@ -187,6 +199,12 @@ func TestDevSmoke(t *testing.T) {
 		t.Fatalf("stats: %s", body)
 	}
 
+	// One conversation written and deleted after the backup: the WAL has both.
+	emb := strings.TrimSuffix(strings.Repeat("0.01,", 384), ",")
+	doHTTP(t, "POST", "http://"+api+"/v1/conversations",
+		`[{"system_id":"smoke","conversation_id":"smoke-1","content":"to be deleted by mistake","embedding":[`+emb+`],"timestamp":"2026-11-20T10:00:00Z"}]`)
+	doHTTP(t, "DELETE", "http://"+api+"/v1/conversations", `{"ids":["smoke-1"]}`)
+
 	dev.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- dev.Wait() }()
@@ -202,10 +220,51 @@ func TestDevSmoke(t *testing.T) {
 	if !strings.Contains(stderr.String(), "worker stopped") {
 		t.Fatalf("no clean worker stop in the log:\n%s", stderr.String())
 	}
+	// The worker archived the WAL as it stopped: the delete is listed, and a restore that
+	// excludes it brings the conversation back, into a new directory.
+	var dels []struct {
+		TxID uint64 `json:"txid"`
+		Rows int    `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(run("wal", "list", "--type", "delete", "--json")), &dels); err != nil || len(dels) != 1 || dels[0].Rows != 1 {
+		t.Fatalf("wal list --type delete: %+v %v", dels, err)
+	}
+	var restored struct {
+		HotRows int64          `json:"hot_rows"`
+		Skipped map[string]int `json:"skipped"`
+		Dir     string         `json:"dir"`
+	}
+	target := filepath.Join(t.TempDir(), "restored")
+	if err := json.Unmarshal([]byte(stdoutOf("restore", "--to-path", target, "--exclude-txid", fmt.Sprint(dels[0].TxID))), &restored); err != nil ||
+		restored.HotRows != 501 || restored.Skipped[fmt.Sprint(dels[0].TxID)] != 1 || restored.Dir != target {
+		t.Fatalf("restore excluding the delete: %+v %v", restored, err)
+	}
+	if err := json.Unmarshal([]byte(stdoutOf("restore", "--dry-run")), &restored); err != nil || restored.HotRows != 500 {
+		t.Fatalf("restore --dry-run to the end: %+v %v", restored, err)
+	}
 	// Data stayed under AKOSHA_HOME.
 	for _, p := range []string{"hot/hot.db", "warm/warm.db", "wal", "temporal/temporal.db"} {
 		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
 			t.Errorf("expected %s under AKOSHA_HOME: %v", p, err)
 		}
+	}
+}
+
+// doHTTP sends body with method to url and fails the test unless the answer is 2xx.
+func doHTTP(t *testing.T, method, url, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s: %s", method, url, resp.Status, b)
 	}
 }

@@ -23,6 +23,8 @@ func main() {
 			starter.CheckpointCommand(),
 			starter.BackupCommand(),
 			starter.BackupsCommand(),
+			starter.RestoreCommand(),
+			starter.WALCommand(),
 			starter.ScheduleCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),

@@ -258,3 +258,36 @@ func (a *Archiver) ArchivedLSN() uint64 {
 	defer a.mu.Unlock()
 	return a.archived
 }
+
+// Read fetches the archived segments holding LSNs from..to (to 0: the end of the archive)
+// into dir and calls fn for each record in order. A hole in the range is an error
+// wrapping ErrGap.
+func Read(ctx context.Context, store objstore.Store, shard int, from, to uint64, dir string, fn func(wal.Record) error) error {
+	segs, err := List(ctx, store, shard)
+	if err != nil {
+		return err
+	}
+	if len(segs) == 0 {
+		return nil
+	}
+	from = max(from, segs[0].FirstLSN)
+	if end := segs[len(segs)-1].LastLSN; to == 0 || to > end {
+		to = end
+	}
+	if to < from {
+		return nil
+	}
+	cover, err := Covering(segs, from, to)
+	if err != nil {
+		return err
+	}
+	var infos []wal.SegmentInfo
+	for _, s := range cover {
+		p, err := Fetch(ctx, store, s, dir)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+	}
+	return wal.ReadSegments(infos, from, to, fn)
+}
