@@ -46,9 +46,10 @@ type Options struct {
 	NoReplay bool
 	// ExcludeTxIDs are transactions whose records are skipped (e.g. a bad delete).
 	ExcludeTxIDs []uint64
-	// Dir is where the restored store is built: hot/, warm/ and wal/ inside it. It must
-	// not exist; its parent must. Put it on the live store's filesystem so a swap is a
-	// rename.
+	// Dir is where the restored store goes: hot/, warm/ and wal/ inside it. It must not
+	// exist; its parent must. The store is built in Dir+".partial" (a stale one, left by
+	// a restore that was killed, is removed first) and renamed to Dir only once complete
+	// and checked, so Dir never holds a partial store.
 	Dir string
 	// Progress, if set, is told the step and its progress (bytes or records).
 	Progress func(step string, done, total int64)
@@ -79,12 +80,16 @@ type Result struct {
 // ErrInvalid is wrapped by errors about the options.
 var ErrInvalid = engine.ErrInvalid
 
-// Restore builds the store described by opts in opts.Dir. On error nothing is left in
-// opts.Dir (it is removed).
+// Restore builds the store described by opts in opts.Dir. On error nothing is left.
 func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 	start := time.Now()
 	if err := opts.validate(); err != nil {
 		return nil, err
+	}
+	final := opts.Dir
+	opts.Dir = final + ".partial"
+	if err := os.RemoveAll(opts.Dir); err != nil {
+		return nil, fmt.Errorf("remove the stale %s: %w", opts.Dir, err)
 	}
 	if err := os.Mkdir(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("%w: restore dir: %v", ErrInvalid, err)
@@ -94,7 +99,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 			os.RemoveAll(opts.Dir)
 		}
 	}()
-	res = &Result{Dir: opts.Dir, Durations: map[string]string{}}
+	res = &Result{Dir: final, Durations: map[string]string{}}
 	step := func(name string, t0 time.Time) { res.Durations[name] = time.Since(t0).Round(time.Millisecond).String() }
 	progress := func(step string) func(done, total int64) {
 		return func(done, total int64) {
@@ -183,6 +188,12 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	step("verify", t0)
+	if err := os.Rename(opts.Dir, final); err != nil {
+		return nil, fmt.Errorf("install the restored store: %w", err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return nil, err
+	}
 	res.DurationMS = time.Since(start).Milliseconds()
 	return res, nil
 }
@@ -412,6 +423,18 @@ func clearDir(dir string) error {
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -1,10 +1,15 @@
 package restore
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -290,8 +295,10 @@ func TestRestoreRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
-		if _, serr := os.Stat(o.Dir); !os.IsNotExist(serr) {
-			t.Errorf("%s: left %s behind", name, o.Dir)
+		for _, d := range []string{o.Dir, o.Dir + ".partial"} {
+			if _, serr := os.Stat(d); !os.IsNotExist(serr) {
+				t.Errorf("%s: left %s behind", name, d)
+			}
 		}
 	}
 	// An existing directory is never written over.
@@ -316,8 +323,108 @@ func TestRestoreRefusals(t *testing.T) {
 	if !errors.Is(err, walarchive.ErrGap) || !strings.Contains(err.Error(), fmt.Sprintf("LSNs %d-%d", hole.FirstLSN, hole.LastLSN)) {
 		t.Fatalf("restore over a hole: %v", err)
 	}
-	// Restoring the backup alone needs no WAL.
-	if _, err := Restore(ctx, Options{Store: s.store, Dir: dir(), NoReplay: true}); err != nil {
+	// Restoring the backup alone needs no WAL; a stale .partial from a killed restore is
+	// replaced.
+	d := dir()
+	if err := os.MkdirAll(filepath.Join(d+".partial", "hot"), 0o750); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Restore(ctx, Options{Store: s.store, Dir: d, NoReplay: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(d + ".partial"); !os.IsNotExist(err) {
+		t.Fatalf("%s.partial still there: %v", d, err)
+	}
+}
+
+// latest-good passes over a backup that fails its checks, naming it; latest fails on it.
+func TestRestoreLatestGood(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	s.history(t, rand.New(rand.NewPCG(3, 3)), 20, 5)
+	good := s.backup
+	bad, err := backup.Run(ctx, s.eng, backup.Options{Store: s.store, ScratchDir: s.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte of the newest backup's warm.db object.
+	var key string
+	for _, f := range bad.Files {
+		if f.Name == engine.WarmFile {
+			key = f.Key
+		}
+	}
+	rc, _, err := s.store.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	b[len(b)/2] ^= 0x20
+	if _, err := s.store.Put(ctx, key, bytes.NewReader(b), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(ctx, Options{Store: s.store, Dir: filepath.Join(t.TempDir(), "r")})
+	if !errors.Is(err, backup.ErrCorrupt) || !strings.Contains(err.Error(), key) {
+		t.Fatalf("restore --from latest of a corrupt backup: %v, want ErrCorrupt naming %s", err, key)
+	}
+	res, err := Restore(ctx, Options{Store: s.store, From: LatestGood, Dir: filepath.Join(t.TempDir(), "r")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Backup != good.ID || len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0], key) {
+		t.Fatalf("latest-good used %s, rejected %v; want %s", res.Backup, res.Rejected, good.ID)
+	}
+	if d := diff(hotRows(t, res.Dir), apply(s.ops, s.ops[len(s.ops)-1].lsn, 0)); d != "" {
+		t.Fatalf("latest-good restore: %s", d)
+	}
+}
+
+// A legacy backup restores as it is: its warm.db, an empty hot tier.
+func TestRestoreLegacy(t *testing.T) {
+	ctx := context.Background()
+	st, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What backup_warm_storage.sh uploaded: a gzipped warm.db and its .sha256.
+	dbPath := filepath.Join(t.TempDir(), "warm.db")
+	db, err := sql.Open("duckdb", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE conversations (system_id VARCHAR NOT NULL, conversation_id VARCHAR PRIMARY KEY, embedding TINYINT[384] NOT NULL,
+		embedding_scale FLOAT NOT NULL, summary VARCHAR NOT NULL, timestamp TIMESTAMPTZ NOT NULL, metadata JSON, uploaded_at TIMESTAMPTZ NOT NULL);
+		INSERT INTO conversations SELECT 's', 'old-' || i, list_transform(range(384), j -> (j % 100)::TINYINT)::TINYINT[384], 0.01, 'summary', now(), NULL, now() FROM range(50) r(i)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, _ := os.ReadFile(dbPath)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	sum := sha256.Sum256(gz.Bytes())
+	st.Put(ctx, "warm/2026/10/01/warm_20261001_020000.db.gz", bytes.NewReader(gz.Bytes()), objstore.PutOptions{})
+	st.Put(ctx, "warm/2026/10/01/warm_20261001_020000.db.gz.sha256", strings.NewReader(hex.EncodeToString(sum[:])+"\n"), objstore.PutOptions{})
+
+	if _, err := Restore(ctx, Options{Store: st, From: "warm_20261001_020000", ToLSN: 5, Dir: filepath.Join(t.TempDir(), "r")}); err == nil || !strings.Contains(err.Error(), "has no LSN") {
+		t.Fatalf("point-in-time restore of a legacy backup: %v", err)
+	}
+	res, err := Restore(ctx, Options{Store: st, From: "warm_20261001_020000", Dir: filepath.Join(t.TempDir(), "r")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Legacy || res.WarmRows != 50 || res.HotRows != 0 {
+		t.Fatalf("legacy restore: %+v", res)
+	}
+	// The restored store opens as an engine.
+	eng, err := engine.Open(ctx, engine.Options{HotPath: filepath.Join(res.Dir, "hot"), WarmPath: filepath.Join(res.Dir, "warm"), WALPath: filepath.Join(res.Dir, "wal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if s, err := eng.Stats(ctx); err != nil || s.WarmRows != 50 {
+		t.Fatalf("stats of the restored legacy store: %+v %v", s, err)
 	}
 }
