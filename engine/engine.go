@@ -266,7 +266,44 @@ func openDuck(ctx context.Context, path string, opts Options, settings ...string
 func (e *Engine) replay(ctx context.Context) (int, error) {
 	from := min(e.hotApplied.Load(), e.warmApplied.Load()) + 1
 	n := 0
+	// Consecutive ingest records are applied in one transaction (each commit costs a
+	// DuckDB fsync): they only add rows, so grouping them until the next delete, or
+	// replayBatch conversations, gives the same state.
+	var (
+		batch     []Conversation
+		batchLSN  uint64
+		batchRecs int
+	)
+	flush := func() error {
+		if batchRecs == 0 {
+			return nil
+		}
+		if err := e.applyInsert(ctx, batch, batchLSN); err != nil {
+			return fmt.Errorf("LSNs up to %d: %w", batchLSN, err)
+		}
+		n += batchRecs
+		batch, batchRecs = batch[:0], 0
+		return nil
+	}
 	err := e.wal.ReadFrom(from, func(r wal.Record) error {
+		switch {
+		case r.Type == RecordIngest && r.LSN > e.hotApplied.Load():
+			cs, err := decodeIngest(r.Payload)
+			if err != nil {
+				return fmt.Errorf("LSN %d: %w", r.LSN, err)
+			}
+			batch, batchLSN = append(batch, cs...), r.LSN
+			batchRecs++
+			if len(batch) >= replayBatch {
+				return flush()
+			}
+			return nil
+		case r.Type == RecordIngest || r.Type == RecordSkipped:
+			return nil // already applied, or nothing to apply
+		}
+		if err := flush(); err != nil {
+			return err
+		}
 		applied, err := e.apply(ctx, r)
 		if err != nil {
 			return fmt.Errorf("LSN %d: %w", r.LSN, err)
@@ -276,8 +313,14 @@ func (e *Engine) replay(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	return n, flush()
 }
+
+// replayBatch bounds the conversations replay applies in one transaction.
+const replayBatch = 20000
 
 // apply applies one decoded WAL record to each database that has not applied it yet, and
 // tells whether any had not.

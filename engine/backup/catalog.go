@@ -121,6 +121,8 @@ func List(ctx context.Context, store objstore.Store) ([]Listed, error) {
 		}
 		out = append(out, l)
 	}
+	// Ids have whole seconds; manifests have the exact time.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
 }
 

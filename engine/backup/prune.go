@@ -56,10 +56,11 @@ type Decision struct {
 	Verified bool      `json:"verified"`
 	Bytes    int64     `json:"bytes"`
 	// Unreadable is why the manifest could not be read; such backups are kept.
-	Unreadable string   `json:"unreadable,omitempty"`
-	Delete     bool     `json:"delete"`
-	Reason     string   `json:"reason"`
-	Keys       []string `json:"-"`
+	Unreadable string    `json:"unreadable,omitempty"`
+	Delete     bool      `json:"delete"`
+	Reason     string    `json:"reason"`
+	Keys       []string  `json:"-"`
+	modified   time.Time // newest object
 }
 
 // PruneResult is the outcome of Prune.
@@ -111,7 +112,7 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 	}
 	verifiedTotal := map[string]int{}
 	for _, e := range entries {
-		d := Decision{ID: e.id, Legacy: e.legacy, Created: e.created, Complete: e.complete, Verified: e.verified, Bytes: e.bytes, Keys: e.keys}
+		d := Decision{ID: e.id, Legacy: e.legacy, Created: e.created, Complete: e.complete, Verified: e.verified, Bytes: e.bytes, Keys: e.keys, modified: e.modified}
 		if e.complete {
 			l, err := e.listed(ctx, store)
 			switch {
@@ -122,7 +123,7 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 			case err != nil:
 				return nil, err
 			default:
-				d.Shard, d.LSN = l.Shard, l.LSN
+				d.Shard, d.LSN, d.Created = l.Shard, l.LSN, l.Created
 			}
 		}
 		if d.Complete && d.Verified && d.Unreadable == "" {
@@ -130,6 +131,8 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 		}
 		res.Decisions = append(res.Decisions, d)
 	}
+	// Newest first by the manifests' exact times (ids have whole seconds).
+	sort.SliceStable(res.Decisions, func(i, j int) bool { return res.Decisions[i].Created.After(res.Decisions[j].Created) })
 	verifiedKept := map[string]int{}
 	keptAny := map[string]int{} // complete backups kept so far
 	// Decisions are newest first, so the first verified backups met are the newest.
@@ -139,7 +142,7 @@ func Prune(ctx context.Context, store objstore.Store, pol RetentionPolicy, apply
 		if !d.Complete {
 			// Old by its id and by its newest object: a clock that is off cannot make a
 			// backup still uploading look abandoned.
-			age := pol.Now.Sub(latest(d.Created, entries[i].modified))
+			age := pol.Now.Sub(latest(d.Created, d.modified))
 			d.Delete = age >= IncompleteGrace
 			if d.Delete {
 				d.Reason = fmt.Sprintf("incomplete (no %s) for %s", completeMarker(d.Legacy), age.Round(time.Minute))

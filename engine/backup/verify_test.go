@@ -49,7 +49,7 @@ func TestVerifyAndList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || !list[0].Verified || !list[1].Verified || list[0].ID < list[1].ID || list[0].StoredBytes == 0 {
+	if len(list) != 2 || !list[0].Verified || !list[1].Verified || !list[0].Created.After(list[1].Created) || list[0].StoredBytes == 0 {
 		t.Fatalf("list = %+v", list)
 	}
 

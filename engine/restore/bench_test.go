@@ -1,0 +1,148 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore/file"
+	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/benchdata"
+)
+
+// BenchmarkRestore1M restores the 1,000,000-conversation warm.db of the backup benchmark
+// (benchdata.WarmDataset), side by side with the seed guide's restore pipeline:
+//
+//	seed:   sha256sum warm.db.gz && gunzip -c warm.db.gz > warm.db
+//	akosha: restore.Restore of a backup in a file:// store (no WAL to replay): download,
+//	        check stored and original SHA-256, decompress, open both databases and compare
+//	        row counts and content checksums with the manifest, open as an engine,
+//	        checksum again, rename into place
+//
+// Run it with `make bench-restore` (see docs/BENCHMARKS.md).
+func BenchmarkRestore1M(b *testing.B) {
+	ctx := context.Background()
+	dir := benchdata.WarmDataset(b, 1_000_000)
+	work := b.TempDir()
+	store, err := file.New(filepath.Join(work, "store"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := engine.Open(ctx, engine.Options{HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := backup.Run(ctx, e, backup.Options{Store: store, ScratchDir: work, Compression: backup.Gzip})
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	for _, f := range m.Files {
+		size += f.Size
+	}
+	gz := filepath.Join(work, "warm.db.gz")
+	if out, err := exec.Command("sh", "-c", `gzip -c "$1" > "$2"`, "sh", filepath.Join(dir, "warm", engine.WarmFile), gz).CombinedOutput(); err != nil {
+		b.Fatalf("gzip: %v\n%s", err, out)
+	}
+	b.Run("seed", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			out := filepath.Join(work, "seed-warm.db")
+			if o, err := exec.Command("sh", "-c", `sha256sum "$1" >/dev/null && gunzip -c "$1" > "$2"`, "sh", gz, out).CombinedOutput(); err != nil {
+				b.Fatalf("seed restore: %v\n%s", err, o)
+			}
+			b.StopTimer()
+			os.Remove(out)
+			b.StartTimer()
+		}
+	})
+	b.Run("akosha", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			to := filepath.Join(work, "restored")
+			res, err := Restore(ctx, Options{Store: store, From: m.ID, NoReplay: true, Dir: to})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.WarmRows != 1_000_000 {
+				b.Fatalf("restored %d warm rows", res.WarmRows)
+			}
+			b.StopTimer()
+			os.RemoveAll(to)
+			b.StartTimer()
+		}
+	})
+}
+
+// BenchmarkReplay measures WAL replay: 5,000 ingest records of 10 conversations each
+// (384-d embeddings), archived, replayed onto an empty backup by a restore to the end.
+// It reports records/s and conversations/s of the replay step alone.
+func BenchmarkReplay(b *testing.B) {
+	ctx := context.Background()
+	const records, perRecord, clients = 5000, 10, 8
+	dir := b.TempDir()
+	e, err := engine.Open(ctx, engine.Options{HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	store, err := file.New(filepath.Join(dir, "store"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := backup.Run(ctx, e, backup.Options{Store: store, ScratchDir: dir}); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		wg.Go(func() {
+			for r := c; r < records; r += clients {
+				cs := make([]engine.Conversation, perRecord)
+				for i := range cs {
+					cs[i] = conv(fmt.Sprintf("r%05d-%02d", r, i), fmt.Sprintf("content of record %d, conversation %d", r, i))
+				}
+				if _, err := e.Ingest(ctx, cs); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	if _, err := (&walarchive.Archiver{Log: e.WAL(), Store: store}).Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var replay time.Duration
+	for b.Loop() {
+		to := filepath.Join(dir, "restored")
+		res, err := Restore(ctx, Options{Store: store, Dir: to})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Replayed != records || res.HotRows != records*perRecord {
+			b.Fatalf("replayed %d records, %d rows", res.Replayed, res.HotRows)
+		}
+		d, _ := time.ParseDuration(res.Durations["replay"])
+		replay += d
+		b.StopTimer()
+		os.RemoveAll(to)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(records*b.N)/replay.Seconds(), "records/s")
+	b.ReportMetric(float64(records*perRecord*b.N)/replay.Seconds(), "conv/s")
+}
