@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-short bench bench-backup lint fmt fuzz clean
+.PHONY: all build run test test-short bench bench-backup bench-restore lint fmt fuzz clean
 
 all: lint test
 
@@ -32,13 +32,17 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 ## bench: durable ingest (engine and HTTP) and backup, each beside its baselines; see docs/BENCHMARKS.md
-bench: bench-backup
+bench: bench-backup bench-restore
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./engine/ ./engine/wal/ ./worker/...
 
 ## bench-backup: backup of a 1M-conversation warm.db beside cp+gzip+sha256sum and zstd -T0 -1
 ## (the dataset is generated once under $$AKOSHA_BENCH_DIR, default ~/.akosha/bench)
 bench-backup:
 	$(GO) test -run '^$$' -bench 'Backup1M' -benchtime 1x -count $(BENCHCOUNT) ./engine/backup/
+
+## bench-restore: restore of the same warm.db beside sha256sum+gunzip, and WAL replay rate
+bench-restore:
+	$(GO) test -run '^$$' -bench 'Restore1M|Replay' -benchtime 1x -count $(BENCHCOUNT) ./engine/restore/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -232,7 +232,7 @@ func fetchFile(ctx context.Context, store objstore.Store, compression string, f 
 		defer zr.Close()
 		dec = zr
 	default:
-		zr, err := zstd.NewReader(tee)
+		zr, err := zstd.NewReader(tee, zstd.WithDecoderConcurrency(0)) // 0: GOMAXPROCS blocks in flight
 		if err != nil {
 			return err
 		}

@@ -39,7 +39,7 @@ func BenchmarkRestore1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := backup.Run(ctx, e, backup.Options{Store: store, ScratchDir: work, Compression: backup.Gzip})
+	m, err := backup.Run(ctx, e, backup.Options{Store: store, ScratchDir: work}) // zstd, the default
 	if cerr := e.Close(); err == nil {
 		err = cerr
 	}
