@@ -32,6 +32,10 @@ type Activities struct {
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
 
+	// CheckPath, if set, resolves and vets a data path given in a workflow's input (the
+	// worker's config.DataPath: never inside the project checkout).
+	CheckPath func(name, path string) (string, error)
+
 	// Archiver, if set, archives the WAL at the start of each backup, so the archive
 	// reaches at least the backup's LSN.
 	Archiver *walarchive.Archiver

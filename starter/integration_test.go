@@ -18,8 +18,11 @@ import (
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/s3test"
 	"github.com/akosha/akosha/internal/stores"
@@ -245,5 +248,124 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	// history for the replay test.
 	if path := os.Getenv("AKOSHA_WRITE_BACKUP_HISTORY"); path != "" && strings.HasSuffix(t.Name(), "/file") {
 		writeHistory(t, c, id, path)
+	}
+}
+
+// TestRestoreWorkflowEndToEnd: a worker archives its WAL; a conversation is deleted by
+// mistake after a backup; RestoreWorkflow (started as `akosha restore --wait` does)
+// rebuilds the shard without that delete into a new directory. Then a restore whose
+// worker is stopped while it runs completes on a new worker, and its directory never
+// holds a partial store.
+func TestRestoreWorkflowEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	cfg := testConfig(t)
+	cfg.Backup.Path = filepath.Join(t.TempDir(), "backups")
+	cfg.Backup.WALArchiveSeconds = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { w.Stop(context.Background()) }()
+	eng := w.Engine()
+	if _, err := eng.Ingest(ctx, ingest.Synthetic(1, 2000, 2, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var b workflows.BackupResult
+	if err := startWorkflow(ctx, c, &out, "backup-before", workflows.BackupWorkflowName, workflows.BackupInput{}, true, &b); err != nil {
+		t.Fatal(err)
+	}
+	extra := ingest.Synthetic(2, 20000, 2, time.Now())
+	for i := 0; i < len(extra); i += 1000 {
+		if _, err := eng.Ingest(ctx, extra[i:i+1000]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del, err := eng.Delete(ctx, engine.DeleteRequest{IDs: []string{extra[0].ConversationID, extra[1].ConversationID}})
+	if err != nil || del.Deleted != 2 {
+		t.Fatalf("delete: %+v %v", del, err)
+	}
+	// Wait (bounded) for the archive to reach the delete.
+	store, err := stores.OpenBackupStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		segs, _ := walarchive.List(ctx, store, 0)
+		if len(segs) > 0 && segs[len(segs)-1].LastLSN >= del.LSN {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL archive did not reach LSN %d in 30s", del.LSN)
+		}
+	}
+
+	to := filepath.Join(t.TempDir(), "restored")
+	var res workflows.RestoreResult
+	in := workflows.RestoreInput{RestoreParams: activities.RestoreParams{ToPath: to, ExcludeTxIDs: []uint64{del.TxID}}}
+	if err := startWorkflow(ctx, c, &out, "restore-1", workflows.RestoreWorkflowName, in, true, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Backup != b.ID || res.HotRows != 22000 || res.Skipped[fmt.Sprint(del.TxID)] != 1 || res.Dir != to || res.ToLSN != del.LSN {
+		t.Fatalf("restore result %+v", res)
+	}
+
+	// Stop the worker while a restore runs; a new worker finishes it.
+	to2 := filepath.Join(t.TempDir(), "restored-2")
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "restore-2", TaskQueue: workflows.OpsTaskQueue}, workflows.RestoreWorkflowName,
+		workflows.RestoreInput{RestoreParams: activities.RestoreParams{ToPath: to2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), "")
+		if err == nil && len(desc.GetPendingActivities()) > 0 && desc.GetPendingActivities()[0].GetState() == enums.PENDING_ACTIVITY_STATE_STARTED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restore activity did not start in 30s")
+		}
+	}
+	w.Stop(context.Background())
+	if fi, err := os.Stat(to2); err == nil {
+		if _, rerr := restore.ReadResult(to2); rerr != nil {
+			t.Fatalf("%s exists without a complete store (%v): %v", to2, fi.Mode(), rerr)
+		}
+	}
+	w, err = worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res2 workflows.RestoreResult
+	if err := run.Get(ctx, &res2); err != nil {
+		t.Fatal(err)
+	}
+	if res2.HotRows != 21998 || res2.Dir != to2 {
+		t.Fatalf("restore after a worker restart: %+v", res2)
+	}
+	if _, err := os.Stat(to2 + ".partial"); !os.IsNotExist(err) {
+		t.Fatalf("%s.partial left: %v", to2, err)
+	}
+	attempts := 0
+	it := c.GetWorkflowHistory(ctx, run.GetID(), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+			attempts = int(a.GetAttempt())
+		}
+	}
+	// The first attempt was stopped with its worker (the restore takes about a second
+	// here, the stop follows its start within milliseconds); the second one finished.
+	if attempts != 2 {
+		t.Fatalf("the restore activity completed on attempt %d, want 2", attempts)
 	}
 }

@@ -3,13 +3,13 @@ package starter
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/akosha/akosha/activities"
+	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/workflows"
@@ -19,16 +19,19 @@ import (
 func RestoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restore",
-		Usage: "restore a shard from a backup and the archived WAL, to a point in time, into a new directory",
-		Description: "Picks a backup (--from: an id, latest or latest-good; --before narrows latest), fetches it\n" +
+		Usage: "restore a shard from a backup and the archived WAL, to a point in time, into a new directory (RestoreWorkflow)",
+		Description: "Starts RestoreWorkflow, run by the shard's worker (with --local: runs here, without Temporal\n" +
+			"or a worker; what to do when the worker is down). Picks a backup (--from: an id, latest or latest-good; --before narrows latest), fetches it\n" +
 			"with every check, replays the archived WAL after it up to the target (--to-time, --to-lsn,\n" +
 			"or the end of the archive), skipping the transactions given to --exclude-txid (see\n" +
 			"akosha wal list), and checks the result. It builds a complete store in --to-path (hot/,\n" +
 			"warm/, wal/), which must not exist; the live store is not touched. Run a worker on it with\n" +
 			"AKOSHA_HOT_PATH, AKOSHA_WARM_PATH and AKOSHA_WAL_PATH pointing there.\n" +
 			"--dry-run builds it in a temporary directory under data_dir, prints what it did, and\n" +
-			"removes it. Restoring over the live store (a RestoreWorkflow with fence, safety copy and\n" +
-			"swap) is not built yet.",
+			"removes it. With --wait, shows progress and prints the result. Restoring over the live\n" +
+			"store (fence, safety copy, swap) is not built yet. From the Temporal CLI:\n" +
+			"  temporal workflow start --task-queue akosha-ops --type RestoreWorkflow \\\n" +
+			"    --input '{\"shard\":0,\"to_path\":\"/data/restored\",\"exclude_txids\":[4711]}'",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to restore"},
 			&cli.StringFlag{Name: "from", Value: restore.Latest, Usage: "backup id, latest or latest-good (newest that passes its checks)"},
@@ -39,25 +42,25 @@ func RestoreCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "exclude-txid", Usage: "skip this transaction's records (repeatable)"},
 			&cli.StringFlag{Name: "to-path", Usage: "directory to build the restored store in (must not exist)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "build it in a temporary directory, report, and remove it"},
+			&cli.BoolFlag{Name: "local", Usage: "run the restore in this process instead of the worker (no Temporal needed)"},
+			&cli.BoolFlag{Name: "wait", Usage: "wait for the workflow's result, showing progress"},
+			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-restore-<shard>-<time>)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, _, err := clicfg.Load(c)
 			if err != nil {
 				return err
 			}
-			_, store, err := openBackupStore(c)
-			if err != nil {
-				return err
-			}
-			opts := restore.Options{Store: store, Shard: c.Int("shard"), From: c.String("from"), NoReplay: c.Bool("no-replay")}
+			p := workflows.RestoreInput{Shard: c.Int("shard")}
+			p.From, p.NoReplay, p.DryRun = c.String("from"), c.Bool("no-replay"), c.Bool("dry-run")
 			if t := c.Timestamp("before"); t != nil {
-				opts.Before = *t
+				p.Before = t.Format(time.RFC3339Nano)
 			}
 			if t := c.Timestamp("to-time"); t != nil {
-				opts.ToTime = *t
+				p.ToTime = t.Format(time.RFC3339Nano)
 			}
 			if s := c.String("to-lsn"); s != "" {
-				if opts.ToLSN, err = strconv.ParseUint(s, 10, 64); err != nil || opts.ToLSN == 0 {
+				if p.ToLSN, err = strconv.ParseUint(s, 10, 64); err != nil || p.ToLSN == 0 {
 					return fmt.Errorf("--to-lsn %q: want a positive LSN", s)
 				}
 			}
@@ -66,41 +69,44 @@ func RestoreCommand() *cli.Command {
 				if err != nil || id == 0 {
 					return fmt.Errorf("--exclude-txid %q: want a positive txid (see akosha wal list)", s)
 				}
-				opts.ExcludeTxIDs = append(opts.ExcludeTxIDs, id)
+				p.ExcludeTxIDs = append(p.ExcludeTxIDs, id)
 			}
 			switch to := c.String("to-path"); {
-			case c.Bool("dry-run") && to != "":
+			case p.DryRun && to != "":
 				return errors.New("give --to-path or --dry-run, not both")
-			case c.Bool("dry-run"):
-				if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-					return err
-				}
-				tmp, err := os.MkdirTemp(cfg.DataDir, "restore-dry-run-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(tmp)
-				opts.Dir = filepath.Join(tmp, "store")
-			case to == "":
+			case !p.DryRun && to == "":
 				return errors.New("restore: give --to-path DIR (a new directory) or --dry-run; restoring over the live store is not built yet")
-			default:
-				if opts.Dir, err = cfg.DataPath("--to-path", to); err != nil {
+			case to != "":
+				if p.ToPath, err = cfg.DataPath("--to-path", to); err != nil {
 					return err
 				}
 			}
-			p := newProgressPrinter(c.App.ErrWriter)
-			opts.Progress = func(step string, done, total int64) {
-				p.show(workflows.Progress{Step: step, Done: done, Total: total})
+			if !c.Bool("local") {
+				id := c.String("id")
+				if id == "" {
+					id = workflows.RestoreWorkflowID(p.Shard, time.Now())
+				}
+				return runWorkflow(c, id, workflows.RestoreWorkflowName, p, &workflows.RestoreResult{})
 			}
-			res, err := restore.Restore(c.Context, opts)
-			p.finish()
-			if err != nil {
-				return err
-			}
-			if c.Bool("dry-run") {
-				res.Dir = "(dry run: removed)"
-			}
-			return printJSON(c.App.Writer, res)
+			return restoreLocal(c, cfg, p)
 		},
 	}
+}
+
+// restoreLocal runs the restore in this process, as the Restore activity would.
+func restoreLocal(c *cli.Context, cfg *config.Config, p workflows.RestoreInput) error {
+	_, store, err := openBackupStore(c)
+	if err != nil {
+		return err
+	}
+	pr := newProgressPrinter(c.App.ErrWriter)
+	acts := &activities.Activities{BackupStore: store, Shard: p.Shard, ScratchDir: cfg.DataDir, CheckPath: cfg.DataPath}
+	res, err := acts.RestoreHere(c.Context, p.RestoreParams, func(step string, done, total int64) {
+		pr.show(workflows.Progress{Step: step, Done: done, Total: total})
+	})
+	pr.finish()
+	if err != nil {
+		return err
+	}
+	return printJSON(c.App.Writer, res)
 }

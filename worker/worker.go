@@ -177,6 +177,7 @@ func (w *Worker) startPollers(shard int) error {
 		Logger:        w.log,
 		BackupStore:   w.store,
 		Archiver:      w.archiver,
+		CheckPath:     w.cfg.DataPath,
 		ScratchDir:    scratch,
 		Environment:   w.cfg.Environment,
 		Compression:   w.cfg.Backup.Compression,

@@ -22,6 +22,7 @@ func EngineTaskQueue(shard int) string { return fmt.Sprintf("%s%d", engineTaskQu
 const (
 	CheckpointWorkflowName = "CheckpointWorkflow"
 	BackupWorkflowName     = "BackupWorkflow"
+	RestoreWorkflowName    = "RestoreWorkflow"
 )
 
 // ProgressQuery is the query every workflow answers with a Progress, for `--wait`.

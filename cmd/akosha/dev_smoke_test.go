@@ -235,11 +235,11 @@ func TestDevSmoke(t *testing.T) {
 		Dir     string         `json:"dir"`
 	}
 	target := filepath.Join(t.TempDir(), "restored")
-	if err := json.Unmarshal([]byte(stdoutOf("restore", "--to-path", target, "--exclude-txid", fmt.Sprint(dels[0].TxID))), &restored); err != nil ||
+	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--to-path", target, "--exclude-txid", fmt.Sprint(dels[0].TxID))), &restored); err != nil ||
 		restored.HotRows != 501 || restored.Skipped[fmt.Sprint(dels[0].TxID)] != 1 || restored.Dir != target {
 		t.Fatalf("restore excluding the delete: %+v %v", restored, err)
 	}
-	if err := json.Unmarshal([]byte(stdoutOf("restore", "--dry-run")), &restored); err != nil || restored.HotRows != 500 {
+	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--dry-run")), &restored); err != nil || restored.HotRows != 500 {
 		t.Fatalf("restore --dry-run to the end: %+v %v", restored, err)
 	}
 	// Data stayed under AKOSHA_HOME.

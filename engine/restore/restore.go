@@ -8,6 +8,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -53,10 +54,29 @@ type Options struct {
 	Dir string
 	// Progress, if set, is told the step and its progress (bytes or records).
 	Progress func(step string, done, total int64)
+	// Label is recorded in the result (e.g. the workflow id that ran the restore).
+	Label string
+}
+
+// ResultFile is written into a restored store: the Result that built it.
+const ResultFile = "restore.json"
+
+// ReadResult reads the Result recorded in a restored store.
+func ReadResult(dir string) (*Result, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ResultFile), err)
+	}
+	return &r, nil
 }
 
 // Result describes a restore.
 type Result struct {
+	Label     string    `json:"label,omitempty"`
 	Backup    string    `json:"backup"`
 	Legacy    bool      `json:"legacy"`
 	BackupLSN uint64    `json:"backup_lsn"`
@@ -99,7 +119,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 			os.RemoveAll(opts.Dir)
 		}
 	}()
-	res = &Result{Dir: final, Durations: map[string]string{}}
+	res = &Result{Dir: final, Label: opts.Label, Durations: map[string]string{}}
 	step := func(name string, t0 time.Time) { res.Durations[name] = time.Since(t0).Round(time.Millisecond).String() }
 	progress := func(step string) func(done, total int64) {
 		return func(done, total int64) {
@@ -201,6 +221,14 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	step("verify", t0)
+	res.DurationMS = time.Since(start).Milliseconds()
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileDurable(filepath.Join(opts.Dir, ResultFile), b); err != nil {
+		return nil, err
+	}
 	if err := os.Rename(opts.Dir, final); err != nil {
 		return nil, fmt.Errorf("install the restored store: %w", err)
 	}
@@ -437,6 +465,21 @@ func clearDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+func writeFileDurable(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func syncDir(dir string) error {
