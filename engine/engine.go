@@ -101,6 +101,9 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
+	// readMu guards the handles below against Swap: readers hold it for reading; Swap,
+	// run by the writer with the applier idle, holds it to close and reopen them.
+	readMu    sync.RWMutex
 	hot, warm *sql.DB
 	hotConn   *sql.Conn // writes to hot: the applier, or the writer while the applier is idle
 	warmConn  *sql.Conn // writes to warm: the writer only
@@ -169,26 +172,33 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			e.closeHandles()
-		}
-	}()
+	if err := e.openStores(ctx, start); err != nil {
+		e.closeHandles()
+		return nil, err
+	}
+	go e.writer()
+	go e.applier()
+	return e, nil
+}
+
+// openStores opens both databases and the WAL and replays what the databases have not
+// applied: Open, and Swap after the files changed.
+func (e *Engine) openStores(ctx context.Context, start time.Time) error {
+	opts := e.opts
 	var err error
 	if e.hot, e.hotConn, err = openDuck(ctx, filepath.Join(opts.HotPath, HotFile), opts, hotSettings...); err != nil {
-		return nil, fmt.Errorf("open hot store: %w", err)
+		return fmt.Errorf("open hot store: %w", err)
 	}
 	if e.warm, e.warmConn, err = openDuck(ctx, filepath.Join(opts.WarmPath, WarmFile), opts); err != nil {
-		return nil, fmt.Errorf("open warm store: %w", err)
+		return fmt.Errorf("open warm store: %w", err)
 	}
 	hotLSN, err := initSchema(ctx, e.hot, "hot", hotDDL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	warmLSN, err := initSchema(ctx, e.warm, "warm", warmDDL)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	e.hotApplied.Store(hotLSN)
 	e.warmApplied.Store(warmLSN)
@@ -198,29 +208,26 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		Logger:       opts.Logger,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	e.wal = l
 	e.recovery = Recovery{HotAppliedLSN: hotLSN, WarmAppliedLSN: warmLSN, LastLSN: l.LastLSN(), Truncated: trunc}
 	if last := l.LastLSN(); last < max(hotLSN, warmLSN) {
-		return nil, fmt.Errorf("WAL in %s ends at LSN %d but the databases applied up to %d: the WAL directory does not belong to these databases or lost acknowledged records", opts.WALPath, last, max(hotLSN, warmLSN))
+		return fmt.Errorf("WAL in %s ends at LSN %d but the databases applied up to %d: the WAL directory does not belong to these databases or lost acknowledged records", opts.WALPath, last, max(hotLSN, warmLSN))
 	}
 	if segs := l.Segments(); len(segs) > 0 && segs[0].FirstLSN > min(hotLSN, warmLSN)+1 {
-		return nil, fmt.Errorf("WAL in %s starts at LSN %d but records after %d are needed for recovery", opts.WALPath, segs[0].FirstLSN, min(hotLSN, warmLSN))
+		return fmt.Errorf("WAL in %s starts at LSN %d but records after %d are needed for recovery", opts.WALPath, segs[0].FirstLSN, min(hotLSN, warmLSN))
 	}
 	n, err := e.replay(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("replay WAL: %w", err)
+		return fmt.Errorf("replay WAL: %w", err)
 	}
 	e.recovery.Replayed = n
 	e.recovery.Duration = time.Since(start)
 	if n > 0 || trunc != nil {
 		e.log.Info("recovered from WAL", "replayed", n, "last_lsn", l.LastLSN(), "torn_tail", trunc != nil, "duration", e.recovery.Duration)
 	}
-	go e.writer()
-	go e.applier()
-	ok = true
-	return e, nil
+	return nil
 }
 
 // hotSettings tune the hot tier's DuckDB for the ingest path (measured in
@@ -352,8 +359,12 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 	}
 }
 
-// Recovery returns what Open replayed or truncated.
-func (e *Engine) Recovery() Recovery { return e.recovery }
+// Recovery returns what Open (or the last Swap) replayed or truncated.
+func (e *Engine) Recovery() Recovery {
+	e.readMu.RLock()
+	defer e.readMu.RUnlock()
+	return e.recovery
+}
 
 // AppliedLSN returns the LSN up to which both databases hold every WAL record (their
 // commits are durable, so WAL records at or below it are needed only for point-in-time
@@ -361,7 +372,12 @@ func (e *Engine) Recovery() Recovery { return e.recovery }
 func (e *Engine) AppliedLSN() uint64 { return min(e.hotApplied.Load(), e.warmApplied.Load()) }
 
 // WAL returns the engine's write-ahead log (for archiving and inspection).
-func (e *Engine) WAL() *wal.Log { return e.wal }
+// After a Swap it is a new log; nil while a failed swap left none open.
+func (e *Engine) WAL() *wal.Log {
+	e.readMu.RLock()
+	defer e.readMu.RUnlock()
+	return e.wal
+}
 
 // Options returns the options the engine was opened with.
 func (e *Engine) Options() Options { return e.opts }
@@ -453,5 +469,61 @@ func (e *Engine) closeHandles() error {
 	if e.wal != nil {
 		errs = append(errs, e.wal.Close())
 	}
+	e.hotConn, e.warmConn, e.hot, e.warm, e.wal = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// Swap replaces the engine's files while it runs, for a restore or a migration that
+// built new ones beside the live ones. The engine must be fenced (Fence): Swap then
+// checkpoints, holds reads, closes both databases and the WAL, calls fn — which moves
+// files into and out of place and must leave either the old or the new set complete —
+// and opens them again, replaying their WAL. If they do not open, the engine is failed
+// (reads and writes refused) until a later Swap — the caller's compensation, putting the
+// previous files back — opens a good set. The *Engine stays the same throughout; the WAL
+// is a new *wal.Log (see WAL).
+func (e *Engine) Swap(ctx context.Context, fn func() error) error {
+	if e.Fenced() == nil {
+		return fmt.Errorf("%w: swap needs the engine fenced", ErrInvalid)
+	}
+	_, err := e.submit(ctx, &request{kind: reqSwap, swap: fn})
+	return err
+}
+
+// swap runs in the writer goroutine with the applier idle.
+func (e *Engine) swap(ctx context.Context, fn func() error) error {
+	e.readMu.Lock()
+	defer e.readMu.Unlock()
+	if e.failure.Load() == nil && e.hot != nil {
+		if _, err := e.checkpoint(ctx); err != nil {
+			return fmt.Errorf("checkpoint before swap: %w", err)
+		}
+	}
+	if err := e.closeHandles(); err != nil {
+		e.fail(fmt.Errorf("close for swap: %w", err))
+		return err
+	}
+	fnErr := fn()
+	if err := e.openStores(ctx, time.Now()); err != nil {
+		e.closeHandles()
+		err = fmt.Errorf("reopen after swap: %w", err)
+		e.fail(err)
+		return errors.Join(fnErr, err)
+	}
+	e.failure.Store(nil) // a good set of files is open again
+	e.log.Info("swapped store files", "last_lsn", e.wal.LastLSN(), "replayed", e.recovery.Replayed, "fn_err", fnErr)
+	return fnErr
+}
+
+// handles returns the database handles for a reader, holding readMu for reading until
+// release is called, or an error while a failed swap left none open.
+func (e *Engine) handles() (hot, warm *sql.DB, release func(), err error) {
+	e.readMu.RLock()
+	if e.hot == nil || e.warm == nil {
+		e.readMu.RUnlock()
+		if f := e.failure.Load(); f != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %v", ErrFailed, *f)
+		}
+		return nil, nil, nil, ErrClosed
+	}
+	return e.hot, e.warm, e.readMu.RUnlock, nil
 }

@@ -29,10 +29,15 @@ type Stored struct {
 
 // Get returns a conversation by id, looking in the hot tier, then the warm tier.
 func (e *Engine) Get(ctx context.Context, id string) (*Stored, error) {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	s := &Stored{Tier: "hot"}
 	var emb []any
 	var md sql.NullString
-	err := e.hot.QueryRowContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR, content_hash
+	err = hot.QueryRowContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR, content_hash
 		FROM conversations WHERE conversation_id = ?`, id).
 		Scan(&s.SystemID, &s.ConversationID, &s.Content, &emb, &s.Timestamp, &md, &s.ContentHash)
 	if err == nil {
@@ -53,7 +58,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*Stored, error) {
 	}
 	s = &Stored{Tier: "warm"}
 	var up time.Time
-	err = e.warm.QueryRowContext(ctx, `SELECT system_id, conversation_id, embedding, embedding_scale, summary, timestamp, metadata::VARCHAR, uploaded_at
+	err = warm.QueryRowContext(ctx, `SELECT system_id, conversation_id, embedding, embedding_scale, summary, timestamp, metadata::VARCHAR, uploaded_at
 		FROM conversations WHERE conversation_id = ?`, id).
 		Scan(&s.SystemID, &s.ConversationID, &emb, &s.EmbeddingScale, &s.Summary, &s.Timestamp, &md, &up)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -124,6 +129,11 @@ func (e *Engine) Counters() CounterValues {
 
 // Stats counts rows per tier and reports WAL and fence state.
 func (e *Engine) Stats(ctx context.Context) (Stats, error) {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer release()
 	s := Stats{
 		LastLSN:        e.wal.LastLSN(),
 		HotAppliedLSN:  e.hotApplied.Load(),
@@ -141,10 +151,10 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		s.WALSegments++
 		s.WALBytes += seg.Size
 	}
-	if err := e.hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&s.HotRows); err != nil {
+	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&s.HotRows); err != nil {
 		return s, fmt.Errorf("count hot: %w", err)
 	}
-	if err := e.warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&s.WarmRows); err != nil {
+	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&s.WarmRows); err != nil {
 		return s, fmt.Errorf("count warm: %w", err)
 	}
 	return s, nil

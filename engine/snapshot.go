@@ -74,11 +74,17 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 	if err != nil {
 		return nil, err
 	}
+	// Reads held: a Swap cannot change the files while they are counted and copied.
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC(), LSNTime: e.recordTime(cp.LSN)}
-	if err := e.hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.HotRows); err != nil {
+	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.HotRows); err != nil {
 		return nil, fmt.Errorf("count hot: %w", err)
 	}
-	if err := e.warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.WarmRows); err != nil {
+	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.WarmRows); err != nil {
 		return nil, fmt.Errorf("count warm: %w", err)
 	}
 	for _, f := range []struct{ name, src string }{

@@ -30,6 +30,7 @@ const (
 	reqDelete
 	reqCheckpoint
 	reqBarrier
+	reqSwap
 )
 
 // request is one call queued for the writer goroutine.
@@ -38,6 +39,7 @@ type request struct {
 	convs   []Conversation
 	payload []byte // encoded RecordIngest payload of convs
 	del     DeleteRequest
+	swap    func() error
 	resp    chan response
 }
 
@@ -345,6 +347,8 @@ func (e *Engine) handleOne(r *request) {
 		resp.checkpoint, resp.err = e.checkpoint(ctx)
 	case reqDelete:
 		resp.delete, resp.err = e.deleteNow(ctx, r.del)
+	case reqSwap:
+		resp.err = e.swap(ctx, r.swap)
 	}
 	r.resp <- resp
 }

@@ -98,7 +98,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		return nil, err
 	}
 	if cfg.Backup.WALArchiveSeconds > 0 {
-		w.archiver = &walarchive.Archiver{Log: w.engine.WAL(), Store: w.store, Shard: shard}
+		w.archiver = &walarchive.Archiver{Source: w.engine.WAL, Store: w.store, Shard: shard}
 		w.stopArchive = w.archiveLoop(time.Duration(cfg.Backup.WALArchiveSeconds) * time.Second)
 	}
 
@@ -321,7 +321,11 @@ func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 				w.log.Info("WAL archiving recovered", "archived_lsn", st.ArchivedLSN)
 				failing = false
 			}
-			if n, err := w.engine.WAL().RemoveThrough(min(st.ArchivedLSN, w.engine.AppliedLSN())); err != nil {
+			l := w.engine.WAL()
+			if l == nil {
+				continue
+			}
+			if n, err := l.RemoveThrough(min(st.ArchivedLSN, w.engine.AppliedLSN())); err != nil {
 				w.log.Warn("remove archived WAL segments", "err", err)
 			} else if n > 0 {
 				w.log.Debug("removed archived WAL segments", "count", n)

@@ -150,6 +150,9 @@ type Archiver struct {
 	Log   *wal.Log
 	Store objstore.Store
 	Shard int
+	// Source, if set, is asked for the log on every call instead of Log (an engine's
+	// WAL, which a Swap replaces); nil from it means no log to archive right now.
+	Source func() *wal.Log
 
 	mu       sync.Mutex
 	loaded   bool
@@ -171,7 +174,21 @@ func (a *Archiver) Sync(ctx context.Context) (Status, error) {
 	return a.status(), err
 }
 
+func (a *Archiver) log() *wal.Log {
+	if a.Source != nil {
+		return a.Source()
+	}
+	return a.Log
+}
+
+// errNoLog is returned while the log's source has none (an engine between files).
+var errNoLog = errors.New("walarchive: no WAL open")
+
 func (a *Archiver) sync(ctx context.Context) error {
+	l := a.log()
+	if l == nil {
+		return errNoLog
+	}
 	if !a.loaded {
 		segs, err := List(ctx, a.Store, a.Shard)
 		if err != nil {
@@ -182,12 +199,12 @@ func (a *Archiver) sync(ctx context.Context) error {
 		}
 		a.loaded = true
 	}
-	if a.Log.LastLSN() > a.archived {
-		if _, err := a.Log.Seal(); err != nil {
+	if l.LastLSN() > a.archived {
+		if _, err := l.Seal(); err != nil {
 			return err
 		}
 	}
-	for _, s := range a.Log.Segments() {
+	for _, s := range l.Segments() {
 		if !s.Sealed || s.LastLSN < s.FirstLSN || s.LastLSN <= a.archived {
 			continue
 		}
@@ -234,14 +251,14 @@ func (a *Archiver) Status() Status {
 func (a *Archiver) status() Status {
 	st := a.st
 	st.ArchivedLSN = a.archived
-	if a.loaded && a.Log.LastLSN() > a.archived {
+	if l := a.log(); l != nil && a.loaded && l.LastLSN() > a.archived {
 		// The lag is the age of the oldest record not archived yet.
 		errStop := errors.New("stop")
 		from := a.archived + 1
-		if segs := a.Log.Segments(); len(segs) > 0 {
+		if segs := l.Segments(); len(segs) > 0 {
 			from = max(from, segs[0].FirstLSN)
 		}
-		err := a.Log.ReadFrom(from, func(r wal.Record) error {
+		err := l.ReadFrom(from, func(r wal.Record) error {
 			st.LagSeconds = max(0, time.Since(r.Time).Seconds())
 			return errStop
 		})
