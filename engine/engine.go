@@ -158,6 +158,15 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		if p == "" {
 			return nil, fmt.Errorf("%w: %s is empty", ErrInvalid, name)
 		}
+	}
+	// A replace of the store's directories that a crash interrupted is rolled back first,
+	// before a missing directory could be created empty.
+	if undone, err := rollbackReplace(opts); err != nil {
+		return nil, err
+	} else if undone {
+		opts.Logger.Warn("rolled back an unfinished replace of the store directories", "journal", journalPath(opts))
+	}
+	for name, p := range map[string]string{"hot path": opts.HotPath, "warm path": opts.WarmPath, "WAL path": opts.WALPath} {
 		if err := os.MkdirAll(p, 0o750); err != nil {
 			return nil, fmt.Errorf("create %s: %w", name, err)
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -139,4 +140,98 @@ func install(from, to Options) error {
 		}
 	}
 	return nil
+}
+
+func TestReplaceDirs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := testOptions(filepath.Join(dir, "live"))
+	e := mustOpen(t, opts)
+	defer e.Close()
+	if _, err := e.Ingest(ctx, convs("live", 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	next := Options{HotPath: opts.HotPath + ".new", WarmPath: opts.WarmPath + ".new", WALPath: opts.WALPath + ".new"}
+	n := mustOpen(t, next)
+	if _, err := n.Ingest(ctx, convs("next", 0, 7)); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	// The new set continues the live LSNs: applied raised to 100, WAL emptied.
+	if err := os.RemoveAll(next.WALPath); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(next.WALPath, 0o750)
+	if err := RaiseAppliedLSN(ctx, next, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Fence(ctx, "replace", 0); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := e.ReplaceDirs(ctx, next, ".before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Unfence()
+	if s, err := e.Stats(ctx); err != nil || s.HotRows != 7 {
+		t.Fatalf("after replace: %+v %v", s, err)
+	}
+	if res, err := e.Ingest(ctx, convs("after", 0, 1)); err != nil || res.LSN != 101 {
+		t.Fatalf("write after replace: %+v %v", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(kept.HotPath, HotFile)); err != nil {
+		t.Fatalf("previous files not kept: %v", err)
+	}
+	if _, err := os.Stat(journalPath(opts)); !os.IsNotExist(err) {
+		t.Fatalf("journal left: %v", err)
+	}
+	// Compensation puts the kept set back.
+	if err := e.Fence(ctx, "undo", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RestoreDirs(ctx, kept, ".failed"); err != nil {
+		t.Fatal(err)
+	}
+	e.Unfence()
+	if s, err := e.Stats(ctx); err != nil || s.HotRows != 5 {
+		t.Fatalf("after restoring the kept set: %+v %v", s, err)
+	}
+}
+
+// A replace interrupted by a crash (journal written, some moves made) is rolled back by
+// the next Open, before anything could be created in a missing directory.
+func TestReplaceRolledBackOnOpen(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(filepath.Join(t.TempDir(), "live"))
+	e := mustOpen(t, opts)
+	if _, err := e.Ingest(ctx, convs("live", 0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	next := Options{HotPath: opts.HotPath + ".new", WarmPath: opts.WarmPath + ".new", WALPath: opts.WALPath + ".new"}
+	for _, d := range next.dirs() {
+		os.MkdirAll(d, 0o750)
+	}
+	moves := []dirMove{
+		{opts.HotPath, opts.HotPath + ".before"}, {opts.WarmPath, opts.WarmPath + ".before"}, {opts.WALPath, opts.WALPath + ".before"},
+		{next.HotPath, opts.HotPath}, {next.WarmPath, opts.WarmPath}, {next.WALPath, opts.WALPath},
+	}
+	b, _ := json.Marshal(replaceJournal{Moves: moves})
+	if err := os.WriteFile(journalPath(opts), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// The crash came after four moves.
+	for _, m := range moves[:4] {
+		if err := os.Rename(m.From, m.To); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e = mustOpen(t, opts)
+	defer e.Close()
+	if s, err := e.Stats(ctx); err != nil || s.HotRows != 4 {
+		t.Fatalf("after the rollback: %+v %v", s, err)
+	}
+	if _, err := os.Stat(next.HotPath); err != nil {
+		t.Fatalf("the new set was not put back: %v", err)
+	}
 }

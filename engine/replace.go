@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+)
+
+// A replace moves a new set of store directories into the live places and the live ones
+// aside. It is a handful of renames; a crash between them would leave a mixed set, so a
+// journal listing the moves is written (durably) first and removed after. Open finds an
+// unfinished journal and rolls the moves back before anything is opened.
+
+// dirMove is one rename of a replace.
+type dirMove struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+type replaceJournal struct {
+	Created time.Time `json:"created"`
+	Moves   []dirMove `json:"moves"`
+}
+
+// journalPath is where the journal of a replace of opts' directories lives: beside the
+// warm directory.
+func journalPath(opts Options) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(opts.WarmPath)), "."+filepath.Base(filepath.Clean(opts.WarmPath))+".replace.json")
+}
+
+// Sets of store directories.
+func (o Options) dirs() []string { return []string{o.HotPath, o.WarmPath, o.WALPath} }
+
+// ReplaceDirs swaps the running engine onto the store in next (hot, warm and WAL
+// directories, each on the filesystem of the live one it replaces) and keeps the live
+// directories as <dir><keepSuffix>, which it returns. The engine must be fenced. If the
+// new set does not open, the engine is failed and the moves stay: call RestoreDirs with
+// the returned set to put the previous one back.
+func (e *Engine) ReplaceDirs(ctx context.Context, next Options, keepSuffix string) (kept Options, err error) {
+	live := e.opts
+	kept = Options{HotPath: live.HotPath + keepSuffix, WarmPath: live.WarmPath + keepSuffix, WALPath: live.WALPath + keepSuffix}
+	for _, d := range kept.dirs() {
+		if _, err := os.Lstat(d); err == nil {
+			return kept, fmt.Errorf("%w: %s already exists", ErrInvalid, d)
+		}
+	}
+	for _, d := range next.dirs() {
+		if _, err := os.Stat(d); err != nil {
+			return kept, fmt.Errorf("%w: new store directory: %v", ErrInvalid, err)
+		}
+	}
+	var moves []dirMove
+	for i, d := range live.dirs() {
+		moves = append(moves, dirMove{From: d, To: kept.dirs()[i]})
+	}
+	for i, d := range next.dirs() {
+		moves = append(moves, dirMove{From: d, To: live.dirs()[i]})
+	}
+	return kept, e.Swap(ctx, func() error { return runMoves(journalPath(live), moves) })
+}
+
+// RestoreDirs is the compensation of a ReplaceDirs whose new set failed: it moves the
+// current directories to <dir><failedSuffix> and the kept ones back, and reopens. The
+// engine must be fenced.
+func (e *Engine) RestoreDirs(ctx context.Context, kept Options, failedSuffix string) error {
+	live := e.opts
+	var moves []dirMove
+	for _, d := range live.dirs() {
+		if _, err := os.Lstat(d); err == nil {
+			moves = append(moves, dirMove{From: d, To: d + failedSuffix})
+		}
+	}
+	for i, d := range kept.dirs() {
+		moves = append(moves, dirMove{From: d, To: live.dirs()[i]})
+	}
+	return e.Swap(ctx, func() error { return runMoves(journalPath(live), moves) })
+}
+
+// runMoves journals moves, performs them, and removes the journal. On an error it undoes
+// the moves made so far.
+func runMoves(journal string, moves []dirMove) error {
+	b, err := json.MarshalIndent(replaceJournal{Created: time.Now().UTC(), Moves: moves}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileDurable(journal, b); err != nil {
+		return fmt.Errorf("write replace journal: %w", err)
+	}
+	for i, m := range moves {
+		if err := os.Rename(m.From, m.To); err != nil {
+			err = fmt.Errorf("move %s to %s: %w", m.From, m.To, err)
+			return errors.Join(err, undoMoves(moves[:i]), os.Remove(journal))
+		}
+		if err := syncParents(m.From, m.To); err != nil {
+			return errors.Join(err, undoMoves(moves[:i+1]), os.Remove(journal))
+		}
+	}
+	if err := os.Remove(journal); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(journal))
+}
+
+// undoMoves renames back, newest first, every move that happened.
+func undoMoves(moves []dirMove) error {
+	var errs []error
+	for i := len(moves) - 1; i >= 0; i-- {
+		m := moves[i]
+		if _, err := os.Lstat(m.To); err != nil {
+			continue // did not happen
+		}
+		if _, err := os.Lstat(m.From); err == nil {
+			errs = append(errs, fmt.Errorf("cannot undo move to %s: %s exists again", m.To, m.From))
+			continue
+		}
+		if err := os.Rename(m.To, m.From); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, syncParents(m.From, m.To))
+	}
+	return errors.Join(errs...)
+}
+
+// rollbackReplace undoes a replace a crash interrupted, if its journal is there.
+func rollbackReplace(opts Options) (bool, error) {
+	journal := journalPath(opts)
+	b, err := os.ReadFile(journal)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var j replaceJournal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return false, fmt.Errorf("replace journal %s: %w", journal, err)
+	}
+	if err := undoMoves(j.Moves); err != nil {
+		return false, fmt.Errorf("roll back the replace of %s: %w", journal, err)
+	}
+	if err := os.Remove(journal); err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(journal))
+}
+
+func syncParents(a, b string) error {
+	if err := syncDir(filepath.Dir(a)); err != nil {
+		return err
+	}
+	if filepath.Dir(a) == filepath.Dir(b) {
+		return nil
+	}
+	return syncDir(filepath.Dir(b))
+}
+
+func writeFileDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// RaiseAppliedLSN records lsn as applied in the hot and warm databases of a closed store
+// (opts' directories), if it is above what they record, so an engine opened on them with
+// an empty WAL continues at lsn+1. A restore in place uses it to continue the LSNs of the
+// store it replaces: archived WAL never holds two records with one LSN.
+func RaiseAppliedLSN(ctx context.Context, opts Options, lsn uint64) error {
+	for _, p := range []string{filepath.Join(opts.HotPath, HotFile), filepath.Join(opts.WarmPath, WarmFile)} {
+		c, err := duckdb.NewConnector(p, nil)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", p, err)
+		}
+		db := sql.OpenDB(c)
+		var cur string
+		err = db.QueryRowContext(ctx, `SELECT value FROM akosha_meta WHERE key = 'applied_lsn'`).Scan(&cur)
+		if err == nil {
+			if n, perr := strconv.ParseUint(cur, 10, 64); perr != nil || n < lsn {
+				_, err = db.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(lsn, 10))
+			}
+		}
+		if err == nil {
+			_, err = db.ExecContext(ctx, `CHECKPOINT`)
+		}
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("raise applied LSN of %s: %w", p, err)
+		}
+	}
+	return nil
+}
