@@ -2,15 +2,21 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/restore"
@@ -27,6 +33,9 @@ type RestoreParams struct {
 	ExcludeTxIDs []uint64 `json:"exclude_txids,omitempty"`
 	ToPath       string   `json:"to_path,omitempty"`
 	DryRun       bool     `json:"dry_run,omitempty"`
+	// InPlace builds the restored store in a staging directory beside the live one, for
+	// SwapRestore to put in its place.
+	InPlace bool `json:"in_place,omitempty"`
 }
 
 // ErrTypeGap is the error type of a restore refused over a hole in the archived WAL.
@@ -39,6 +48,12 @@ const ErrTypeGap = "WALGap"
 func (a *Activities) Restore(ctx context.Context, p RestoreParams) (*restore.Result, error) {
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID
+	if p.InPlace {
+		if a.Engine == nil || p.ToPath != "" || p.DryRun {
+			return nil, invalid("in_place restores the worker's live store: no to_path or dry_run")
+		}
+		p.ToPath = a.stagingDir(label)
+	}
 	if info.Attempt > 1 && !p.DryRun && p.ToPath != "" {
 		if res, err := restore.ReadResult(p.ToPath); err == nil && res.Label == label {
 			return res, nil
@@ -84,7 +99,9 @@ func (a *Activities) restore(ctx context.Context, p RestoreParams, label string,
 		defer os.RemoveAll(tmp)
 		opts.Dir = filepath.Join(tmp, "store")
 	case p.ToPath == "":
-		return nil, invalid("to_path is required: restoring over the live store is not built yet")
+		return nil, invalid("give to_path (a new directory), in_place, or dry_run")
+	case p.InPlace:
+		opts.Dir = p.ToPath // derived from the engine's own paths
 	case a.CheckPath != nil:
 		if opts.Dir, err = a.CheckPath("to_path", p.ToPath); err != nil {
 			return nil, invalid(err.Error())
@@ -124,4 +141,220 @@ func parseTime(field, s string) (time.Time, error) {
 
 func invalid(msg string) error {
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalid, nil)
+}
+
+// stagingDir is where an in-place restore builds the new store: beside the warm directory.
+func (a *Activities) stagingDir(label string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, label)
+	warm := filepath.Clean(a.Engine.Options().WarmPath)
+	return filepath.Join(filepath.Dir(warm), ".akosha-restore-"+safe)
+}
+
+// ErrTypeRestoreFailed is the error type of an in-place restore whose new store did not
+// open: the previous store was put back.
+const ErrTypeRestoreFailed = "RestoreFailed"
+
+// SwapParams are the inputs of the SwapRestore activity.
+type SwapParams struct {
+	// Staged is the restored store (a Restore activity's result directory).
+	Staged string `json:"staged"`
+}
+
+// SwapResult is the result of SwapRestore.
+type SwapResult struct {
+	// Kept are the previous hot, warm and WAL directories, kept until
+	// `akosha restore drop-previous`.
+	Kept []string `json:"kept"`
+	// NewStart is the first LSN of the restored history: it continues the LSNs of the
+	// store it replaced, whose last was NewStart-1.
+	NewStart uint64 `json:"new_start"`
+}
+
+// SwapRestore puts a restored store in the place of the shard's live one, with the
+// engine running: the staged directories are moved beside the live ones, writes are
+// fenced, the WAL is archived to its last record, the new store is made to continue the
+// LSNs, the directories are swapped (journaled, so a crash rolls back) and reopened, the
+// new history is recorded in the archive (walarchive.Timeline), and writes resume. If the
+// new store does not open, the previous one is put back and the error is non-retryable.
+func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult, error) {
+	info := activity.GetInfo(ctx)
+	label := info.WorkflowExecution.ID
+	live := a.Engine.Options()
+	// A retry after the swap itself succeeded finds its marker in place.
+	if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
+		return a.finishSwap(ctx, m)
+	}
+	res, err := restore.ReadResult(p.Staged)
+	if err != nil {
+		return SwapResult{}, temporal.NewNonRetryableApplicationError("staged restore: "+err.Error(), ErrTypeInvalid, err)
+	}
+	next := engine.Options{HotPath: live.HotPath + ".restore-new", WarmPath: live.WarmPath + ".restore-new", WALPath: live.WALPath + ".restore-new"}
+	for _, c := range []struct{ from, to string }{
+		{filepath.Join(p.Staged, "hot"), next.HotPath}, {filepath.Join(p.Staged, "warm"), next.WarmPath}, {filepath.Join(p.Staged, "wal"), next.WALPath},
+	} {
+		if _, err := os.Stat(c.to); err == nil {
+			continue // moved by an earlier attempt
+		}
+		if err := moveDir(c.from, c.to); err != nil {
+			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
+		}
+	}
+
+	if err := a.Engine.Fence(ctx, "restore "+label, 30*time.Second); err != nil {
+		return SwapResult{}, classify(err)
+	}
+	defer a.Engine.Unfence()
+	if a.Archiver != nil {
+		if _, err := a.Archiver.Sync(ctx); err != nil {
+			return SwapResult{}, fmt.Errorf("archive the WAL before the swap: %w", err)
+		}
+	}
+	oldLast := a.Engine.WAL().LastLSN()
+	// The restored records are in the new databases; its WAL starts after the live one's.
+	if err := clearDir(next.WALPath); err != nil {
+		return SwapResult{}, err
+	}
+	if err := engine.StartHistory(ctx, next, oldLast); err != nil {
+		return SwapResult{}, err
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	suffix := ".before_restore." + stamp
+	// The marker travels with the hot directory, so a retry can tell the swap happened.
+	m := swapMarker{Label: label, NewStart: oldLast + 1, Result: res,
+		Kept: []string{live.HotPath + suffix, live.WarmPath + suffix, live.WALPath + suffix}}
+	if err := writeSwapMarker(next.HotPath, m); err != nil {
+		return SwapResult{}, err
+	}
+	kept, err := a.Engine.ReplaceDirs(ctx, next, suffix)
+	if err != nil {
+		if a.Engine.Healthy() == nil {
+			return SwapResult{}, fmt.Errorf("swap: %w", err) // the moves were undone: retry
+		}
+		if cerr := a.Engine.RestoreDirs(ctx, kept, ".restore_failed."+stamp); cerr != nil {
+			return SwapResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the restored store did not open (%v) and putting the previous one back failed (%v): the engine is failed; the previous store is in %v",
+					err, cerr, kept), ErrTypeRestoreFailed, errors.Join(err, cerr))
+		}
+		return SwapResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the restored store did not open, the previous one is back in place: %v", err), ErrTypeRestoreFailed, err)
+	}
+	out, err := a.finishSwap(ctx, m)
+	if err != nil {
+		// Without its timeline the new history must not go on: put the previous store back.
+		if cerr := a.Engine.RestoreDirs(ctx, kept, ".restore_undone."+stamp); cerr != nil {
+			return SwapResult{}, errors.Join(err, cerr)
+		}
+		return SwapResult{}, err
+	}
+	os.RemoveAll(p.Staged)
+	return out, nil
+}
+
+// swapMarker is written into the restored hot directory before the swap.
+type swapMarker struct {
+	Label    string          `json:"label"`
+	NewStart uint64          `json:"new_start"`
+	Kept     []string        `json:"kept"`
+	Result   *restore.Result `json:"result"`
+}
+
+const swapMarkerName = "restore-swap.json"
+
+func writeSwapMarker(dir string, m swapMarker) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, swapMarkerName), b, 0o640)
+}
+
+func readSwapMarker(dir string) (swapMarker, error) {
+	var m swapMarker
+	b, err := os.ReadFile(filepath.Join(dir, swapMarkerName))
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal(b, &m)
+}
+
+// finishSwap records the new history in the archive.
+func (a *Activities) finishSwap(ctx context.Context, m swapMarker) (SwapResult, error) {
+	tl := walarchive.Timeline{NewStart: m.NewStart, RestoredTo: m.Result.ToLSN, Backup: m.Result.Backup, Time: time.Now().UTC(), Label: m.Label}
+	for id := range m.Result.Skipped {
+		if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+			tl.Excluded = append(tl.Excluded, n)
+		}
+	}
+	if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
+		return SwapResult{}, err
+	}
+	return SwapResult{Kept: m.Kept, NewStart: m.NewStart}, nil
+}
+
+// moveDir renames src to dst, or copies it (files, durably) when they are on different
+// filesystems, removing src after.
+func moveDir(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil || !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	tmp := dst + ".copying"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue // store directories hold files only
+		}
+		if err := copyFileDurable(filepath.Join(src, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	return os.RemoveAll(src)
+}
+
+func copyFileDurable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

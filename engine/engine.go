@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +134,12 @@ type Engine struct {
 
 	hotApplied  atomic.Uint64
 	warmApplied atomic.Uint64
+	timeline    atomic.Uint64 // first LSN of the store's history (0: the original)
 }
+
+// Timeline returns the first LSN of the history the store is on: 0 for the original
+// one, else where an in-place restore continued it (StartHistory).
+func (e *Engine) Timeline() uint64 { return e.timeline.Load() }
 
 // counters are cumulative and read by metrics without locks.
 type counters struct {
@@ -211,6 +217,12 @@ func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	}
 	e.hotApplied.Store(hotLSN)
 	e.warmApplied.Store(warmLSN)
+	meta, err := readMeta(ctx, e.hot)
+	if err != nil {
+		return fmt.Errorf("read hot meta: %w", err)
+	}
+	tl, _ := strconv.ParseUint(meta[metaTimeline], 10, 64)
+	e.timeline.Store(tl)
 	l, trunc, err := wal.Open(opts.WALPath, wal.Options{
 		SegmentBytes: opts.WALSegmentBytes,
 		StartLSN:     max(hotLSN, warmLSN) + 1,

@@ -186,11 +186,12 @@ func writeFileDurable(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-// RaiseAppliedLSN records lsn as applied in the hot and warm databases of a closed store
-// (opts' directories), if it is above what they record, so an engine opened on them with
-// an empty WAL continues at lsn+1. A restore in place uses it to continue the LSNs of the
-// store it replaces: archived WAL never holds two records with one LSN.
-func RaiseAppliedLSN(ctx context.Context, opts Options, lsn uint64) error {
+// StartHistory makes the closed store in opts' directories continue after LSN last as a
+// new history: both databases record last as applied (if above what they record) and
+// last+1 as their timeline, so an engine opened on them with an empty WAL writes LSN
+// last+1 next. An in-place restore uses it so the archived WAL never holds two records
+// with one LSN, and backups say which history they belong to.
+func StartHistory(ctx context.Context, opts Options, last uint64) error {
 	for _, p := range []string{filepath.Join(opts.HotPath, HotFile), filepath.Join(opts.WarmPath, WarmFile)} {
 		c, err := duckdb.NewConnector(p, nil)
 		if err != nil {
@@ -200,9 +201,12 @@ func RaiseAppliedLSN(ctx context.Context, opts Options, lsn uint64) error {
 		var cur string
 		err = db.QueryRowContext(ctx, `SELECT value FROM akosha_meta WHERE key = 'applied_lsn'`).Scan(&cur)
 		if err == nil {
-			if n, perr := strconv.ParseUint(cur, 10, 64); perr != nil || n < lsn {
-				_, err = db.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(lsn, 10))
+			if n, perr := strconv.ParseUint(cur, 10, 64); perr != nil || n < last {
+				_, err = db.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(last, 10))
 			}
+		}
+		if err == nil {
+			_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO akosha_meta VALUES (?, ?)`, metaTimeline, strconv.FormatUint(last+1, 10))
 		}
 		if err == nil {
 			_, err = db.ExecContext(ctx, `CHECKPOINT`)
@@ -211,7 +215,7 @@ func RaiseAppliedLSN(ctx context.Context, opts Options, lsn uint64) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("raise applied LSN of %s: %w", p, err)
+			return fmt.Errorf("start a history in %s: %w", p, err)
 		}
 	}
 	return nil

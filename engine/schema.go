@@ -20,6 +20,9 @@ const (
 	metaAppliedLSN    = "applied_lsn"
 	metaEngineVersion = "engine_version"
 	metaTier          = "tier"
+	// metaTimeline is the first LSN of the history the database is on: set by an in-place
+	// restore (StartHistory); absent (0) for the original one.
+	metaTimeline = "timeline"
 )
 
 const metaDDL = `CREATE TABLE IF NOT EXISTS akosha_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)`

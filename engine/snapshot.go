@@ -28,8 +28,10 @@ type Snapshot struct {
 	LSN uint64 `json:"lsn"` // every record up to LSN is in the files, none after
 	// LSNTime is when the record at LSN was written (zero if LSN is 0 or the record has
 	// left the local WAL): point-in-time recovery to a time picks a backup by it.
-	LSNTime  time.Time      `json:"lsn_time"`
-	Created  time.Time      `json:"created"`
+	LSNTime time.Time `json:"lsn_time"`
+	Created time.Time `json:"created"`
+	// Timeline is the first LSN of the store's history (Engine.Timeline).
+	Timeline uint64         `json:"timeline"`
 	Files    []SnapshotFile `json:"files"`
 	HotRows  int64          `json:"hot_rows"`
 	WarmRows int64          `json:"warm_rows"`
@@ -80,7 +82,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		return nil, err
 	}
 	defer release()
-	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC(), LSNTime: e.recordTime(cp.LSN)}
+	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC(), LSNTime: e.recordTime(cp.LSN), Timeline: e.Timeline()}
 	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.HotRows); err != nil {
 		return nil, fmt.Errorf("count hot: %w", err)
 	}

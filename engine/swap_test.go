@@ -162,7 +162,7 @@ func TestReplaceDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Mkdir(next.WALPath, 0o750)
-	if err := RaiseAppliedLSN(ctx, next, 100); err != nil {
+	if err := StartHistory(ctx, next, 100); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Fence(ctx, "replace", 0); err != nil {
@@ -176,8 +176,8 @@ func TestReplaceDirs(t *testing.T) {
 	if s, err := e.Stats(ctx); err != nil || s.HotRows != 7 {
 		t.Fatalf("after replace: %+v %v", s, err)
 	}
-	if res, err := e.Ingest(ctx, convs("after", 0, 1)); err != nil || res.LSN != 101 {
-		t.Fatalf("write after replace: %+v %v", res, err)
+	if res, err := e.Ingest(ctx, convs("after", 0, 1)); err != nil || res.LSN != 101 || e.Timeline() != 101 {
+		t.Fatalf("write after replace: %+v %v, timeline %d", res, err, e.Timeline())
 	}
 	if _, err := os.Stat(filepath.Join(kept.HotPath, HotFile)); err != nil {
 		t.Fatalf("previous files not kept: %v", err)

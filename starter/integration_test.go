@@ -368,4 +368,60 @@ func TestRestoreWorkflowEndToEnd(t *testing.T) {
 	if attempts != 2 {
 		t.Fatalf("the restore activity completed on attempt %d, want 2", attempts)
 	}
+
+	// In place: the live store goes back to the state without the mistaken delete, while
+	// the worker runs; the previous store is kept; the LSNs go on.
+	eng = w.Engine()
+	before, err := eng.Stats(ctx)
+	if err != nil || before.HotRows != 21998 {
+		t.Fatalf("before the in-place restore: %+v %v", before, err)
+	}
+	var res3 workflows.RestoreResult
+	in3 := workflows.RestoreInput{RestoreParams: activities.RestoreParams{InPlace: true, ExcludeTxIDs: []uint64{del.TxID}}}
+	if err := startWorkflow(ctx, c, &out, "restore-in-place", workflows.RestoreWorkflowName, in3, true, &res3); err != nil {
+		t.Fatal(err)
+	}
+	after, err := eng.Stats(ctx)
+	if err != nil || after.HotRows != 22000 || res3.Swap == nil || res3.Swap.NewStart != before.LastLSN+1 || res3.NewBackup == nil {
+		t.Fatalf("after the in-place restore: %+v %v; result %+v", after, err, res3)
+	}
+	if _, err := eng.Get(ctx, extra[0].ConversationID); err != nil {
+		t.Fatalf("the deleted conversation is not back: %v", err)
+	}
+	for _, d := range res3.Swap.Kept {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("previous store directory %s: %v", d, err)
+		}
+	}
+	if r, err := eng.Ingest(ctx, ingest.Synthetic(3, 5, 1, time.Now())); err != nil || r.LSN <= before.LastLSN {
+		t.Fatalf("write after the in-place restore: %+v %v (LSNs must go on after %d)", r, err, before.LastLSN)
+	}
+	tls, err := walarchive.Timelines(ctx, store, 0)
+	if err != nil || len(tls) != 1 || tls[0].NewStart != res3.Swap.NewStart || len(tls[0].Excluded) != 1 {
+		t.Fatalf("timelines: %+v %v", tls, err)
+	}
+	// A point-in-time restore from the backup before the swap to after it is refused; from
+	// the backup taken after the swap it works.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		segs, _ := walarchive.List(ctx, store, 0)
+		if len(segs) > 0 && segs[len(segs)-1].LastLSN >= res3.Swap.NewStart {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the WAL archive did not reach the new history in 30s")
+		}
+	}
+	err = startWorkflow(ctx, c, &out, "restore-across", workflows.RestoreWorkflowName,
+		workflows.RestoreInput{RestoreParams: activities.RestoreParams{From: b.ID, ToPath: filepath.Join(t.TempDir(), "across")}}, true, &workflows.RestoreResult{})
+	if err == nil || !strings.Contains(err.Error(), "would cross the in-place restore") {
+		t.Fatalf("restore across the in-place restore: %v", err)
+	}
+	var res4 workflows.RestoreResult
+	if err := startWorkflow(ctx, c, &out, "restore-after", workflows.RestoreWorkflowName,
+		workflows.RestoreInput{RestoreParams: activities.RestoreParams{ToPath: filepath.Join(t.TempDir(), "after")}}, true, &res4); err != nil {
+		t.Fatal(err)
+	}
+	if res4.Backup != res3.NewBackup.ID || res4.HotRows < 22000 {
+		t.Fatalf("restore from the backup after the swap: %+v", res4.Result)
+	}
 }

@@ -3,6 +3,8 @@ package starter
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -28,10 +30,15 @@ func RestoreCommand() *cli.Command {
 			"warm/, wal/), which must not exist; the live store is not touched. Run a worker on it with\n" +
 			"AKOSHA_HOT_PATH, AKOSHA_WARM_PATH and AKOSHA_WAL_PATH pointing there.\n" +
 			"--dry-run builds it in a temporary directory under data_dir, prints what it did, and\n" +
-			"removes it. With --wait, shows progress and prints the result. Restoring over the live\n" +
-			"store (fence, safety copy, swap) is not built yet. From the Temporal CLI:\n" +
+			"removes it. --in-place restores the live store instead: the worker builds the restored\n" +
+			"store beside it, fences writes, archives its WAL, swaps the directories (journaled: a crash\n" +
+			"rolls back), reopens, records the new history in the WAL archive, resumes writes and takes\n" +
+			"a backup; the previous directories stay as <dir>.before_restore.<time> until\n" +
+			"`akosha restore drop-previous --apply`. With --wait, shows progress and prints the result.\n" +
+			"From the Temporal CLI:\n" +
 			"  temporal workflow start --task-queue akosha-ops --type RestoreWorkflow \\\n" +
 			"    --input '{\"shard\":0,\"to_path\":\"/data/restored\",\"exclude_txids\":[4711]}'",
+		Subcommands: []*cli.Command{dropPreviousCommand()},
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to restore"},
 			&cli.StringFlag{Name: "from", Value: restore.Latest, Usage: "backup id, latest or latest-good (newest that passes its checks)"},
@@ -42,7 +49,8 @@ func RestoreCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "exclude-txid", Usage: "skip this transaction's records (repeatable)"},
 			&cli.StringFlag{Name: "to-path", Usage: "directory to build the restored store in (must not exist)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "build it in a temporary directory, report, and remove it"},
-			&cli.BoolFlag{Name: "local", Usage: "run the restore in this process instead of the worker (no Temporal needed)"},
+			&cli.BoolFlag{Name: "in-place", Usage: "restore over the shard's live store (in its worker: the previous store is kept)"},
+			&cli.BoolFlag{Name: "local", Usage: "run the restore in this process instead of the worker (no Temporal needed; not with --in-place)"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for the workflow's result, showing progress"},
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-restore-<shard>-<time>)"},
 		},
@@ -71,11 +79,15 @@ func RestoreCommand() *cli.Command {
 				}
 				p.ExcludeTxIDs = append(p.ExcludeTxIDs, id)
 			}
+			p.InPlace = c.Bool("in-place")
 			switch to := c.String("to-path"); {
+			case p.InPlace && (to != "" || p.DryRun || c.Bool("local")):
+				return errors.New("--in-place restores the live store in its worker: not with --to-path, --dry-run or --local")
+			case p.InPlace:
 			case p.DryRun && to != "":
 				return errors.New("give --to-path or --dry-run, not both")
 			case !p.DryRun && to == "":
-				return errors.New("restore: give --to-path DIR (a new directory) or --dry-run; restoring over the live store is not built yet")
+				return errors.New("restore: give --to-path DIR (a new directory), --in-place or --dry-run")
 			case to != "":
 				if p.ToPath, err = cfg.DataPath("--to-path", to); err != nil {
 					return err
@@ -109,4 +121,45 @@ func restoreLocal(c *cli.Context, cfg *config.Config, p workflows.RestoreInput) 
 		return err
 	}
 	return printJSON(c.App.Writer, res)
+}
+
+// dropPreviousCommand deletes the store directories an in-place restore kept.
+func dropPreviousCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "drop-previous",
+		Usage: "list (default) or delete (--apply) the directories in-place restores kept (<dir>.before_restore.<time>)",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "apply", Usage: "delete them (default: list only)"}},
+		Action: func(c *cli.Context) error {
+			cfg, _, err := clicfg.Load(c)
+			if err != nil {
+				return err
+			}
+			var found []string
+			for _, d := range []string{cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath} {
+				m, err := filepath.Glob(filepath.Clean(d) + ".before_restore.*")
+				if err != nil {
+					return err
+				}
+				found = append(found, m...)
+			}
+			if len(found) == 0 {
+				fmt.Fprintln(c.App.Writer, "no previous store directories")
+				return nil
+			}
+			for _, d := range found {
+				if c.Bool("apply") {
+					if err := os.RemoveAll(d); err != nil {
+						return err
+					}
+					fmt.Fprintln(c.App.Writer, "deleted", d)
+				} else {
+					fmt.Fprintln(c.App.Writer, d)
+				}
+			}
+			if !c.Bool("apply") {
+				fmt.Fprintf(c.App.Writer, "%d directories; run with --apply to delete them\n", len(found))
+			}
+			return nil
+		},
+	}
 }

@@ -19,7 +19,12 @@ type RestoreInput struct {
 }
 
 // RestoreResult is the result of RestoreWorkflow.
-type RestoreResult = restore.Result
+type RestoreResult struct {
+	restore.Result
+	// For an in-place restore: the swap, and the backup taken of the restored store.
+	Swap      *activities.SwapResult   `json:"swap,omitempty"`
+	NewBackup *activities.BackupResult `json:"new_backup,omitempty"`
+}
 
 // RestoreWorkflow restores a shard from a backup and the archived WAL, to a point in time,
 // into a new directory on the shard's worker (or, with dry_run, only reports what it
@@ -28,6 +33,9 @@ type RestoreResult = restore.Result
 // only complete. The progress query reports the step (fetch, wal, replay, verify) and its
 // progress.
 func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, error) {
+	if in.InPlace && (in.ToPath != "" || in.DryRun) {
+		return nil, temporal.NewNonRetryableApplicationError("in_place restores the live store: no to_path or dry_run", activities.ErrTypeInvalid, nil)
+	}
 	if in.ToLSN > 0 && in.ToTime != "" {
 		return nil, temporal.NewNonRetryableApplicationError("give to_time or to_lsn, not both", activities.ErrTypeInvalid, nil)
 	}
@@ -49,9 +57,28 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	})
 	opts := engineActivityOptions(in.Shard, 12*time.Hour)
 	opts.HeartbeatTimeout = time.Minute
+	actx := workflow.WithActivityOptions(ctx, opts)
 	var res RestoreResult
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.Restore, in.RestoreParams).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteActivity(actx, a.Restore, in.RestoreParams).Get(ctx, &res.Result); err != nil {
 		return nil, err
+	}
+	if in.InPlace {
+		// Swap the restored store in: fence, archive, journaled renames, reopen, record the
+		// new history; the previous store is kept. Then back the new history up, so a
+		// later point-in-time restore has a base on this side of the swap.
+		progress.set("swap", 0, 0, workflow.Now(ctx))
+		var sw activities.SwapResult
+		if err := workflow.ExecuteActivity(actx, a.SwapRestore, activities.SwapParams{Staged: res.Dir}).Get(ctx, &sw); err != nil {
+			return nil, err
+		}
+		res.Swap = &sw
+		progress.set("backup", 0, 0, workflow.Now(ctx))
+		var b activities.BackupResult
+		if err := workflow.ExecuteActivity(actx, a.Backup, activities.BackupParams{}).Get(ctx, &b); err != nil {
+			workflow.GetLogger(ctx).Warn("restored in place, but the backup after it failed: take one before relying on point-in-time restore", "err", err)
+		} else {
+			res.NewBackup = &b
+		}
 	}
 	progress.set(StepDone, 1, 1, workflow.Now(ctx))
 	workflow.GetLogger(ctx).Info("restore done", "shard", in.Shard, "backup", res.Backup, "to_lsn", res.ToLSN, "dir", res.Dir)

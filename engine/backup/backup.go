@@ -53,8 +53,11 @@ type Manifest struct {
 	LSN           uint64    `json:"lsn"` // the databases hold every WAL record up to LSN
 	// LSNTime is when the record at LSN was written (zero when unknown): a restore to a
 	// point in time starts from a backup whose LSNTime is not after it.
-	LSNTime       time.Time `json:"lsn_time"`
-	EngineVersion string    `json:"engine_version"`
+	LSNTime time.Time `json:"lsn_time"`
+	// Timeline is the first LSN of the history the backup belongs to (0: the original;
+	// else where an in-place restore continued it).
+	Timeline      uint64 `json:"timeline"`
+	EngineVersion string `json:"engine_version"`
 	// DuckDBVersion made the files and the content checksums; DuckDB's hash() may
 	// change between versions, which a checksum mismatch then mentions.
 	DuckDBVersion string  `json:"duckdb_version"`
@@ -161,6 +164,7 @@ func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, erro
 		Shard:         opts.Shard,
 		LSN:           snap.LSN,
 		LSNTime:       snap.LSNTime,
+		Timeline:      snap.Timeline,
 		EngineVersion: engine.Version,
 		DuckDBVersion: duckDBVersion(ctx),
 		SchemaVersion: engine.SchemaVersion,

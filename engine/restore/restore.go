@@ -148,6 +148,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 		return nil, err
 	}
 	res.Backup, res.Legacy, res.BackupLSN, res.Created = m.ID, backup.IsLegacyID(m.ID), m.LSN, m.Created
+	backupTimeline := m.Timeline
 	if res.Legacy && !opts.NoReplay && (opts.ToLSN > 0 || !opts.ToTime.IsZero() || len(opts.ExcludeTxIDs) > 0) {
 		return nil, fmt.Errorf("%w: legacy backup %s has no LSN: it restores as it is (no --to-time, --to-lsn or --exclude-txid)", ErrInvalid, m.ID)
 	}
@@ -178,6 +179,21 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 		}
 	}
 	step("wal", t0)
+
+	// An in-place restore of the shard between the backup and the target abandoned part
+	// of the history replayed here: refuse rather than mix the two.
+	if !opts.NoReplay && !res.Legacy && res.ToLSN > res.BackupLSN {
+		tls, err := walarchive.Timelines(ctx, opts.Store, opts.Shard)
+		if err != nil {
+			return nil, err
+		}
+		for _, tl := range tls {
+			if tl.NewStart > backupTimeline && tl.NewStart <= res.ToLSN {
+				return nil, fmt.Errorf("%w: replaying from backup %s (LSN %d) to LSN %d would cross the in-place restore of %s (history continued at LSN %d from LSN %d of backup %s): use a backup taken after it, or a target before LSN %d",
+					ErrInvalid, res.Backup, res.BackupLSN, res.ToLSN, tl.Time.Format(time.RFC3339), tl.NewStart, tl.RestoredTo, tl.Backup, tl.NewStart)
+			}
+		}
+	}
 
 	// 4. Replay: the engine's recovery applies the WAL; closing checkpoints.
 	t0 = time.Now()

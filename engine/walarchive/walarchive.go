@@ -6,9 +6,11 @@
 package walarchive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -307,4 +309,61 @@ func Read(ctx context.Context, store objstore.Store, shard int, from, to uint64,
 		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
 	}
 	return wal.ReadSegments(infos, from, to, fn)
+}
+
+// Timeline records an in-place restore of a shard: from LSN NewStart on, its history
+// continues from the state at RestoredTo with the Excluded transactions left out; the
+// LSNs between RestoredTo and NewStart belong to the history that was abandoned. A
+// point-in-time restore never replays across one (restore refuses it).
+type Timeline struct {
+	NewStart   uint64    `json:"new_start"`
+	RestoredTo uint64    `json:"restored_to"`
+	Backup     string    `json:"backup"`
+	Excluded   []uint64  `json:"excluded_txids,omitempty"`
+	Time       time.Time `json:"time"`
+	Label      string    `json:"label,omitempty"` // the workflow that restored
+}
+
+func timelinePrefix(shard int) string { return Prefix(shard) + "timelines/" }
+
+// WriteTimeline records t for shard.
+func WriteTimeline(ctx context.Context, store objstore.Store, shard int, t Timeline) error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%s%016x.json", timelinePrefix(shard), t.NewStart)
+	if _, err := store.Put(ctx, key, bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("record timeline %s: %w", key, err)
+	}
+	return nil
+}
+
+// Timelines returns shard's in-place restores, oldest first.
+func Timelines(ctx context.Context, store objstore.Store, shard int) ([]Timeline, error) {
+	var keys []string
+	if err := store.List(ctx, timelinePrefix(shard), func(o objstore.ObjectInfo) error {
+		if strings.HasSuffix(o.Key, ".json") {
+			keys = append(keys, o.Key)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list timelines of shard %d: %w", shard, err)
+	}
+	var out []Timeline
+	for _, k := range keys {
+		rc, _, err := store.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		var t Timeline
+		err = json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&t)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("timeline %s: %w", k, err)
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NewStart < out[j].NewStart })
+	return out, nil
 }
