@@ -242,6 +242,9 @@ func TestDevSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--dry-run")), &restored); err != nil || restored.HotRows != 500 {
 		t.Fatalf("restore --dry-run to the end: %+v %v", restored, err)
 	}
+	if o := run("restore", "drop-previous"); !strings.Contains(o, "no previous store directories") {
+		t.Fatalf("restore drop-previous: %s", o)
+	}
 	// Data stayed under AKOSHA_HOME.
 	for _, p := range []string{"hot/hot.db", "warm/warm.db", "wal", "temporal/temporal.db"} {
 		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
