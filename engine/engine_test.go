@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -443,5 +444,33 @@ func TestMetadataIsJSONObject(t *testing.T) {
 	}
 	if string(got.Metadata) != string(c.Metadata) {
 		t.Fatalf("metadata read back as %s, want %s", got.Metadata, c.Metadata)
+	}
+}
+
+// A delete's caller is recorded in the WAL and summarized; without one the payload keeps
+// its original encoding.
+func TestDeleteCaller(t *testing.T) {
+	p := deletePayload{Kind: DeleteByIDs, IDs: []string{"a", "b"}}
+	plain := encodeDelete(nil, p)
+	p.Caller = "ops-console from 10.0.0.7:51234"
+	with := encodeDelete(nil, p)
+	if !bytes.HasPrefix(with, plain) || len(with) <= len(plain) {
+		t.Fatalf("caller changed the encoding of the rest: %x vs %x", with, plain)
+	}
+	for _, c := range []struct {
+		payload []byte
+		caller  string
+	}{{plain, ""}, {with, p.Caller}} {
+		d, err := decodeDelete(c.payload)
+		if err != nil || d.Caller != c.caller || len(d.IDs) != 2 {
+			t.Fatalf("decode: %+v %v", d, err)
+		}
+		s, err := Summarize(wal.Record{LSN: 7, TxID: 7, Type: RecordDelete, Payload: c.payload})
+		if err != nil || s.Caller != c.caller || s.Rows != 2 || s.Type != "delete" || s.DeleteKind != "ids" {
+			t.Fatalf("summary: %+v %v", s, err)
+		}
+	}
+	if _, err := decodeDelete(append(with, 0xff)); err == nil {
+		t.Fatal("trailing byte after the caller accepted")
 	}
 }

@@ -35,6 +35,9 @@ type deletePayload struct {
 	SystemID string
 	Before   time.Time
 	IDs      []string // resolved ids that existed when the delete was logged
+	// Caller says who asked (for `akosha wal list`); optional, encoded after the ids
+	// only when set, so records without one keep the original encoding.
+	Caller string
 }
 
 var errShortPayload = errors.New("payload cut short")
@@ -150,6 +153,9 @@ func encodeDelete(b []byte, d deletePayload) []byte {
 	for _, id := range d.IDs {
 		b = appendString(b, id)
 	}
+	if d.Caller != "" {
+		b = appendString(b, d.Caller)
+	}
 	return b
 }
 
@@ -172,6 +178,9 @@ func decodeDelete(p []byte) (deletePayload, error) {
 		d.IDs = append(d.IDs, r.string())
 	}
 	if r.err == nil && len(r.b) != 0 {
+		d.Caller = r.string()
+	}
+	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
 	}
 	if r.err != nil {
@@ -188,7 +197,8 @@ type RecordSummary struct {
 	Time time.Time `json:"time"`
 	Type string    `json:"type"` // ingest, delete or skipped
 	Rows int       `json:"rows"` // conversations ingested, or ids deleted
-	// For deletes: how rows were chosen, and the system for by-system deletes.
+	// For deletes: who asked, how rows were chosen, and the system for by-system deletes.
+	Caller     string    `json:"caller,omitempty"`
 	DeleteKind string    `json:"delete_kind,omitempty"` // ids or system_before
 	SystemID   string    `json:"system_id,omitempty"`
 	Before     time.Time `json:"before,omitzero"`
@@ -218,7 +228,7 @@ func Summarize(r wal.Record) (RecordSummary, error) {
 		if err != nil {
 			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
 		}
-		s.Type, s.Rows = "delete", len(d.IDs)
+		s.Type, s.Rows, s.Caller = "delete", len(d.IDs), d.Caller
 		switch d.Kind {
 		case DeleteByIDs:
 			s.DeleteKind = "ids"

@@ -64,6 +64,9 @@ type DeleteRequest struct {
 	IDs      []string  `json:"ids,omitempty"`
 	SystemID string    `json:"system_id,omitempty"`
 	Before   time.Time `json:"before,omitzero"`
+	// Caller, if set, is recorded with the delete in the WAL (who asked: shown by
+	// `akosha wal list`, to find a mistaken delete).
+	Caller string `json:"caller,omitempty"`
 }
 
 // DeleteResult is the outcome of an acknowledged delete.
@@ -618,7 +621,7 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 	if err := e.checkWritable(); err != nil {
 		return DeleteResult{}, err
 	}
-	p := deletePayload{Kind: DeleteByIDs, IDs: nil}
+	p := deletePayload{Kind: DeleteByIDs, IDs: nil, Caller: d.Caller}
 	var (
 		query string
 		args  []any

@@ -21,7 +21,7 @@ func WALCommand() *cli.Command {
 		Usage: "inspect the archived write-ahead log",
 		Subcommands: []*cli.Command{{
 			Name:  "list",
-			Usage: "list the transactions in the archived WAL (txid, time, type, rows), to find e.g. a bad delete",
+			Usage: "list the transactions in the archived WAL (txid, time, type, rows, caller), to find e.g. a bad delete",
 			Description: "Reads the shard's archived WAL from the backup store (wal/<shard>/ beside the backups).\n" +
 				"The worker archives every backup.wal_archive_seconds, so the newest seconds of writes\n" +
 				"may not be listed yet. A txid listed here is what `akosha restore --exclude-txid` takes.",
@@ -75,7 +75,7 @@ func WALCommand() *cli.Command {
 					return printJSON(c.App.Writer, out)
 				}
 				tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "TXID\tTIME\tTYPE\tROWS\tDETAIL")
+				fmt.Fprintln(tw, "TXID\tTIME\tTYPE\tROWS\tCALLER\tDETAIL")
 				for _, s := range out {
 					detail := ""
 					switch {
@@ -86,10 +86,17 @@ func WALCommand() *cli.Command {
 					case len(s.Systems) > 0:
 						detail = fmt.Sprintf("systems %v", s.Systems)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.TxID, s.Time.Format("2006-01-02 15:04:05.000Z"), s.Type, s.Rows, detail)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", s.TxID, s.Time.Format("2006-01-02 15:04:05.000Z"), s.Type, s.Rows, orDash(s.Caller), detail)
 				}
 				return tw.Flush()
 			},
 		}},
 	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -186,7 +186,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "body: " + err.Error() + ` (want {"ids": [...]} or {"system_id": "...", "before": "<RFC 3339>"})`})
 		return
 	}
-	req := engine.DeleteRequest{IDs: b.IDs, SystemID: b.SystemID}
+	req := engine.DeleteRequest{IDs: b.IDs, SystemID: b.SystemID, Caller: caller(r)}
 	if b.Before != "" {
 		t, err := time.Parse(time.RFC3339Nano, b.Before)
 		if err != nil {
@@ -235,4 +235,17 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// caller names who sent r, for the WAL's record of a delete: the X-Akosha-Caller header
+// if the client sets one (truncated to 200 bytes), and the remote address.
+func caller(r *http.Request) string {
+	c := r.RemoteAddr
+	if h := strings.TrimSpace(r.Header.Get("X-Akosha-Caller")); h != "" {
+		if len(h) > 200 {
+			h = h[:200]
+		}
+		c = h + " from " + r.RemoteAddr
+	}
+	return c
 }

@@ -203,7 +203,7 @@ func TestDevSmoke(t *testing.T) {
 	emb := strings.TrimSuffix(strings.Repeat("0.01,", 384), ",")
 	doHTTP(t, "POST", "http://"+api+"/v1/conversations",
 		`[{"system_id":"smoke","conversation_id":"smoke-1","content":"to be deleted by mistake","embedding":[`+emb+`],"timestamp":"2026-11-20T10:00:00Z"}]`)
-	doHTTP(t, "DELETE", "http://"+api+"/v1/conversations", `{"ids":["smoke-1"]}`)
+	doHTTP(t, "DELETE", "http://"+api+"/v1/conversations", `{"ids":["smoke-1"]}`, "X-Akosha-Caller", "smoke-test")
 
 	dev.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -223,10 +223,12 @@ func TestDevSmoke(t *testing.T) {
 	// The worker archived the WAL as it stopped: the delete is listed, and a restore that
 	// excludes it brings the conversation back, into a new directory.
 	var dels []struct {
-		TxID uint64 `json:"txid"`
-		Rows int    `json:"rows"`
+		TxID   uint64 `json:"txid"`
+		Rows   int    `json:"rows"`
+		Caller string `json:"caller"`
 	}
-	if err := json.Unmarshal([]byte(run("wal", "list", "--type", "delete", "--json")), &dels); err != nil || len(dels) != 1 || dels[0].Rows != 1 {
+	if err := json.Unmarshal([]byte(run("wal", "list", "--type", "delete", "--json")), &dels); err != nil || len(dels) != 1 || dels[0].Rows != 1 ||
+		!strings.HasPrefix(dels[0].Caller, "smoke-test from 127.0.0.1:") {
 		t.Fatalf("wal list --type delete: %+v %v", dels, err)
 	}
 	var restored struct {
@@ -253,14 +255,18 @@ func TestDevSmoke(t *testing.T) {
 	}
 }
 
-// doHTTP sends body with method to url and fails the test unless the answer is 2xx.
-func doHTTP(t *testing.T, method, url, body string) {
+// doHTTP sends body with method to url (with header name/value pairs) and fails the
+// test unless the answer is 2xx.
+func doHTTP(t *testing.T, method, url, body string, header ...string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
