@@ -84,17 +84,19 @@ type Result struct {
 	// Rejected lists backups LatestGood tried and passed over, with the reason.
 	Rejected []string `json:"rejected,omitempty"`
 	// ToLSN is the last LSN restored (replayed or skipped).
-	ToLSN      uint64            `json:"to_lsn"`
-	ToTime     time.Time         `json:"to_time,omitzero"` // time of the record at ToLSN
-	Segments   int               `json:"wal_segments"`
-	Replayed   int               `json:"replayed"`          // records applied
-	Skipped    map[string]int    `json:"skipped,omitempty"` // records skipped, by txid
-	HotRows    int64             `json:"hot_rows"`
-	WarmRows   int64             `json:"warm_rows"`
-	Tables     []backup.Table    `json:"tables"`
-	Dir        string            `json:"dir"`
-	Durations  map[string]string `json:"durations"`
-	DurationMS int64             `json:"duration_ms"`
+	ToLSN    uint64    `json:"to_lsn"`
+	ToTime   time.Time `json:"to_time,omitzero"` // time of the record at ToLSN
+	Segments int       `json:"wal_segments"`
+	// SegmentKeys are the archived WAL segments replayed.
+	SegmentKeys []string          `json:"wal_segment_keys,omitempty"`
+	Replayed    int               `json:"replayed"`          // records applied
+	Skipped     map[string]int    `json:"skipped,omitempty"` // records skipped, by txid
+	HotRows     int64             `json:"hot_rows"`
+	WarmRows    int64             `json:"warm_rows"`
+	Tables      []backup.Table    `json:"tables"`
+	Dir         string            `json:"dir"`
+	Durations   map[string]string `json:"durations"`
+	DurationMS  int64             `json:"duration_ms"`
 }
 
 // ErrInvalid is wrapped by errors about the options.
@@ -406,6 +408,9 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 		return err
 	}
 	res.Segments = len(cover)
+	for _, s := range cover {
+		res.SegmentKeys = append(res.SegmentKeys, s.Key)
+	}
 	fetchDir := filepath.Join(walDir, "fetch")
 	if err := os.Mkdir(fetchDir, 0o750); err != nil {
 		return err

@@ -263,6 +263,9 @@ func TestPointInTimeProperty(t *testing.T) {
 				if res.Backup != s.backup.ID || res.HotRows != int64(len(c.want)) {
 					t.Fatalf("%s: result %+v, want backup %s and %d rows", c.name, res, s.backup.ID, len(c.want))
 				}
+				if !c.opts.NoReplay && (res.Segments == 0 || len(res.SegmentKeys) != res.Segments) {
+					t.Fatalf("%s: segments %d, keys %v", c.name, res.Segments, res.SegmentKeys)
+				}
 				if c.name == "exclude" && res.Skipped[fmt.Sprint(skip.lsn)] != 1 {
 					t.Fatalf("exclude: skipped %v", res.Skipped)
 				}
