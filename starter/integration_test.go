@@ -381,6 +381,11 @@ func TestRestoreWorkflowEndToEnd(t *testing.T) {
 	if err := startWorkflow(ctx, c, &out, "restore-in-place", workflows.RestoreWorkflowName, in3, true, &res3); err != nil {
 		t.Fatal(err)
 	}
+	// AKOSHA_WRITE_RESTORE_HISTORY=$PWD/../workflows/testdata/restore_history.json saves
+	// the history for the replay test.
+	if path := os.Getenv("AKOSHA_WRITE_RESTORE_HISTORY"); path != "" {
+		writeHistory(t, c, "restore-in-place", path)
+	}
 	after, err := eng.Stats(ctx)
 	if err != nil || after.HotRows != 22000 || res3.Swap == nil || res3.Swap.NewStart != before.LastLSN+1 || res3.NewBackup == nil {
 		t.Fatalf("after the in-place restore: %+v %v; result %+v", after, err, res3)

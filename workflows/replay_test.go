@@ -10,7 +10,7 @@ import (
 // a change that breaks determinism for running workflows fails here. Regenerate a history
 // with the instructions in starter/integration_test.go (writeHistory).
 func TestReplayHistories(t *testing.T) {
-	for _, file := range []string{"testdata/checkpoint_history.json", "testdata/backup_history.json"} {
+	for _, file := range []string{"testdata/checkpoint_history.json", "testdata/backup_history.json", "testdata/restore_history.json"} {
 		r := worker.NewWorkflowReplayer()
 		Register(r)
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
