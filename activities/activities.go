@@ -6,6 +6,7 @@ package activities
 import (
 	"errors"
 	"log/slog"
+	"sync"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -44,6 +45,7 @@ type Activities struct {
 	Temporal client.Client
 
 	backups backupLock
+	swaps   sync.Mutex // one in-place restore swap at a time
 }
 
 // Error type names of non-retryable application errors.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -101,7 +100,8 @@ func (a *Activities) restore(ctx context.Context, p RestoreParams, label string,
 	case p.ToPath == "":
 		return nil, invalid("give to_path (a new directory), in_place, or dry_run")
 	case p.InPlace:
-		opts.Dir = p.ToPath // derived from the engine's own paths
+		opts.Dir = p.ToPath      // derived from the engine's own paths
+		opts.CatchUpLater = true // SwapRestore replays the rest under the fence
 	case a.CheckPath != nil:
 		if opts.Dir, err = a.CheckPath("to_path", p.ToPath); err != nil {
 			return nil, invalid(err.Error())
@@ -161,8 +161,10 @@ const ErrTypeRestoreFailed = "RestoreFailed"
 
 // SwapParams are the inputs of the SwapRestore activity.
 type SwapParams struct {
-	// Staged is the restored store (a Restore activity's result directory).
+	// Staged is the restored store (the Restore activity's result directory).
 	Staged string `json:"staged"`
+	// Params are the restore's target and exclusions, for the catch-up under the fence.
+	Params RestoreParams `json:"params"`
 }
 
 // SwapResult is the result of SwapRestore.
@@ -173,49 +175,81 @@ type SwapResult struct {
 	// NewStart is the first LSN of the restored history: it continues the LSNs of the
 	// store it replaced, whose last was NewStart-1.
 	NewStart uint64 `json:"new_start"`
+	// CaughtUp is the last LSN the restored store holds after the catch-up.
+	CaughtUp uint64 `json:"caught_up_lsn"`
 }
 
 // SwapRestore puts a restored store in the place of the shard's live one, with the
-// engine running: the staged directories are moved beside the live ones, writes are
-// fenced, the WAL is archived to its last record, the new store is made to continue the
-// LSNs, the directories are swapped (journaled, so a crash rolls back) and reopened, the
-// new history is recorded in the archive (walarchive.Timeline), and writes resume. If the
-// new store does not open, the previous one is put back and the error is non-retryable.
+// engine running: the staged directories go beside the live ones; writes are fenced and
+// the WAL archived to its last record; the records written while the store was being
+// built are replayed into it (up to the target); it is made to continue the live LSNs as
+// a new history, recorded in the archive (walarchive.Timeline) before the journaled swap;
+// writes resume. If the new store does not open, the previous one is put back and the
+// error is non-retryable. One swap runs at a time per worker.
 func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult, error) {
 	info := activity.GetInfo(ctx)
-	label := info.WorkflowExecution.ID
+	label := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
+	if !a.swaps.TryLock() {
+		return SwapResult{}, temporal.NewApplicationError("another in-place restore is swapping this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
+	rep := a.reporter(ctx, "swap")
+	defer rep.keepAlive()()
 	live := a.Engine.Options()
 	// A retry after the swap itself succeeded finds its marker in place.
 	if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
-		return a.finishSwap(ctx, m)
+		return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: m.Result.ToLSN}, nil
 	}
 	res, err := restore.ReadResult(p.Staged)
 	if err != nil {
 		return SwapResult{}, temporal.NewNonRetryableApplicationError("staged restore: "+err.Error(), ErrTypeInvalid, err)
 	}
+	opts := restore.Options{Store: a.BackupStore, Shard: a.Shard, ToLSN: p.Params.ToLSN, ExcludeTxIDs: p.Params.ExcludeTxIDs}
+	if opts.ToTime, err = parseTime("to_time", p.Params.ToTime); err != nil {
+		return SwapResult{}, err
+	}
+
+	// Stage beside the live directories (same filesystems, so the swap is renames). A
+	// staged directory of another restore (one that failed) is removed first.
 	next := engine.Options{HotPath: live.HotPath + ".restore-new", WarmPath: live.WarmPath + ".restore-new", WALPath: live.WALPath + ".restore-new"}
 	for _, c := range []struct{ from, to string }{
 		{filepath.Join(p.Staged, "hot"), next.HotPath}, {filepath.Join(p.Staged, "warm"), next.WarmPath}, {filepath.Join(p.Staged, "wal"), next.WALPath},
 	} {
-		if _, err := os.Stat(c.to); err == nil {
-			continue // moved by an earlier attempt
+		if owner, err := os.ReadFile(filepath.Join(c.to, stageLabelName)); err == nil && string(owner) == label {
+			continue // staged by an earlier attempt of this restore
+		}
+		if err := os.RemoveAll(c.to); err != nil {
+			return SwapResult{}, err
+		}
+		if err := writeFileDurable(filepath.Join(c.from, stageLabelName), []byte(label)); err != nil {
+			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
 		}
 		if err := moveDir(c.from, c.to); err != nil {
 			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
 		}
 	}
 
-	if err := a.Engine.Fence(ctx, "restore "+label, 30*time.Second); err != nil {
+	if f := a.Engine.Fenced(); f != nil {
+		return SwapResult{}, temporal.NewApplicationError("the engine is fenced ("+f.Reason+"): not swapping now", ErrTypeFenced)
+	}
+	defer a.Engine.Unfence() // registered first: a fence whose barrier fails is lifted too
+	if err := a.Engine.Fence(ctx, "restore "+info.WorkflowExecution.ID, 30*time.Second); err != nil {
 		return SwapResult{}, classify(err)
 	}
-	defer a.Engine.Unfence()
 	if a.Archiver != nil {
 		if _, err := a.Archiver.Sync(ctx); err != nil {
 			return SwapResult{}, fmt.Errorf("archive the WAL before the swap: %w", err)
 		}
 	}
 	oldLast := a.Engine.WAL().LastLSN()
-	// The restored records are in the new databases; its WAL starts after the live one's.
+	// What was written while the store was being built, up to the target.
+	if err := restore.CatchUp(ctx, opts, next, res, oldLast); err != nil {
+		if errors.Is(err, engine.ErrInvalid) {
+			return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		}
+		return SwapResult{}, err
+	}
+	// The replayed records are in the new databases; its WAL starts after the live one's.
 	if err := clearDir(next.WALPath); err != nil {
 		return SwapResult{}, err
 	}
@@ -224,9 +258,15 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	}
 	stamp := time.Now().UTC().Format("20060102T150405Z")
 	suffix := ".before_restore." + stamp
-	// The marker travels with the hot directory, so a retry can tell the swap happened.
 	m := swapMarker{Label: label, NewStart: oldLast + 1, Result: res,
 		Kept: []string{live.HotPath + suffix, live.WarmPath + suffix, live.WALPath + suffix}}
+	// The new history is recorded before the swap: a record of a swap that then fails
+	// only makes point-in-time restores refuse, never mix histories.
+	tl := walarchive.Timeline{NewStart: m.NewStart, RestoredTo: res.ToLSN, Backup: res.Backup, Time: time.Now().UTC(), Label: label, Excluded: p.Params.ExcludeTxIDs}
+	if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
+		return SwapResult{}, err
+	}
+	// The marker travels with the hot directory, so a retry can tell the swap happened.
 	if err := writeSwapMarker(next.HotPath, m); err != nil {
 		return SwapResult{}, err
 	}
@@ -243,17 +283,12 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("the restored store did not open, the previous one is back in place: %v", err), ErrTypeRestoreFailed, err)
 	}
-	out, err := a.finishSwap(ctx, m)
-	if err != nil {
-		// Without its timeline the new history must not go on: put the previous store back.
-		if cerr := a.Engine.RestoreDirs(ctx, kept, ".restore_undone."+stamp); cerr != nil {
-			return SwapResult{}, errors.Join(err, cerr)
-		}
-		return SwapResult{}, err
-	}
 	os.RemoveAll(p.Staged)
-	return out, nil
+	return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: res.ToLSN}, nil
 }
+
+// stageLabelName marks a staged directory with the restore it belongs to.
+const stageLabelName = ".restore-label"
 
 // swapMarker is written into the restored hot directory before the swap.
 type swapMarker struct {
@@ -270,7 +305,36 @@ func writeSwapMarker(dir string, m swapMarker) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, swapMarkerName), b, 0o640)
+	return writeFileDurable(filepath.Join(dir, swapMarkerName), b)
+}
+
+// writeFileDurable writes data to path: tmp, fsync, rename, fsync of the directory.
+func writeFileDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func readSwapMarker(dir string) (swapMarker, error) {
@@ -280,20 +344,6 @@ func readSwapMarker(dir string) (swapMarker, error) {
 		return m, err
 	}
 	return m, json.Unmarshal(b, &m)
-}
-
-// finishSwap records the new history in the archive.
-func (a *Activities) finishSwap(ctx context.Context, m swapMarker) (SwapResult, error) {
-	tl := walarchive.Timeline{NewStart: m.NewStart, RestoredTo: m.Result.ToLSN, Backup: m.Result.Backup, Time: time.Now().UTC(), Label: m.Label}
-	for id := range m.Result.Skipped {
-		if n, err := strconv.ParseUint(id, 10, 64); err == nil {
-			tl.Excluded = append(tl.Excluded, n)
-		}
-	}
-	if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
-		return SwapResult{}, err
-	}
-	return SwapResult{Kept: m.Kept, NewStart: m.NewStart}, nil
 }
 
 // moveDir renames src to dst, or copies it (files, durably) when they are on different

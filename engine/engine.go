@@ -135,6 +135,7 @@ type Engine struct {
 	hotApplied  atomic.Uint64
 	warmApplied atomic.Uint64
 	timeline    atomic.Uint64 // first LSN of the store's history (0: the original)
+	generation  atomic.Uint64 // counts Swaps: a snapshot checks it did not span one
 }
 
 // Timeline returns the first LSN of the history the store is on: 0 for the original
@@ -471,7 +472,9 @@ func (e *Engine) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	e.readMu.Lock()
 	errs = append(errs, e.closeHandles())
+	e.readMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -506,7 +509,9 @@ func (e *Engine) Swap(ctx context.Context, fn func() error) error {
 	if e.Fenced() == nil {
 		return fmt.Errorf("%w: swap needs the engine fenced", ErrInvalid)
 	}
-	_, err := e.submit(ctx, &request{kind: reqSwap, swap: fn})
+	// Once queued, the swap runs to its end: waiting for it must not stop early and
+	// leave the caller guessing whether the files changed.
+	_, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqSwap, swap: fn})
 	return err
 }
 
@@ -523,6 +528,10 @@ func (e *Engine) swap(ctx context.Context, fn func() error) error {
 		e.fail(fmt.Errorf("close for swap: %w", err))
 		return err
 	}
+	e.generation.Add(1)
+	e.inflightMu.Lock()
+	clear(e.inflight) // ids logged for the previous files mean nothing for the new ones
+	e.inflightMu.Unlock()
 	fnErr := fn()
 	if err := e.openStores(ctx, time.Now()); err != nil {
 		e.closeHandles()

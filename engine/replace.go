@@ -94,13 +94,19 @@ func runMoves(journal string, moves []dirMove) error {
 	if err := writeFileDurable(journal, b); err != nil {
 		return fmt.Errorf("write replace journal: %w", err)
 	}
+	// undo puts the moves so far back; the journal stays if that fails, for Open.
+	undo := func(err error, done []dirMove) error {
+		if uerr := undoMoves(done); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+		return errors.Join(err, os.Remove(journal))
+	}
 	for i, m := range moves {
 		if err := os.Rename(m.From, m.To); err != nil {
-			err = fmt.Errorf("move %s to %s: %w", m.From, m.To, err)
-			return errors.Join(err, undoMoves(moves[:i]), os.Remove(journal))
+			return undo(fmt.Errorf("move %s to %s: %w", m.From, m.To, err), moves[:i])
 		}
 		if err := syncParents(m.From, m.To); err != nil {
-			return errors.Join(err, undoMoves(moves[:i+1]), os.Remove(journal))
+			return undo(err, moves[:i+1])
 		}
 	}
 	if err := os.Remove(journal); err != nil {
@@ -109,7 +115,9 @@ func runMoves(journal string, moves []dirMove) error {
 	return syncDir(filepath.Dir(journal))
 }
 
-// undoMoves renames back, newest first, every move that happened.
+// undoMoves renames back, newest first, every move that happened. A move happened when
+// its source is gone and its target exists; when both exist (a later move's target is an
+// earlier move's source, e.g. live/hot before it was moved aside) it did not.
 func undoMoves(moves []dirMove) error {
 	var errs []error
 	for i := len(moves) - 1; i >= 0; i-- {
@@ -118,8 +126,7 @@ func undoMoves(moves []dirMove) error {
 			continue // did not happen
 		}
 		if _, err := os.Lstat(m.From); err == nil {
-			errs = append(errs, fmt.Errorf("cannot undo move to %s: %s exists again", m.To, m.From))
-			continue
+			continue // did not happen: its source is still there
 		}
 		if err := os.Rename(m.To, m.From); err != nil {
 			errs = append(errs, err)

@@ -72,6 +72,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
 		return nil, err // already fenced: still wait for writes accepted before the fence
 	}
+	gen := e.generation.Load()
 	cp, err := e.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
@@ -82,6 +83,9 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		return nil, err
 	}
 	defer release()
+	if e.generation.Load() != gen {
+		return nil, fmt.Errorf("%w: the store files were swapped during the snapshot; take it again", ErrFenced)
+	}
 	snap = &Snapshot{Dir: dir, LSN: cp.LSN, Created: time.Now().UTC(), LSNTime: e.recordTime(cp.LSN), Timeline: e.Timeline()}
 	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&snap.HotRows); err != nil {
 		return nil, fmt.Errorf("count hot: %w", err)

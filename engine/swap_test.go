@@ -217,21 +217,27 @@ func TestReplaceRolledBackOnOpen(t *testing.T) {
 		{next.HotPath, opts.HotPath}, {next.WarmPath, opts.WarmPath}, {next.WALPath, opts.WALPath},
 	}
 	b, _ := json.Marshal(replaceJournal{Moves: moves})
-	if err := os.WriteFile(journalPath(opts), b, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	// The crash came after four moves.
-	for _, m := range moves[:4] {
-		if err := os.Rename(m.From, m.To); err != nil {
+	// The crash came after n moves, for every n.
+	for n := 0; n <= len(moves); n++ {
+		if err := os.WriteFile(journalPath(opts), b, 0o640); err != nil {
 			t.Fatal(err)
 		}
-	}
-	e = mustOpen(t, opts)
-	defer e.Close()
-	if s, err := e.Stats(ctx); err != nil || s.HotRows != 4 {
-		t.Fatalf("after the rollback: %+v %v", s, err)
-	}
-	if _, err := os.Stat(next.HotPath); err != nil {
-		t.Fatalf("the new set was not put back: %v", err)
+		for _, m := range moves[:n] {
+			if err := os.Rename(m.From, m.To); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e = mustOpen(t, opts)
+		s, err := e.Stats(ctx)
+		e.Close()
+		if err != nil || s.HotRows != 4 {
+			t.Fatalf("crash after %d moves, after the rollback: %+v %v", n, s, err)
+		}
+		if _, err := os.Stat(next.HotPath); err != nil {
+			t.Fatalf("crash after %d moves: the new set was not put back: %v", n, err)
+		}
+		if _, err := os.Stat(journalPath(opts)); !os.IsNotExist(err) {
+			t.Fatalf("crash after %d moves: journal left: %v", n, err)
+		}
 	}
 }

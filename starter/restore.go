@@ -127,7 +127,7 @@ func restoreLocal(c *cli.Context, cfg *config.Config, p workflows.RestoreInput) 
 func dropPreviousCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "drop-previous",
-		Usage: "list (default) or delete (--apply) the directories in-place restores kept (<dir>.before_restore.<time>)",
+		Usage: "list (default) or delete (--apply) the directories in-place restores kept (<dir>.before_restore.<time>, and <dir>.restore_failed.<time> of a restored store that did not open)",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "apply", Usage: "delete them (default: list only)"}},
 		Action: func(c *cli.Context) error {
 			cfg, _, err := clicfg.Load(c)
@@ -137,6 +137,11 @@ func dropPreviousCommand() *cli.Command {
 			var found []string
 			for _, d := range []string{cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath} {
 				m, err := filepath.Glob(filepath.Clean(d) + ".before_restore.*")
+				if err != nil {
+					return err
+				}
+				failed, err := filepath.Glob(filepath.Clean(d) + ".restore_failed.*")
+				m = append(m, failed...)
 				if err != nil {
 					return err
 				}

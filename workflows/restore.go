@@ -68,7 +68,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 		// later point-in-time restore has a base on this side of the swap.
 		progress.set("swap", 0, 0, workflow.Now(ctx))
 		var sw activities.SwapResult
-		if err := workflow.ExecuteActivity(actx, a.SwapRestore, activities.SwapParams{Staged: res.Dir}).Get(ctx, &sw); err != nil {
+		if err := workflow.ExecuteActivity(actx, a.SwapRestore, activities.SwapParams{Staged: res.Dir, Params: in.RestoreParams}).Get(ctx, &sw); err != nil {
 			return nil, err
 		}
 		res.Swap = &sw

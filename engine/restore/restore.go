@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,10 @@ type Options struct {
 	Progress func(step string, done, total int64)
 	// Label is recorded in the result (e.g. the workflow id that ran the restore).
 	Label string
+	// CatchUpLater is for an in-place restore: the target may lie past the archive's end
+	// (the live WAL is archived under the fence), so Restore does not check the target
+	// or the exclusions; CatchUp, with the rest of the records, does.
+	CatchUpLater bool
 }
 
 // ResultFile is written into a restored store: the Result that built it.
@@ -97,6 +102,8 @@ type Result struct {
 	Dir         string            `json:"dir"`
 	Durations   map[string]string `json:"durations"`
 	DurationMS  int64             `json:"duration_ms"`
+	// ReachedTime is set when the replay stopped at a record written after ToTime.
+	ReachedTime bool `json:"reached_time,omitempty"`
 }
 
 // ErrInvalid is wrapped by errors about the options.
@@ -201,7 +208,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 	t0 = time.Now()
 	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir})
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return nil, fmt.Errorf("replay: %w", replayError(err, opts.ExcludeTxIDs))
 	}
 	res.Replayed = eng.Recovery().Replayed
 	if err := eng.Close(); err != nil {
@@ -335,6 +342,8 @@ func (o *Options) usable(m *backup.Manifest) error {
 		return fmt.Errorf("%w: backup %s is of shard %d, not %d", ErrInvalid, m.ID, m.Shard, o.Shard)
 	case o.ToLSN > 0 && !legacy && m.LSN > o.ToLSN:
 		return fmt.Errorf("%w: backup %s is at LSN %d, after the target LSN %d", ErrInvalid, m.ID, m.LSN, o.ToLSN)
+	case len(o.ExcludeTxIDs) > 0 && !legacy && m.LSN >= slices.Min(o.ExcludeTxIDs):
+		return fmt.Errorf("%w: backup %s (LSN %d) already holds transaction %d, which is to be left out", ErrInvalid, m.ID, m.LSN, slices.Min(o.ExcludeTxIDs))
 	case !o.ToTime.IsZero():
 		at := m.LSNTime
 		if at.IsZero() {
@@ -364,6 +373,9 @@ func (o *Options) describeTarget(list []backup.Listed) string {
 	if o.ToLSN > 0 {
 		want = append(want, "at or before LSN "+strconv.FormatUint(o.ToLSN, 10))
 	}
+	if len(o.ExcludeTxIDs) > 0 {
+		want = append(want, "taken before transaction "+strconv.FormatUint(slices.Min(o.ExcludeTxIDs), 10))
+	}
 	s := "the store has no backup of this shard"
 	if !oldest.IsZero() {
 		s = "the oldest backup is from " + oldest.Format(time.RFC3339)
@@ -383,36 +395,52 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 	}
 	to := end
 	if o.ToLSN > 0 {
-		if o.ToLSN > end {
+		if o.ToLSN > end && !o.CatchUpLater {
 			return fmt.Errorf("%w: target LSN %d is past the end of the archived WAL (%d)", walarchive.ErrGap, o.ToLSN, end)
 		}
-		to = o.ToLSN
-	}
-	excluded := map[uint64]bool{}
-	for _, id := range o.ExcludeTxIDs {
-		excluded[id] = true
+		to = min(o.ToLSN, end)
 	}
 	l, _, err := wal.Open(walDir, wal.Options{StartLSN: from})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	if to < from {
-		if len(excluded) > 0 {
-			return fmt.Errorf("%w: nothing to replay after backup %s, so no transaction to exclude", ErrInvalid, res.Backup)
-		}
+	if err := o.appendArchived(ctx, res, segs, l, from, to, walDir, progress); err != nil {
+		return err
+	}
+	if o.CatchUpLater {
+		return nil // CatchUp checks the exclusions and the target once it has the rest
+	}
+	if err := o.checkExcluded(res, from); err != nil {
+		return err
+	}
+	if !o.ToTime.IsZero() && !res.ReachedTime {
+		return fmt.Errorf("%w: the archived WAL ends at LSN %d (%s), before the target time %s; records after it are not archived yet: restore to the end (no --to-time) or wait for the archive",
+			walarchive.ErrGap, res.ToLSN, res.ToTime.Format(time.RFC3339Nano), o.ToTime.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// appendArchived appends to l the archived records from..to (stopping before the first
+// written after ToTime), with excluded transactions replaced by RecordSkipped.
+func (o *Options) appendArchived(ctx context.Context, res *Result, segs []walarchive.Segment, l *wal.Log, from, to uint64, tmpDir string, progress func(done, total int64)) error {
+	if to < from || res.ReachedTime {
 		return nil
+	}
+	excluded := map[uint64]bool{}
+	for _, id := range o.ExcludeTxIDs {
+		excluded[id] = true
 	}
 	cover, err := walarchive.Covering(segs, from, to)
 	if err != nil {
 		return err
 	}
-	res.Segments = len(cover)
+	res.Segments += len(cover)
 	for _, s := range cover {
 		res.SegmentKeys = append(res.SegmentKeys, s.Key)
 	}
-	fetchDir := filepath.Join(walDir, "fetch")
-	if err := os.Mkdir(fetchDir, 0o750); err != nil {
+	fetchDir, err := os.MkdirTemp(tmpDir, "fetch-")
+	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(fetchDir)
@@ -423,31 +451,39 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 			return err
 		}
 		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
-		progress(int64(i+1), int64(len(cover)))
+		if progress != nil {
+			progress(int64(i+1), int64(len(cover)))
+		}
 	}
-	seen := map[uint64]bool{}
 	var batch []wal.Entry
+	var batchFirst uint64
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		_, err := l.Append(batch)
+		first, err := l.Append(batch)
+		if err == nil && first != batchFirst {
+			err = fmt.Errorf("replay WAL: records appended at LSN %d, archived at %d", first, batchFirst)
+		}
 		batch = batch[:0]
 		return err
 	}
 	errStop := errors.New("stop")
 	err = wal.ReadSegments(infos, from, to, func(r wal.Record) error {
 		if !o.ToTime.IsZero() && r.Time.After(o.ToTime) {
+			res.ReachedTime = true
 			return errStop
 		}
 		e := wal.Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: append([]byte(nil), r.Payload...)}
 		if excluded[r.TxID] {
-			seen[r.TxID] = true
 			if res.Skipped == nil {
 				res.Skipped = map[string]int{}
 			}
 			res.Skipped[strconv.FormatUint(r.TxID, 10)]++
 			e.Type, e.Payload = engine.RecordSkipped, []byte{byte(r.Type)}
+		}
+		if len(batch) == 0 {
+			batchFirst = r.LSN
 		}
 		batch = append(batch, e)
 		res.ToLSN, res.ToTime = r.LSN, r.Time
@@ -459,12 +495,14 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 	if err != nil && !errors.Is(err, errStop) {
 		return fmt.Errorf("read archived WAL: %w", err)
 	}
-	if err := flush(); err != nil {
-		return err
-	}
+	return flush()
+}
+
+// checkExcluded refuses excluded txids the replay never met.
+func (o *Options) checkExcluded(res *Result, from uint64) error {
 	var missing []string
-	for id := range excluded {
-		if !seen[id] {
+	for _, id := range o.ExcludeTxIDs {
+		if res.Skipped[strconv.FormatUint(id, 10)] == 0 {
 			missing = append(missing, strconv.FormatUint(id, 10))
 		}
 	}
@@ -473,6 +511,61 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 		return fmt.Errorf("%w: --exclude-txid %s: no such transaction between LSN %d and %d", ErrInvalid, strings.Join(missing, ","), from, res.ToLSN)
 	}
 	return nil
+}
+
+// CatchUp brings a store that Restore built with CatchUpLater, now in dirs, up to the
+// target with the records archived since, but not past LSN upTo, and replays them. An
+// in-place restore calls it with writes fenced and the live WAL archived to upTo, its last
+// LSN: writes made while the store was being built are then not lost (unless the target
+// says to leave them out). It then checks the exclusions as Restore would.
+func CatchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result, upTo uint64) error {
+	to := upTo
+	if opts.ToLSN > 0 {
+		to = min(to, opts.ToLSN)
+	}
+	from := res.ToLSN + 1
+	if to >= from && !res.ReachedTime {
+		segs, err := walarchive.List(ctx, opts.Store, opts.Shard)
+		if err != nil {
+			return err
+		}
+		l, _, err := wal.Open(dirs.WALPath, wal.Options{StartLSN: from})
+		if err != nil {
+			return err
+		}
+		if last := l.LastLSN(); last != res.ToLSN {
+			l.Close()
+			return fmt.Errorf("catch up: the restored WAL ends at LSN %d, the restore at %d", last, res.ToLSN)
+		}
+		err = opts.appendArchived(ctx, res, segs, l, from, to, filepath.Dir(dirs.WALPath), nil)
+		if cerr := l.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+		eng, err := engine.Open(ctx, dirs)
+		if err != nil {
+			return fmt.Errorf("catch up: %w", replayError(err, opts.ExcludeTxIDs))
+		}
+		res.Replayed += eng.Recovery().Replayed
+		if err := eng.Close(); err != nil {
+			return fmt.Errorf("catch up: %w", err)
+		}
+	}
+	if opts.ToLSN > 0 && res.ToLSN < opts.ToLSN {
+		return fmt.Errorf("%w: target LSN %d is past the last LSN written (%d)", ErrInvalid, opts.ToLSN, res.ToLSN)
+	}
+	return opts.checkExcluded(res, res.BackupLSN+1)
+}
+
+// replayError explains a replay that fails on a duplicate id: leaving out a delete (or an
+// ingest) can make a later ingest of the same id collide.
+func replayError(err error, excluded []uint64) error {
+	if len(excluded) > 0 && strings.Contains(err.Error(), "Duplicate key") {
+		return fmt.Errorf("%w: with transactions %v left out, a later transaction ingests a conversation id again that the history no longer deletes: leave that one out too (see akosha wal list): %v", ErrInvalid, excluded, err)
+	}
+	return err
 }
 
 func clearDir(dir string) error {

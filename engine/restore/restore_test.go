@@ -233,7 +233,9 @@ func TestPointInTimeProperty(t *testing.T) {
 					after = append(after, o)
 				}
 			}
-			target := after[rng.IntN(len(after))]
+			// A target before the last op: a time target needs a later record to show
+			// nothing else was written by then.
+			target := after[rng.IntN(max(1, len(after)-1))]
 			times := recordTimes(t, s)
 			cases := []struct {
 				name string
@@ -284,13 +286,15 @@ func TestRestoreRefusals(t *testing.T) {
 		opts Options
 		want string
 	}{
-		"both targets":   {Options{ToLSN: 5, ToTime: time.Now()}, "not both"},
-		"bad from":       {Options{From: "../x"}, "want a backup id"},
-		"unknown backup": {Options{From: "20200101T000000Z-00000000"}, "not found"},
-		"before oldest":  {Options{ToTime: s.backup.Created.Add(-time.Hour)}, "the oldest backup is from"},
-		"lsn past end":   {Options{ToLSN: last + 10}, "past the end of the archived WAL"},
-		"unknown txid":   {Options{ExcludeTxIDs: []uint64{last + 99}}, "no such transaction"},
-		"txid in backup": {Options{ExcludeTxIDs: []uint64{1}}, "no such transaction"},
+		"both targets":         {Options{ToLSN: 5, ToTime: time.Now()}, "not both"},
+		"bad from":             {Options{From: "../x"}, "want a backup id"},
+		"unknown backup":       {Options{From: "20200101T000000Z-00000000"}, "not found"},
+		"before oldest":        {Options{ToTime: s.backup.Created.Add(-time.Hour)}, "the oldest backup is from"},
+		"lsn past end":         {Options{ToLSN: last + 10}, "past the end of the archived WAL"},
+		"unknown txid":         {Options{ExcludeTxIDs: []uint64{last + 99}}, "no such transaction"},
+		"txid in backup":       {Options{ExcludeTxIDs: []uint64{1}}, "want one taken before transaction 1"},
+		"txid in named backup": {Options{From: s.backup.ID, ExcludeTxIDs: []uint64{1}}, "already holds transaction 1"},
+		"time past archive":    {Options{ToTime: time.Now().Add(time.Hour)}, "records after it are not archived yet"},
 	} {
 		o := tc.opts
 		o.Store, o.Dir = s.store, dir()
@@ -429,5 +433,75 @@ func TestRestoreLegacy(t *testing.T) {
 	defer eng.Close()
 	if s, err := eng.Stats(ctx); err != nil || s.WarmRows != 50 {
 		t.Fatalf("stats of the restored legacy store: %+v %v", s, err)
+	}
+}
+
+// CatchUp adds what was written (and archived) after Restore built the store: an in-place
+// restore loses no write made while it ran.
+func TestCatchUp(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	rng := rand.New(rand.NewPCG(11, 11))
+	s.history(t, rng, 25, 3)
+	opts := Options{Store: s.store, Dir: filepath.Join(t.TempDir(), "r"), ExcludeTxIDs: []uint64{s.ops[len(s.ops)-1].lsn + 1}, CatchUpLater: true}
+	// The txid to leave out is written after the restore ran: only CatchUp meets it.
+	res, err := Restore(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := 0
+	for i := 0; i < 3; i++ {
+		r, err := s.eng.Ingest(ctx, []engine.Conversation{conv(fmt.Sprintf("late-%d", i), "late")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ops = append(s.ops, op{lsn: r.LSN, ingest: map[string]string{fmt.Sprintf("late-%d", i): "late"}})
+		more++
+	}
+	if _, err := s.archiver.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := s.ops[len(s.ops)-1].lsn
+	dirs := engine.Options{HotPath: filepath.Join(res.Dir, "hot"), WarmPath: filepath.Join(res.Dir, "warm"), WALPath: filepath.Join(res.Dir, "wal")}
+	if err := CatchUp(ctx, opts, dirs, res, last); err != nil {
+		t.Fatal(err)
+	}
+	want := apply(s.ops, last, opts.ExcludeTxIDs[0])
+	if d := diff(hotRows(t, res.Dir), want); d != "" || res.ToLSN != last {
+		t.Fatalf("after catching up to %d (at %d): %s", last, res.ToLSN, d)
+	}
+	// Without CatchUpLater the same exclusion is refused: that txid was not archived yet.
+	opts.CatchUpLater, opts.Dir = false, filepath.Join(t.TempDir(), "r2")
+	opts.ExcludeTxIDs = []uint64{last + 1}
+	if _, err := Restore(ctx, opts); err == nil || !strings.Contains(err.Error(), "no such transaction") {
+		t.Fatalf("restore excluding an unwritten txid: %v", err)
+	}
+}
+
+// Leaving out a delete whose ids a later transaction ingests again cannot replay: the
+// error says so and what to do.
+func TestExcludeDeleteReingested(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	if _, err := s.eng.Ingest(ctx, []engine.Conversation{conv("x", "first")}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := backup.Run(ctx, s.eng, backup.Options{Store: s.store, ScratchDir: s.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := s.eng.Delete(ctx, engine.DeleteRequest{IDs: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.eng.Ingest(ctx, []engine.Conversation{conv("x", "second")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.archiver.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(ctx, Options{Store: s.store, From: m.ID, Dir: filepath.Join(t.TempDir(), "r"), ExcludeTxIDs: []uint64{del.TxID}})
+	if !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), "ingests a conversation id again") {
+		t.Fatalf("restore leaving out a delete of a re-ingested id: %v", err)
 	}
 }

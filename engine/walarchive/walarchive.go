@@ -1,8 +1,8 @@
 // Package walarchive copies sealed WAL segments to the object store, where point-in-time
 // recovery reads them: <prefix>/wal/<shard>/<first-lsn>-<last-lsn>.wal (16 hex digits
 // each), with the SHA-256 of the segment in the object's metadata. A segment is immutable
-// once sealed, so archiving is idempotent: an object already there with the same size is
-// not uploaded again.
+// once sealed; an Archiver uploads only the segments past the archive's end, so running it
+// again uploads nothing twice.
 package walarchive
 
 import (
@@ -29,6 +29,9 @@ import (
 
 // MetaSHA256 is the object metadata key holding a segment's hex SHA-256.
 const MetaSHA256 = "sha256"
+
+// ErrForeign is wrapped by Sync's error when the archive holds another store's WAL.
+var ErrForeign = errors.New("walarchive: the archive holds another store's WAL")
 
 // ErrGap is wrapped by errors about LSNs missing from the archive.
 var ErrGap = errors.New("walarchive: archived WAL has a gap")
@@ -200,6 +203,13 @@ func (a *Archiver) sync(ctx context.Context) error {
 			a.archived = max(a.archived, s.LastLSN)
 		}
 		a.loaded = true
+	}
+	// The archive must be this log's past: a store whose log is behind the archive (a
+	// copy restored to a new path, a store reset under a reused prefix) would otherwise
+	// skip its own records and have them pruned locally as "archived".
+	if last := l.LastLSN(); last < a.archived {
+		return fmt.Errorf("%w: the archive of shard %d reaches LSN %d but this WAL ends at %d: it belongs to another store; give this one its own backup prefix",
+			ErrForeign, a.Shard, a.archived, last)
 	}
 	if l.LastLSN() > a.archived {
 		if _, err := l.Seal(); err != nil {

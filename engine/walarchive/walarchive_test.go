@@ -103,3 +103,31 @@ func TestArchiveFetchReplay(t *testing.T) {
 	}
 	var _ objstore.Store = store
 }
+
+// A log that is behind the archive (another store's WAL is there) is refused, not
+// skipped and pruned.
+func TestArchiveOfAnotherStore(t *testing.T) {
+	ctx := context.Background()
+	store, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := wal.Open(t.TempDir(), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, first, 10, time.Now())
+	if _, err := (&Archiver{Log: first, Store: store}).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	second, _, err := wal.Open(t.TempDir(), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	appendN(t, second, 3, time.Now())
+	if _, err := (&Archiver{Log: second, Store: store}).Sync(ctx); !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "reaches LSN 10 but this WAL ends at 3") {
+		t.Fatalf("sync of a store behind the archive: %v", err)
+	}
+}
