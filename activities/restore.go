@@ -20,6 +20,7 @@ import (
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // RestoreParams are the inputs of the Restore activity (see restore.Options).
@@ -221,7 +222,7 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		if err := os.RemoveAll(c.to); err != nil {
 			return SwapResult{}, err
 		}
-		if err := writeFileDurable(filepath.Join(c.from, stageLabelName), []byte(label)); err != nil {
+		if err := fsutil.WriteFileDurable(filepath.Join(c.from, stageLabelName), []byte(label)); err != nil {
 			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
 		}
 		if err := moveDir(c.from, c.to); err != nil {
@@ -250,7 +251,7 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, err
 	}
 	// The replayed records are in the new databases; its WAL starts after the live one's.
-	if err := clearDir(next.WALPath); err != nil {
+	if err := fsutil.ClearDir(next.WALPath); err != nil {
 		return SwapResult{}, err
 	}
 	if err := engine.StartHistory(ctx, next, oldLast); err != nil {
@@ -305,36 +306,7 @@ func writeSwapMarker(dir string, m swapMarker) error {
 	if err != nil {
 		return err
 	}
-	return writeFileDurable(filepath.Join(dir, swapMarkerName), b)
-}
-
-// writeFileDurable writes data to path: tmp, fsync, rename, fsync of the directory.
-func writeFileDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsutil.WriteFileDurable(filepath.Join(dir, swapMarkerName), b)
 }
 
 func readSwapMarker(dir string) (swapMarker, error) {
@@ -394,17 +366,4 @@ func copyFileDurable(src, dst string) error {
 		err = cerr
 	}
 	return err
-}
-
-func clearDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }

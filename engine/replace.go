@@ -12,6 +12,8 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // A replace moves a new set of store directories into the live places and the live ones
@@ -91,7 +93,7 @@ func runMoves(journal string, moves []dirMove) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileDurable(journal, b); err != nil {
+	if err := fsutil.WriteFileDurable(journal, b); err != nil {
 		return fmt.Errorf("write replace journal: %w", err)
 	}
 	// undo puts the moves so far back; the journal stays if that fails, for Open.
@@ -168,29 +170,6 @@ func syncParents(a, b string) error {
 		return nil
 	}
 	return syncDir(filepath.Dir(b))
-}
-
-func writeFileDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // StartHistory makes the closed store in opts' directories continue after LSN last as a

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/fsutil"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker/ingest"
 	"github.com/akosha/akosha/workflows"
@@ -168,7 +168,7 @@ func (w *Worker) startPollers(shard int) error {
 	// Backup snapshots and verify downloads live in the scratch dir only while an activity
 	// runs; none runs yet, so anything there was left by a crash.
 	scratch := filepath.Join(w.cfg.Storage.Warm.Path, "snapshots")
-	if err := clearDir(scratch); err != nil {
+	if err := fsutil.ClearDir(scratch); err != nil {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
 	acts := &activities.Activities{
@@ -272,23 +272,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	w.log.Info("stopping", "grace_period", w.opts.GracePeriod)
 	return errors.Join(err, w.Stop(context.Background()))
-}
-
-// clearDir removes everything inside dir, logging nothing if it does not exist.
-func clearDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // archiveLoop archives the WAL every interval, then removes local segments that are

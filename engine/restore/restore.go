@@ -24,6 +24,7 @@ import (
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/wal"
 	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // Backup selectors for Options.From besides a backup id.
@@ -251,13 +252,13 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileDurable(filepath.Join(opts.Dir, ResultFile), b); err != nil {
+	if err := fsutil.WriteFileDurable(filepath.Join(opts.Dir, ResultFile), b); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(opts.Dir, final); err != nil {
 		return nil, fmt.Errorf("install the restored store: %w", err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(final)); err != nil {
 		return nil, err
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
@@ -326,7 +327,7 @@ func (o *Options) fetchBackup(ctx context.Context, res *Result, dir string, prog
 			return nil, nil, err
 		}
 		res.Rejected = append(res.Rejected, err.Error())
-		if err := clearDir(dir); err != nil {
+		if err := fsutil.ClearDir(dir); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -566,44 +567,4 @@ func replayError(err error, excluded []uint64) error {
 		return fmt.Errorf("%w: with transactions %v left out, a later transaction ingests a conversation id again that the history no longer deletes: leave that one out too (see akosha wal list): %v", ErrInvalid, excluded, err)
 	}
 	return err
-}
-
-func clearDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func writeFileDurable(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
