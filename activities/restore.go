@@ -36,6 +36,9 @@ type RestoreParams struct {
 	// InPlace builds the restored store in a staging directory beside the live one, for
 	// SwapRestore to put in its place.
 	InPlace bool `json:"in_place,omitempty"`
+	// StageGen numbers the stagings of one in-place restore (the workflow builds again
+	// after a failed swap).
+	StageGen int `json:"stage_gen,omitempty"`
 }
 
 // ErrTypeGap is the error type of a restore refused over a hole in the archived WAL.
@@ -52,7 +55,7 @@ func (a *Activities) Restore(ctx context.Context, p RestoreParams) (*restore.Res
 		if a.Engine == nil || p.ToPath != "" || p.DryRun {
 			return nil, invalid("in_place restores the worker's live store: no to_path or dry_run")
 		}
-		p.ToPath = a.stagingDir(label)
+		p.ToPath = a.stagingDir(fmt.Sprintf("%s-%d", label, p.StageGen))
 	}
 	if info.Attempt > 1 && !p.DryRun && p.ToPath != "" {
 		if res, err := restore.ReadResult(p.ToPath); err == nil && res.Label == label {
@@ -197,56 +200,66 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	rep := a.reporter(ctx, "swap")
 	defer rep.keepAlive()()
 	live := a.Engine.Options()
+	next := engine.Options{HotPath: live.HotPath + ".restore-new", WarmPath: live.WarmPath + ".restore-new", WALPath: live.WALPath + ".restore-new"}
 	// A retry after the swap itself succeeded finds its marker in place.
 	if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
 		return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: m.Result.ToLSN}, nil
+	}
+	if info.Attempt > 1 {
+		// An earlier attempt may have changed the staged store (caught up, started its
+		// history) before it failed: never swap that in. The workflow builds a new one.
+		for _, d := range []string{next.HotPath, next.WarmPath, next.WALPath, p.Staged} {
+			os.RemoveAll(d)
+		}
+		return SwapResult{}, temporal.NewNonRetryableApplicationError("an earlier attempt of the swap failed: the restored store is built again", ErrTypeRestage, nil)
 	}
 	res, err := restore.ReadResult(p.Staged)
 	if err != nil {
 		return SwapResult{}, temporal.NewNonRetryableApplicationError("staged restore: "+err.Error(), ErrTypeInvalid, err)
 	}
-	opts := restore.Options{Store: a.BackupStore, Shard: a.Shard, ToLSN: p.Params.ToLSN, ExcludeTxIDs: p.Params.ExcludeTxIDs}
-	if opts.ToTime, err = parseTime("to_time", p.Params.ToTime); err != nil {
-		return SwapResult{}, err
-	}
+	opts := restore.Options{Store: a.BackupStore, Shard: a.Shard}
 
-	// Stage beside the live directories (same filesystems, so the swap is renames). A
-	// staged directory of another restore (one that failed) is removed first.
-	next := engine.Options{HotPath: live.HotPath + ".restore-new", WarmPath: live.WarmPath + ".restore-new", WALPath: live.WALPath + ".restore-new"}
+	// Stage beside the live directories (same filesystems, so the swap is renames);
+	// whatever is there is left from a restore that did not finish.
 	for _, c := range []struct{ from, to string }{
 		{filepath.Join(p.Staged, "hot"), next.HotPath}, {filepath.Join(p.Staged, "warm"), next.WarmPath}, {filepath.Join(p.Staged, "wal"), next.WALPath},
 	} {
-		if owner, err := os.ReadFile(filepath.Join(c.to, stageLabelName)); err == nil && string(owner) == label {
-			continue // staged by an earlier attempt of this restore
-		}
 		if err := os.RemoveAll(c.to); err != nil {
 			return SwapResult{}, err
-		}
-		if err := fsutil.WriteFileDurable(filepath.Join(c.from, stageLabelName), []byte(label)); err != nil {
-			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
 		}
 		if err := moveDir(c.from, c.to); err != nil {
 			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
 		}
 	}
 
-	if f := a.Engine.Fenced(); f != nil {
-		return SwapResult{}, temporal.NewApplicationError("the engine is fenced ("+f.Reason+"): not swapping now", ErrTypeFenced)
-	}
-	defer a.Engine.Unfence() // registered first: a fence whose barrier fails is lifted too
-	if err := a.Engine.Fence(ctx, "restore "+info.WorkflowExecution.ID, 30*time.Second); err != nil {
+	mine, err := a.Engine.TryFence(ctx, "restore "+info.WorkflowExecution.ID, 30*time.Second)
+	if err != nil {
+		if errors.Is(err, engine.ErrFenced) {
+			return SwapResult{}, temporal.NewNonRetryableApplicationError("the engine is fenced ("+err.Error()+"): not swapping now; start the restore again later", ErrTypeFenced, err)
+		}
 		return SwapResult{}, classify(err)
 	}
+	defer a.Engine.LiftFence(mine)
 	if a.Archiver != nil {
 		if _, err := a.Archiver.Sync(ctx); err != nil {
+			if errors.Is(err, walarchive.ErrForeign) {
+				return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			}
 			return SwapResult{}, fmt.Errorf("archive the WAL before the swap: %w", err)
 		}
 	}
-	oldLast := a.Engine.WAL().LastLSN()
+	l := a.Engine.WAL()
+	if l == nil {
+		return SwapResult{}, temporal.NewNonRetryableApplicationError("the engine has no store open", ErrTypeFailed, a.Engine.Healthy())
+	}
+	oldLast := l.LastLSN()
 	// What was written while the store was being built, up to the target.
 	if err := restore.CatchUp(ctx, opts, next, res, oldLast); err != nil {
-		if errors.Is(err, engine.ErrInvalid) {
+		switch {
+		case errors.Is(err, engine.ErrInvalid):
 			return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		case errors.Is(err, walarchive.ErrGap):
+			return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
 		}
 		return SwapResult{}, err
 	}
@@ -261,26 +274,34 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	suffix := ".before_restore." + stamp
 	m := swapMarker{Label: label, NewStart: oldLast + 1, Result: res,
 		Kept: []string{live.HotPath + suffix, live.WarmPath + suffix, live.WALPath + suffix}}
-	// The new history is recorded before the swap: a record of a swap that then fails
-	// only makes point-in-time restores refuse, never mix histories.
-	tl := walarchive.Timeline{NewStart: m.NewStart, RestoredTo: res.ToLSN, Backup: res.Backup, Time: time.Now().UTC(), Label: label, Excluded: p.Params.ExcludeTxIDs}
+	// The new history is recorded before the swap: if the swap then fails, the record is
+	// deleted again (and until then it only makes point-in-time restores refuse).
+	tl := walarchive.Timeline{NewStart: m.NewStart, RestoredTo: res.ToLSN, Backup: res.Backup, Time: time.Now().UTC(), Label: label, Excluded: res.Excluded}
 	if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
 		return SwapResult{}, err
 	}
+	unrecord := func() {
+		if err := walarchive.DeleteTimeline(context.WithoutCancel(ctx), a.BackupStore, a.Shard, tl.NewStart); err != nil && a.Logger != nil {
+			a.Logger.Warn("remove the record of a history change that did not happen", "new_start", tl.NewStart, "err", err)
+		}
+	}
 	// The marker travels with the hot directory, so a retry can tell the swap happened.
 	if err := writeSwapMarker(next.HotPath, m); err != nil {
+		unrecord()
 		return SwapResult{}, err
 	}
 	kept, err := a.Engine.ReplaceDirs(ctx, next, suffix)
 	if err != nil {
 		if a.Engine.Healthy() == nil {
-			return SwapResult{}, fmt.Errorf("swap: %w", err) // the moves were undone: retry
+			unrecord()
+			return SwapResult{}, fmt.Errorf("swap: %w", err) // the moves were undone
 		}
 		if cerr := a.Engine.RestoreDirs(ctx, kept, ".restore_failed."+stamp); cerr != nil {
 			return SwapResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("the restored store did not open (%v) and putting the previous one back failed (%v): the engine is failed; the previous store is in %v",
 					err, cerr, kept), ErrTypeRestoreFailed, errors.Join(err, cerr))
 		}
+		unrecord()
 		return SwapResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("the restored store did not open, the previous one is back in place: %v", err), ErrTypeRestoreFailed, err)
 	}
@@ -288,8 +309,9 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: res.ToLSN}, nil
 }
 
-// stageLabelName marks a staged directory with the restore it belongs to.
-const stageLabelName = ".restore-label"
+// ErrTypeRestage is the error type of a swap whose earlier attempt failed: the workflow
+// builds the restored store again and retries.
+const ErrTypeRestage = "RestoreRestage"
 
 // swapMarker is written into the restored hot directory before the swap.
 type swapMarker struct {

@@ -418,6 +418,31 @@ func (e *Engine) Fence(ctx context.Context, reason string, retryAfter time.Durat
 	return err
 }
 
+// TryFence fences writes only if no fence is in place, and returns the fence it set
+// (to lift with LiftFence) after in-flight writes are applied. With a fence already in
+// place it returns that fence's FencedError and sets none.
+func (e *Engine) TryFence(ctx context.Context, reason string, retryAfter time.Duration) (*FencedError, error) {
+	if retryAfter <= 0 {
+		retryAfter = 30 * time.Second
+	}
+	mine := &FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter}
+	if !e.fence.CompareAndSwap(nil, mine) {
+		if f := e.fence.Load(); f != nil {
+			return nil, f
+		}
+		return e.TryFence(ctx, reason, retryAfter)
+	}
+	e.log.Info("fenced", "reason", reason)
+	if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
+		e.liftFence(mine)
+		return nil, err
+	}
+	return mine, nil
+}
+
+// LiftFence lifts f if it is still the current fence: a caller lifts only its own.
+func (e *Engine) LiftFence(f *FencedError) { e.liftFence(f) }
+
 // Unfence resumes accepting writes.
 func (e *Engine) Unfence() {
 	if e.fence.Swap(nil) != nil {
@@ -533,6 +558,12 @@ func (e *Engine) swap(ctx context.Context, fn func() error) error {
 	clear(e.inflight) // ids logged for the previous files mean nothing for the new ones
 	e.inflightMu.Unlock()
 	fnErr := fn()
+	// A replace whose undo failed leaves its journal: never open a mixed set.
+	if _, err := rollbackReplace(e.opts); err != nil {
+		err = fmt.Errorf("store directories left mixed by a failed swap: %w", err)
+		e.fail(err)
+		return errors.Join(fnErr, err)
+	}
 	if err := e.openStores(ctx, time.Now()); err != nil {
 		e.closeHandles()
 		err = fmt.Errorf("reopen after swap: %w", err)

@@ -111,10 +111,16 @@ func runMoves(journal string, moves []dirMove) error {
 			return undo(err, moves[:i+1])
 		}
 	}
-	if err := os.Remove(journal); err != nil {
+	// Every move is made: mark the replace done before removing its journal, so a crash
+	// here never rolls a completed replace back.
+	if err := os.Rename(journal, journal+".done"); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(journal))
+	if err := syncDir(filepath.Dir(journal)); err != nil {
+		return err
+	}
+	os.Remove(journal + ".done")
+	return nil
 }
 
 // undoMoves renames back, newest first, every move that happened. A move happened when
@@ -142,6 +148,7 @@ func undoMoves(moves []dirMove) error {
 // rollbackReplace undoes a replace a crash interrupted, if its journal is there.
 func rollbackReplace(opts Options) (bool, error) {
 	journal := journalPath(opts)
+	os.Remove(journal + ".done") // a completed replace, its journal not yet removed
 	b, err := os.ReadFile(journal)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil

@@ -62,13 +62,11 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		}
 	}()
 	start := time.Now()
-	var mine *FencedError // the fence this snapshot set, lifted only if still in place
-	if e.Fenced() == nil {
-		if err := e.Fence(ctx, "snapshot", 5*time.Second); err != nil {
-			return nil, err
-		}
-		mine = e.Fenced()
+	mine, ferr := e.TryFence(ctx, "snapshot", 5*time.Second) // nil if already fenced
+	if mine != nil {
 		defer func() { e.liftFence(mine) }()
+	} else if !errors.Is(ferr, ErrFenced) {
+		return nil, ferr
 	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
 		return nil, err // already fenced: still wait for writes accepted before the fence
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,19 +60,33 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	var res RestoreResult
-	if err := workflow.ExecuteActivity(actx, a.Restore, in.RestoreParams).Get(ctx, &res.Result); err != nil {
-		return nil, err
-	}
-	if in.InPlace {
-		// Swap the restored store in: fence, archive, journaled renames, reopen, record the
-		// new history; the previous store is kept. Then back the new history up, so a
-		// later point-in-time restore has a base on this side of the swap.
+	// An in-place restore whose swap failed after changing the staged store builds it
+	// again (a few times at most); every other failure ends the workflow.
+	for gen := 0; ; gen++ {
+		params := in.RestoreParams
+		params.StageGen = gen
+		if err := workflow.ExecuteActivity(actx, a.Restore, params).Get(ctx, &res.Result); err != nil {
+			return nil, err
+		}
+		if !in.InPlace {
+			break
+		}
+		// Swap the restored store in: fence, archive, catch up, journaled renames,
+		// reopen, record the new history; the previous store is kept.
 		progress.set("swap", 0, 0, workflow.Now(ctx))
 		var sw activities.SwapResult
-		if err := workflow.ExecuteActivity(actx, a.SwapRestore, activities.SwapParams{Staged: res.Dir, Params: in.RestoreParams}).Get(ctx, &sw); err != nil {
+		err := workflow.ExecuteActivity(actx, a.SwapRestore, activities.SwapParams{Staged: res.Dir, Params: params}).Get(ctx, &sw)
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeRestage && gen < 2 {
+			workflow.GetLogger(ctx).Warn("swap failed after changing the staged store: building it again", "attempt", gen+1)
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
 		res.Swap = &sw
+		// Back the new history up, so a later point-in-time restore has a base on this
+		// side of the swap.
 		progress.set("backup", 0, 0, workflow.Now(ctx))
 		var b activities.BackupResult
 		if err := workflow.ExecuteActivity(actx, a.Backup, activities.BackupParams{}).Get(ctx, &b); err != nil {
@@ -79,6 +94,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 		} else {
 			res.NewBackup = &b
 		}
+		break
 	}
 	progress.set(StepDone, 1, 1, workflow.Now(ctx))
 	workflow.GetLogger(ctx).Info("restore done", "shard", in.Shard, "backup", res.Backup, "to_lsn", res.ToLSN, "dir", res.Dir)

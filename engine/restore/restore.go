@@ -103,6 +103,10 @@ type Result struct {
 	Dir         string            `json:"dir"`
 	Durations   map[string]string `json:"durations"`
 	DurationMS  int64             `json:"duration_ms"`
+	// The target and exclusions asked for (Options), for CatchUp.
+	TargetLSN  uint64    `json:"target_lsn,omitempty"`
+	TargetTime time.Time `json:"target_time,omitzero"`
+	Excluded   []uint64  `json:"excluded_txids,omitempty"`
 	// ReachedTime is set when the replay stopped at a record written after ToTime.
 	ReachedTime bool `json:"reached_time,omitempty"`
 }
@@ -129,7 +133,8 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 			os.RemoveAll(opts.Dir)
 		}
 	}()
-	res = &Result{Dir: final, Label: opts.Label, Durations: map[string]string{}}
+	res = &Result{Dir: final, Label: opts.Label, Durations: map[string]string{},
+		TargetLSN: opts.ToLSN, TargetTime: opts.ToTime, Excluded: opts.ExcludeTxIDs}
 	step := func(name string, t0 time.Time) { res.Durations[name] = time.Since(t0).Round(time.Millisecond).String() }
 	progress := func(step string) func(done, total int64) {
 		return func(done, total int64) {
@@ -198,7 +203,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 			return nil, err
 		}
 		for _, tl := range tls {
-			if tl.NewStart > backupTimeline && tl.NewStart <= res.ToLSN {
+			if tl.NewStart > backupTimeline && tl.NewStart > res.BackupLSN && tl.NewStart <= res.ToLSN {
 				return nil, fmt.Errorf("%w: replaying from backup %s (LSN %d) to LSN %d would cross the in-place restore of %s (history continued at LSN %d from LSN %d of backup %s): use a backup taken after it, or a target before LSN %d",
 					ErrInvalid, res.Backup, res.BackupLSN, res.ToLSN, tl.Time.Format(time.RFC3339), tl.NewStart, tl.RestoredTo, tl.Backup, tl.NewStart)
 			}
@@ -520,12 +525,25 @@ func (o *Options) checkExcluded(res *Result, from uint64) error {
 // LSN: writes made while the store was being built are then not lost (unless the target
 // says to leave them out). It then checks the exclusions as Restore would.
 func CatchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result, upTo uint64) error {
+	// The target and exclusions are those the store was built for.
+	opts.ToLSN, opts.ToTime, opts.ExcludeTxIDs = res.TargetLSN, res.TargetTime, res.Excluded
 	to := upTo
 	if opts.ToLSN > 0 {
 		to = min(to, opts.ToLSN)
 	}
 	from := res.ToLSN + 1
 	if to >= from && !res.ReachedTime {
+		// Another in-place restore may have changed the shard's history since this store
+		// was built: never replay across that.
+		tls, err := walarchive.Timelines(ctx, opts.Store, opts.Shard)
+		if err != nil {
+			return err
+		}
+		for _, tl := range tls {
+			if tl.NewStart >= from && tl.NewStart <= to {
+				return fmt.Errorf("%w: the shard's history changed at LSN %d (restore %s) after this restore was built: start it again", ErrInvalid, tl.NewStart, tl.Label)
+			}
+		}
 		segs, err := walarchive.List(ctx, opts.Store, opts.Shard)
 		if err != nil {
 			return err

@@ -349,6 +349,12 @@ func WriteTimeline(ctx context.Context, store objstore.Store, shard int, t Timel
 	return nil
 }
 
+// DeleteTimeline removes the record of a history change at newStart that did not happen
+// (its swap failed).
+func DeleteTimeline(ctx context.Context, store objstore.Store, shard int, newStart uint64) error {
+	return store.Delete(ctx, fmt.Sprintf("%s%016x.json", timelinePrefix(shard), newStart))
+}
+
 // Timelines returns shard's in-place restores, oldest first.
 func Timelines(ctx context.Context, store objstore.Store, shard int) ([]Timeline, error) {
 	var keys []string
