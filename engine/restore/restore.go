@@ -346,6 +346,8 @@ func (o *Options) usable(m *backup.Manifest) error {
 	switch {
 	case !legacy && m.Shard != o.Shard:
 		return fmt.Errorf("%w: backup %s is of shard %d, not %d", ErrInvalid, m.ID, m.Shard, o.Shard)
+	case o.ToLSN > 0 && !legacy && m.Timeline > o.ToLSN:
+		return fmt.Errorf("%w: backup %s belongs to the history that began at LSN %d, after the target LSN %d", ErrInvalid, m.ID, m.Timeline, o.ToLSN)
 	case o.ToLSN > 0 && !legacy && m.LSN > o.ToLSN:
 		return fmt.Errorf("%w: backup %s is at LSN %d, after the target LSN %d", ErrInvalid, m.ID, m.LSN, o.ToLSN)
 	case len(o.ExcludeTxIDs) > 0 && !legacy && m.LSN >= slices.Min(o.ExcludeTxIDs):
@@ -421,6 +423,15 @@ func (o *Options) buildWAL(ctx context.Context, res *Result, segs []walarchive.S
 		return err
 	}
 	if !o.ToTime.IsZero() && !res.ReachedTime {
+		// No record after the target time: fine if the archive was complete at that time
+		// with nothing past what was replayed (a quiet shard).
+		th, err := walarchive.ArchivedThrough(ctx, o.Store, o.Shard)
+		if err != nil {
+			return err
+		}
+		if !th.Time.Before(o.ToTime) && th.LSN == res.ToLSN {
+			return nil
+		}
 		return fmt.Errorf("%w: the archived WAL ends at LSN %d (%s), before the target time %s; records after it are not archived yet: restore to the end (no --to-time) or wait for the archive",
 			walarchive.ErrGap, res.ToLSN, res.ToTime.Format(time.RFC3339Nano), o.ToTime.Format(time.RFC3339Nano))
 	}

@@ -308,6 +308,15 @@ func TestRestoreRefusals(t *testing.T) {
 			}
 		}
 	}
+	// A quiet shard: no record after the target time, but the archive was complete at it.
+	th, err := walarchive.ArchivedThrough(ctx, s.store, 0)
+	if err != nil || th.LSN != last {
+		t.Fatalf("archived through %+v %v, want LSN %d", th, err, last)
+	}
+	res, err := Restore(ctx, Options{Store: s.store, Dir: dir(), ToTime: th.Time})
+	if err != nil || res.ToLSN != last {
+		t.Fatalf("restore to the time the archive was complete: %+v %v", res, err)
+	}
 	// An existing directory is never written over.
 	existing := t.TempDir()
 	if _, err := Restore(ctx, Options{Store: s.store, Dir: existing}); err == nil || !strings.Contains(err.Error(), "already exists") {
@@ -326,7 +335,7 @@ func TestRestoreRefusals(t *testing.T) {
 	if err := s.store.Delete(ctx, hole.Key); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Restore(ctx, Options{Store: s.store, Dir: dir()})
+	_, err = Restore(ctx, Options{Store: s.store, Dir: dir()})
 	if !errors.Is(err, walarchive.ErrGap) || !strings.Contains(err.Error(), fmt.Sprintf("LSNs %d-%d", hole.FirstLSN, hole.LastLSN)) {
 		t.Fatalf("restore over a hole: %v", err)
 	}

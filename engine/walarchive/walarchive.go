@@ -190,6 +190,7 @@ func (a *Archiver) log() *wal.Log {
 var errNoLog = errors.New("walarchive: no WAL open")
 
 func (a *Archiver) sync(ctx context.Context) error {
+	syncStart := time.Now().UTC()
 	l := a.log()
 	if l == nil {
 		return errNoLog
@@ -224,6 +225,13 @@ func (a *Archiver) sync(ctx context.Context) error {
 			return err
 		}
 		a.archived = s.LastLSN
+	}
+	// Everything written up to now is archived: say so, so a restore to a time after the
+	// last record knows nothing was written between (a quiet shard has no later record).
+	if l.LastLSN() <= a.archived {
+		if err := writeThrough(ctx, a.Store, a.Shard, Through{LSN: a.archived, Time: syncStart}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -382,4 +390,38 @@ func Timelines(ctx context.Context, store objstore.Store, shard int) ([]Timeline
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NewStart < out[j].NewStart })
 	return out, nil
+}
+
+// Through says the archive holds every record the store wrote up to Time: the last is LSN.
+type Through struct {
+	LSN  uint64    `json:"lsn"`
+	Time time.Time `json:"time"`
+}
+
+func throughKey(shard int) string { return Prefix(shard) + "archived-through.json" }
+
+func writeThrough(ctx context.Context, store objstore.Store, shard int, t Through) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Put(ctx, throughKey(shard), bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("record the archive's progress: %w", err)
+	}
+	return nil
+}
+
+// ArchivedThrough reads how far shard's archive is complete (zero if never recorded).
+func ArchivedThrough(ctx context.Context, store objstore.Store, shard int) (Through, error) {
+	var t Through
+	rc, _, err := store.Get(ctx, throughKey(shard))
+	if errors.Is(err, objstore.ErrNotFound) {
+		return t, nil
+	}
+	if err != nil {
+		return t, err
+	}
+	defer rc.Close()
+	err = json.NewDecoder(io.LimitReader(rc, 4096)).Decode(&t)
+	return t, err
 }
