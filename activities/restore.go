@@ -205,13 +205,18 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
 		return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: m.Result.ToLSN}, nil
 	}
-	if info.Attempt > 1 {
-		// An earlier attempt may have changed the staged store (caught up, started its
-		// history) before it failed: never swap that in. The workflow builds a new one.
-		for _, d := range []string{next.HotPath, next.WarmPath, next.WALPath, p.Staged} {
+	labelFile, modifiedFile := next.HotPath+".label", next.HotPath+".modified"
+	owner, _ := os.ReadFile(labelFile)
+	_, modErr := os.Stat(modifiedFile)
+	staged := string(owner) == label
+	if info.Attempt > 1 && staged && modErr == nil {
+		// An earlier attempt changed the staged store (caught up, started its history)
+		// before it failed: never swap that in. The workflow builds a new one.
+		for _, d := range []string{next.HotPath, next.WarmPath, next.WALPath, labelFile, modifiedFile, p.Staged} {
 			os.RemoveAll(d)
 		}
-		return SwapResult{}, temporal.NewNonRetryableApplicationError("an earlier attempt of the swap failed: the restored store is built again", ErrTypeRestage, nil)
+		a.unrecordTimelines(ctx, label)
+		return SwapResult{}, temporal.NewNonRetryableApplicationError("an earlier attempt of the swap failed after changing the restored store: it is built again", ErrTypeRestage, nil)
 	}
 	res, err := restore.ReadResult(p.Staged)
 	if err != nil {
@@ -220,23 +225,36 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	opts := restore.Options{Store: a.BackupStore, Shard: a.Shard}
 
 	// Stage beside the live directories (same filesystems, so the swap is renames);
-	// whatever is there is left from a restore that did not finish.
-	for _, c := range []struct{ from, to string }{
-		{filepath.Join(p.Staged, "hot"), next.HotPath}, {filepath.Join(p.Staged, "warm"), next.WarmPath}, {filepath.Join(p.Staged, "wal"), next.WALPath},
-	} {
-		if err := os.RemoveAll(c.to); err != nil {
-			return SwapResult{}, err
+	// whatever is there is left from a restore that did not finish. An earlier attempt
+	// of this one that staged and changed nothing leaves its staging to reuse.
+	if !staged {
+		for _, c := range []string{"hot", "warm", "wal"} {
+			if _, err := os.Stat(filepath.Join(p.Staged, c)); err != nil {
+				// An earlier attempt moved part of it and died: build it again.
+				return SwapResult{}, temporal.NewNonRetryableApplicationError("the restored store was moved in part by an earlier attempt: it is built again", ErrTypeRestage, err)
+			}
 		}
-		if err := moveDir(c.from, c.to); err != nil {
-			return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
+		for _, d := range []string{labelFile, modifiedFile} {
+			os.Remove(d)
+		}
+		for _, c := range []struct{ from, to string }{
+			{filepath.Join(p.Staged, "hot"), next.HotPath}, {filepath.Join(p.Staged, "warm"), next.WarmPath}, {filepath.Join(p.Staged, "wal"), next.WALPath},
+		} {
+			if err := os.RemoveAll(c.to); err != nil {
+				return SwapResult{}, err
+			}
+			if err := moveDir(c.from, c.to); err != nil {
+				return SwapResult{}, fmt.Errorf("stage %s: %w", c.to, err)
+			}
+		}
+		if err := fsutil.WriteFileDurable(labelFile, []byte(label)); err != nil {
+			return SwapResult{}, err
 		}
 	}
 
 	mine, err := a.Engine.TryFence(ctx, "restore "+info.WorkflowExecution.ID, 30*time.Second)
 	if err != nil {
-		if errors.Is(err, engine.ErrFenced) {
-			return SwapResult{}, temporal.NewNonRetryableApplicationError("the engine is fenced ("+err.Error()+"): not swapping now; start the restore again later", ErrTypeFenced, err)
-		}
+		// Retried: a snapshot's or an operator's fence lifts; nothing is changed yet.
 		return SwapResult{}, classify(err)
 	}
 	defer a.Engine.LiftFence(mine)
@@ -253,6 +271,10 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, temporal.NewNonRetryableApplicationError("the engine has no store open", ErrTypeFailed, a.Engine.Healthy())
 	}
 	oldLast := l.LastLSN()
+	// From here the staged store changes: a later attempt must not reuse it.
+	if err := fsutil.WriteFileDurable(modifiedFile, []byte(label)); err != nil {
+		return SwapResult{}, err
+	}
 	// What was written while the store was being built, up to the target.
 	if err := restore.CatchUp(ctx, opts, next, res, oldLast); err != nil {
 		switch {
@@ -281,7 +303,10 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, err
 	}
 	unrecord := func() {
-		if err := walarchive.DeleteTimeline(context.WithoutCancel(ctx), a.BackupStore, a.Shard, tl.NewStart); err != nil && a.Logger != nil {
+		if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
+			return // the swap did happen after all
+		}
+		if err := walarchive.DeleteTimeline(context.WithoutCancel(ctx), a.BackupStore, a.Shard, tl.NewStart, label); err != nil && a.Logger != nil {
 			a.Logger.Warn("remove the record of a history change that did not happen", "new_start", tl.NewStart, "err", err)
 		}
 	}
@@ -291,6 +316,11 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, err
 	}
 	kept, err := a.Engine.ReplaceDirs(ctx, next, suffix)
+	if err != nil {
+		if m, merr := readSwapMarker(live.HotPath); merr == nil && m.Label == label && a.Engine.Healthy() == nil {
+			err = nil // every move was made and the new store is open; a late sync failed
+		}
+	}
 	if err != nil {
 		if a.Engine.Healthy() == nil {
 			unrecord()
@@ -305,8 +335,24 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		return SwapResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("the restored store did not open, the previous one is back in place: %v", err), ErrTypeRestoreFailed, err)
 	}
-	os.RemoveAll(p.Staged)
+	for _, d := range []string{p.Staged, labelFile, modifiedFile} {
+		os.RemoveAll(d)
+	}
 	return SwapResult{Kept: m.Kept, NewStart: m.NewStart, CaughtUp: res.ToLSN}, nil
+}
+
+// unrecordTimelines deletes the history-change records a restore wrote for swaps that did
+// not happen.
+func (a *Activities) unrecordTimelines(ctx context.Context, label string) {
+	tls, err := walarchive.Timelines(ctx, a.BackupStore, a.Shard)
+	if err != nil {
+		return
+	}
+	for _, tl := range tls {
+		if tl.Label == label {
+			walarchive.DeleteTimeline(ctx, a.BackupStore, a.Shard, tl.NewStart, label)
+		}
+	}
 }
 
 // ErrTypeRestage is the error type of a swap whose earlier attempt failed: the workflow

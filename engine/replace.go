@@ -116,10 +116,11 @@ func runMoves(journal string, moves []dirMove) error {
 	if err := os.Rename(journal, journal+".done"); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(journal)); err != nil {
-		return err
+	// From here the replace has happened, whatever fails: a leftover .done is ignored
+	// (and removed) by rollbackReplace.
+	if syncDir(filepath.Dir(journal)) == nil {
+		os.Remove(journal + ".done")
 	}
-	os.Remove(journal + ".done")
 	return nil
 }
 

@@ -433,7 +433,7 @@ func (e *Engine) ingestGroup(group []*request) {
 			e.refuseGroup(group, err)
 			return
 		}
-		first, err := e.wal.Append(entries)
+		first, err := e.wal.AppendNow(entries)
 		if err == nil && first != nextLSN {
 			err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, nextLSN)
 		}
@@ -660,7 +660,7 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 		return DeleteResult{LSN: e.wal.LastLSN()}, nil
 	}
 	lsn := e.wal.LastLSN() + 1
-	first, err := e.wal.Append([]wal.Entry{{TxID: lsn, Time: time.Now(), Type: RecordDelete, Payload: encodeDelete(nil, p)}})
+	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordDelete, Payload: encodeDelete(nil, p)}})
 	if err == nil && first != lsn {
 		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
 	}

@@ -481,8 +481,32 @@ func (l *Log) createSegment(first uint64) error {
 // sync error the log refuses further appends (ErrFailed): what reached the disk is
 // unknown until the log is reopened and scanned.
 func (l *Log) Append(entries []Entry) (uint64, error) {
+	return l.append0(entries, false)
+}
+
+// AppendNow is Append with every entry's Time set to the current time while the log is
+// locked: a record's time is then never before a LastLSNAt that does not include it.
+func (l *Log) AppendNow(entries []Entry) (uint64, error) {
+	return l.append0(entries, true)
+}
+
+// LastLSNAt returns LastLSN and the current time, read together under the log's lock:
+// every record AppendNow writes later has a later time.
+func (l *Log) LastLSNAt() (uint64, time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.nextLSN - 1, time.Now()
+}
+
+func (l *Log) append0(entries []Entry, stamp bool) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if stamp {
+		now := time.Now()
+		for i := range entries {
+			entries[i].Time = now
+		}
+	}
 	if l.closed {
 		return 0, ErrClosed
 	}

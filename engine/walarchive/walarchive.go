@@ -161,7 +161,8 @@ type Archiver struct {
 
 	mu       sync.Mutex
 	loaded   bool
-	archived uint64 // last archived LSN
+	archived uint64  // last archived LSN
+	through  Through // last recorded ArchivedThrough
 	st       Status
 }
 
@@ -190,7 +191,6 @@ func (a *Archiver) log() *wal.Log {
 var errNoLog = errors.New("walarchive: no WAL open")
 
 func (a *Archiver) sync(ctx context.Context) error {
-	syncStart := time.Now().UTC()
 	l := a.log()
 	if l == nil {
 		return errNoLog
@@ -228,10 +228,14 @@ func (a *Archiver) sync(ctx context.Context) error {
 	}
 	// Everything written up to now is archived: say so, so a restore to a time after the
 	// last record knows nothing was written between (a quiet shard has no later record).
-	if l.LastLSN() <= a.archived {
-		if err := writeThrough(ctx, a.Store, a.Shard, Through{LSN: a.archived, Time: syncStart}); err != nil {
+	// The engine stamps records under the log's lock (AppendNow), so none written later
+	// can carry an earlier time than at. Rewritten when it changes, or each minute.
+	if last, at := l.LastLSNAt(); last <= a.archived && (last != a.through.LSN || at.Sub(a.through.Time) >= time.Minute) {
+		t := Through{LSN: a.archived, Time: at.UTC()}
+		if err := writeThrough(ctx, a.Store, a.Shard, t); err != nil {
 			return err
 		}
+		a.through = t
 	}
 	return nil
 }
@@ -350,17 +354,29 @@ func WriteTimeline(ctx context.Context, store objstore.Store, shard int, t Timel
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%s%016x.json", timelinePrefix(shard), t.NewStart)
+	key := timelineKey(shard, t.NewStart, t.Label)
 	if _, err := store.Put(ctx, key, bytes.NewReader(b), objstore.PutOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("record timeline %s: %w", key, err)
 	}
 	return nil
 }
 
-// DeleteTimeline removes the record of a history change at newStart that did not happen
-// (its swap failed).
-func DeleteTimeline(ctx context.Context, store objstore.Store, shard int, newStart uint64) error {
-	return store.Delete(ctx, fmt.Sprintf("%s%016x.json", timelinePrefix(shard), newStart))
+// timelineKey names a history change's record by its first LSN and the restore that made
+// it: two restores in a row with no write between share a first LSN.
+func timelineKey(shard int, newStart uint64, label string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, label)
+	return fmt.Sprintf("%s%016x-%s.json", timelinePrefix(shard), newStart, safe)
+}
+
+// DeleteTimeline removes the record, written by the restore labelled label, of a history
+// change at newStart that did not happen (its swap failed).
+func DeleteTimeline(ctx context.Context, store objstore.Store, shard int, newStart uint64, label string) error {
+	return store.Delete(ctx, timelineKey(shard, newStart, label))
 }
 
 // Timelines returns shard's in-place restores, oldest first.
@@ -388,7 +404,12 @@ func Timelines(ctx context.Context, store objstore.Store, shard int) ([]Timeline
 		}
 		out = append(out, t)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].NewStart < out[j].NewStart })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].NewStart != out[j].NewStart {
+			return out[i].NewStart < out[j].NewStart
+		}
+		return out[i].Time.Before(out[j].Time)
+	})
 	return out, nil
 }
 

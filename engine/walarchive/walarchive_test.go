@@ -131,3 +131,32 @@ func TestArchiveOfAnotherStore(t *testing.T) {
 		t.Fatalf("sync of a store behind the archive: %v", err)
 	}
 }
+
+// Two history changes at one LSN (two in-place restores with no write between) are both
+// kept, and deleting one leaves the other.
+func TestTimelines(t *testing.T) {
+	ctx := context.Background()
+	store, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for i, label := range []string{"restore-a/run1", "restore-b/run1"} {
+		if err := WriteTimeline(ctx, store, 2, Timeline{NewStart: 101, RestoredTo: 50, Label: label, Time: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tls, err := Timelines(ctx, store, 2)
+	if err != nil || len(tls) != 2 || tls[0].Label != "restore-a/run1" {
+		t.Fatalf("timelines %+v %v", tls, err)
+	}
+	if err := DeleteTimeline(ctx, store, 2, 101, "restore-b/run1"); err != nil {
+		t.Fatal(err)
+	}
+	if tls, _ := Timelines(ctx, store, 2); len(tls) != 1 || tls[0].Label != "restore-a/run1" {
+		t.Fatalf("after deleting b: %+v", tls)
+	}
+	if segs, _ := List(ctx, store, 2); len(segs) != 0 {
+		t.Fatalf("timeline records listed as segments: %+v", segs)
+	}
+}
