@@ -252,6 +252,19 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 		}
 	}
 
+	// A first catch-up while writes go on, to what is archived now: the pass under the
+	// fence then replays only the last moments.
+	if a.Archiver != nil {
+		if st, err := a.Archiver.Sync(ctx); err == nil {
+			if err := fsutil.WriteFileDurable(modifiedFile, []byte(label)); err != nil {
+				return SwapResult{}, err
+			}
+			if err := restore.CatchUpPartly(ctx, opts, next, res, st.ArchivedLSN); err != nil {
+				return SwapResult{}, swapCatchUpError(err)
+			}
+		}
+	}
+
 	mine, err := a.Engine.TryFence(ctx, "restore "+info.WorkflowExecution.ID, 30*time.Second)
 	if err != nil {
 		// Retried: a snapshot's or an operator's fence lifts; nothing is changed yet.
@@ -277,13 +290,7 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult,
 	}
 	// What was written while the store was being built, up to the target.
 	if err := restore.CatchUp(ctx, opts, next, res, oldLast); err != nil {
-		switch {
-		case errors.Is(err, engine.ErrInvalid):
-			return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-		case errors.Is(err, walarchive.ErrGap):
-			return SwapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
-		}
-		return SwapResult{}, err
+		return SwapResult{}, swapCatchUpError(err)
 	}
 	// The replayed records are in the new databases; its WAL starts after the live one's.
 	if err := fsutil.ClearDir(next.WALPath); err != nil {
@@ -353,6 +360,17 @@ func (a *Activities) unrecordTimelines(ctx context.Context, label string) {
 			walarchive.DeleteTimeline(ctx, a.BackupStore, a.Shard, tl.NewStart, label)
 		}
 	}
+}
+
+// swapCatchUpError classifies a catch-up failure: bad input and holes are permanent.
+func swapCatchUpError(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrInvalid):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	case errors.Is(err, walarchive.ErrGap):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
+	}
+	return err
 }
 
 // ErrTypeRestage is the error type of a swap whose earlier attempt failed: the workflow

@@ -539,6 +539,16 @@ func (o *Options) checkExcluded(res *Result, from uint64) error {
 // LSN: writes made while the store was being built are then not lost (unless the target
 // says to leave them out). It then checks the exclusions as Restore would.
 func CatchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result, upTo uint64) error {
+	return catchUp(ctx, opts, dirs, res, upTo, true)
+}
+
+// CatchUpPartly is CatchUp without the final checks: a first pass, before writes are
+// fenced, so the pass under the fence has little left to replay.
+func CatchUpPartly(ctx context.Context, opts Options, dirs engine.Options, res *Result, upTo uint64) error {
+	return catchUp(ctx, opts, dirs, res, upTo, false)
+}
+
+func catchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result, upTo uint64, final bool) error {
 	// The target and exclusions are those the store was built for.
 	opts.ToLSN, opts.ToTime, opts.ExcludeTxIDs = res.TargetLSN, res.TargetTime, res.Excluded
 	to := upTo
@@ -585,6 +595,9 @@ func CatchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result
 		if err := eng.Close(); err != nil {
 			return fmt.Errorf("catch up: %w", err)
 		}
+	}
+	if !final {
+		return nil
 	}
 	if opts.ToLSN > 0 && res.ToLSN < opts.ToLSN {
 		return fmt.Errorf("%w: target LSN %d is past the last LSN written (%d)", ErrInvalid, opts.ToLSN, res.ToLSN)
