@@ -514,3 +514,30 @@ func TestExcludeDeleteReingested(t *testing.T) {
 		t.Fatalf("restore leaving out a delete of a re-ingested id: %v", err)
 	}
 }
+
+// A time target after an in-place restore (a history change) refuses a backup from
+// before it, even when no record of the new history exists yet.
+func TestTimeTargetAfterHistoryChange(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	s.history(t, rand.New(rand.NewPCG(5, 5)), 12, 2)
+	last := s.ops[len(s.ops)-1].lsn
+	// The change happened when the archive was last complete, after the last record.
+	th, err := walarchive.ArchivedThrough(ctx, s.store, 0)
+	if err != nil || th.LSN != last {
+		t.Fatalf("archived through %+v %v", th, err)
+	}
+	changed := th.Time
+	if err := walarchive.WriteTimeline(ctx, s.store, 0, walarchive.Timeline{NewStart: last + 1, RestoredTo: s.backup.LSN, Backup: s.backup.ID, Time: changed, Label: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Restore(ctx, Options{Store: s.store, Dir: filepath.Join(t.TempDir(), "r"), ToTime: changed})
+	if !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), "would cross the in-place restore") {
+		t.Fatalf("restore to a time after a history change from a backup before it: %v", err)
+	}
+	// Before the change it is fine.
+	times := recordTimes(t, s)
+	if _, err := Restore(ctx, Options{Store: s.store, Dir: filepath.Join(t.TempDir(), "r2"), ToTime: times[last-1]}); err != nil {
+		t.Fatalf("restore to a time before the history change: %v", err)
+	}
+}

@@ -400,3 +400,21 @@ func TestSealAndRemoveThrough(t *testing.T) {
 	}
 	checkRecords(t, readAll(t, l, 7), 7, 6)
 }
+
+// AppendNow stamps records under the log's lock: a record appended after LastLSNAt never
+// carries an earlier time than it returned.
+func TestAppendNowAfterLastLSNAt(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{})
+	defer l.Close()
+	last, at := l.LastLSNAt()
+	e := entry(0)
+	e.Time = at.Add(-time.Hour) // a caller's stale time is replaced
+	first, err := l.AppendNow([]Entry{e})
+	if err != nil || first != last+1 {
+		t.Fatalf("append: %d %v", first, err)
+	}
+	recs := readAll(t, l, first)
+	if len(recs) != 1 || recs[0].Time.Before(at) {
+		t.Fatalf("record time %v, LastLSNAt time %v", recs[0].Time, at)
+	}
+}
