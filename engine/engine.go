@@ -376,6 +376,13 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 		return true, err
 	case RecordSkipped:
 		return false, nil
+	case RecordAge:
+		p, err := decodeAge(r.Payload)
+		if err != nil {
+			return false, err
+		}
+		_, err = e.applyAge(ctx, p, r.LSN)
+		return true, err
 	default:
 		return false, fmt.Errorf("unknown WAL record type %d", r.Type)
 	}

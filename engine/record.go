@@ -18,6 +18,9 @@ const (
 	// given to --exclude-txid): it keeps LSNs dense and changes nothing. Its payload is
 	// the excluded record's type (one byte).
 	RecordSkipped wal.Type = 3
+	// RecordAge moves conversations from the hot tier to the warm one (AgeHotToWarm):
+	// the time the warm rows record as uploaded, and the resolved ids.
+	RecordAge wal.Type = 4
 )
 
 // DeleteKind tells how a delete request selected its rows (kept for audit and PITR).
@@ -237,8 +240,16 @@ func Summarize(r wal.Record) (RecordSummary, error) {
 		}
 	case RecordSkipped:
 		s.Type = "skipped"
+	case RecordAge:
+		p, err := decodeAge(r.Payload)
+		if err != nil {
+			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
+		}
+		s.Type, s.Rows = "age", len(p.IDs)
 	default:
 		return s, fmt.Errorf("LSN %d: unknown record type %d", r.LSN, r.Type)
 	}
 	return s, nil
 }
+
+func appendUvarintLen(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }

@@ -31,6 +31,7 @@ const (
 	reqCheckpoint
 	reqBarrier
 	reqSwap
+	reqAge
 )
 
 // request is one call queued for the writer goroutine.
@@ -40,13 +41,17 @@ type request struct {
 	payload []byte // encoded RecordIngest payload of convs
 	del     DeleteRequest
 	swap    func() error
-	resp    chan response
+	// reqAge
+	ageBefore time.Time
+	ageLimit  int
+	resp      chan response
 }
 
 type response struct {
 	ingest     IngestResult
 	delete     DeleteResult
 	checkpoint CheckpointResult
+	age        AgeResult
 	err        error
 }
 
@@ -352,6 +357,8 @@ func (e *Engine) handleOne(r *request) {
 		resp.delete, resp.err = e.deleteNow(ctx, r.del)
 	case reqSwap:
 		resp.err = e.swap(ctx, r.swap)
+	case reqAge:
+		resp.age, resp.err = e.ageNow(ctx, r.ageBefore, r.ageLimit)
 	}
 	r.resp <- resp
 }

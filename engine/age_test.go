@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/akosha/akosha/engine/aging"
+)
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o750)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o640)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAgeHotToWarm(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := testOptions(dir)
+	e := mustOpen(t, opts)
+	cs := convs("sys", 0, 10) // timestamps ts0 + i hours
+	cs[3].Content = "First sentence about disks. Second one about disks and logs. Third about lunch. Fourth about disks again."
+	if _, err := e.Ingest(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := filepath.Join(t.TempDir(), "before")
+	copyTree(t, dir, before)
+
+	e = mustOpen(t, opts)
+	cutoff := ts0.Add(6*time.Hour + time.Minute) // conversations 0..6 are older
+	if _, err := e.AgeHotToWarm(ctx, cutoff, 0); err == nil {
+		t.Fatal("batch size 0 accepted")
+	}
+	total := 0
+	for i := 0; ; i++ {
+		r, err := e.AgeHotToWarm(ctx, cutoff, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Moved == 0 {
+			break
+		}
+		total += r.Moved
+		if i > 5 {
+			t.Fatal("aging does not finish")
+		}
+	}
+	s, err := e.Stats(ctx)
+	if err != nil || total != 7 || s.HotRows != 3 || s.WarmRows != 7 {
+		t.Fatalf("moved %d; stats %+v %v", total, s, err)
+	}
+	got, err := e.Get(ctx, cs[3].ConversationID)
+	if err != nil || got.Tier != "warm" || got.Summary != aging.Summarize(cs[3].Content) || len(got.QuantizedEmbedding) != EmbeddingDim || got.EmbeddingScale <= 0 || got.UploadedAt == nil {
+		t.Fatalf("aged conversation: %+v %v", got, err)
+	}
+	if string(got.Metadata) != string(cs[3].Metadata) || !got.Timestamp.Equal(cs[3].Timestamp) {
+		t.Fatalf("aged conversation lost metadata or timestamp: %+v", got)
+	}
+	if g, err := e.Get(ctx, cs[8].ConversationID); err != nil || g.Tier != "hot" {
+		t.Fatalf("young conversation: %+v %v", g, err)
+	}
+	after, err := e.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Replay: the databases from before aging with the WAL from after apply the moves.
+	os.RemoveAll(filepath.Join(before, "wal"))
+	copyTree(t, filepath.Join(dir, "wal"), filepath.Join(before, "wal"))
+	r := mustOpen(t, testOptions(before))
+	defer r.Close()
+	rs, err := r.Stats(ctx)
+	if err != nil || rs.HotRows != after.HotRows || rs.WarmRows != after.WarmRows || r.Recovery().Replayed != 3 {
+		t.Fatalf("replayed: %+v (replayed %d records) %v; want %+v", rs, r.Recovery().Replayed, err, after)
+	}
+	rg, err := r.Get(ctx, cs[3].ConversationID)
+	if err != nil || rg.Summary != got.Summary || !rg.UploadedAt.Equal(*got.UploadedAt) || rg.EmbeddingScale != got.EmbeddingScale {
+		t.Fatalf("replayed aged conversation differs: %+v vs %+v (%v)", rg, got, err)
+	}
+}
