@@ -30,6 +30,8 @@ type Activities struct {
 	Environment string
 	// Compression is the default compression of backups (zstd or gzip).
 	Compression string
+	// HotRetentionDays is how long conversations stay hot before AgeHotToWarm moves them.
+	HotRetentionDays int
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
 

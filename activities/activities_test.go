@@ -147,3 +147,38 @@ func openEngine(t *testing.T) (*engine.Engine, string) {
 	t.Cleanup(func() { eng.Close() })
 	return eng, dir
 }
+
+func TestAgeHotToWarmActivity(t *testing.T) {
+	eng, _ := openEngine(t)
+	ctx := context.Background()
+	var cs []engine.Conversation
+	for i := 0; i < 25; i++ {
+		age := time.Duration(i) * 24 * time.Hour // 0..24 days old
+		cs = append(cs, engine.Conversation{SystemID: "s", ConversationID: fmt.Sprintf("c-%02d", i), Content: "Hello. This is conversation " + fmt.Sprint(i) + ".",
+			Embedding: make([]float32, engine.EmbeddingDim), Timestamp: time.Now().Add(-age - time.Hour)})
+		cs[i].Embedding[i] = 1
+	}
+	if _, err := eng.Ingest(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	acts := &Activities{Engine: eng, HotRetentionDays: 7}
+	env.RegisterActivity(acts)
+	v, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res AgeResult
+	if err := v.Get(&res); err != nil || res.Moved != 18 || res.Batches != 5 {
+		t.Fatalf("aged %+v %v, want 18 moved in 5 batches", res, err)
+	}
+	s, err := eng.Stats(ctx)
+	if err != nil || s.HotRows != 7 || s.WarmRows != 18 {
+		t.Fatalf("stats %+v %v", s, err)
+	}
+	var appErr *temporal.ApplicationError
+	if _, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: -1}); !errors.As(err, &appErr) || appErr.NonRetryable() != true {
+		t.Fatalf("negative batch size: %v", err)
+	}
+}

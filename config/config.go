@@ -64,6 +64,9 @@ type HotConfig struct {
 	// WALSegmentBytes is the size at which a WAL segment is rolled.
 	// Default 64 MiB, minimum 1 MiB.
 	WALSegmentBytes int64 `yaml:"wal_segment_bytes" env:"AKOSHA_WAL_SEGMENT_BYTES"`
+	// RetentionDays is how long conversations stay in the hot tier before aging moves
+	// them to warm (the guide's 0-7 days). Default 7.
+	RetentionDays int `yaml:"retention_days" env:"AKOSHA_HOT_RETENTION_DAYS"`
 }
 
 // WarmConfig configures the warm tier (DuckDB on local disk).
@@ -230,6 +233,7 @@ func defaults() *Config {
 				Backend:         "duckdb-file",
 				WriteAheadLog:   true,
 				WALSegmentBytes: 64 * mib,
+				RetentionDays:   7,
 			},
 			Warm: WarmConfig{
 				Backend:                   "duckdb-ssd",

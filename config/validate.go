@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	ch.atLeast("storage.hot.retention_days", int64(c.Storage.Hot.RetentionDays), 1)
 	ch.atLeast("backup.retention_days", int64(c.Backup.RetentionDays), 1)
 	ch.atLeast("backup.min_keep", int64(c.Backup.MinKeep), 1)
 	ch.oneOf("backup.compression", c.Backup.Compression, "zstd", "gzip")

@@ -172,18 +172,19 @@ func (w *Worker) startPollers(shard int) error {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
 	acts := &activities.Activities{
-		Engine:        w.engine,
-		Shard:         shard,
-		Logger:        w.log,
-		BackupStore:   w.store,
-		Archiver:      w.archiver,
-		CheckPath:     w.cfg.DataPath,
-		ScratchDir:    scratch,
-		Environment:   w.cfg.Environment,
-		Compression:   w.cfg.Backup.Compression,
-		RetentionDays: w.cfg.Backup.RetentionDays,
-		MinKeep:       w.cfg.Backup.MinKeep,
-		Temporal:      w.opts.Temporal,
+		Engine:           w.engine,
+		Shard:            shard,
+		Logger:           w.log,
+		BackupStore:      w.store,
+		Archiver:         w.archiver,
+		CheckPath:        w.cfg.DataPath,
+		ScratchDir:       scratch,
+		Environment:      w.cfg.Environment,
+		Compression:      w.cfg.Backup.Compression,
+		RetentionDays:    w.cfg.Backup.RetentionDays,
+		MinKeep:          w.cfg.Backup.MinKeep,
+		HotRetentionDays: w.cfg.Storage.Hot.RetentionDays,
+		Temporal:         w.opts.Temporal,
 	}
 	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,

@@ -23,6 +23,7 @@ const (
 	CheckpointWorkflowName = "CheckpointWorkflow"
 	BackupWorkflowName     = "BackupWorkflow"
 	RestoreWorkflowName    = "RestoreWorkflow"
+	AgingWorkflowName      = "AgingWorkflow"
 )
 
 // ProgressQuery is the query every workflow answers with a Progress, for `--wait`.

@@ -10,4 +10,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CheckpointWorkflow, workflow.RegisterOptions{Name: CheckpointWorkflowName})
 	w.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
 	w.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: RestoreWorkflowName})
+	w.RegisterWorkflowWithOptions(AgingWorkflow, workflow.RegisterOptions{Name: AgingWorkflowName})
 }

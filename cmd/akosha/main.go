@@ -25,6 +25,7 @@ func main() {
 			starter.BackupsCommand(),
 			starter.RestoreCommand(),
 			starter.WALCommand(),
+			starter.AgeCommand(),
 			starter.ScheduleCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),

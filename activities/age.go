@@ -1,0 +1,68 @@
+package activities
+
+import (
+	"context"
+	"time"
+)
+
+// AgeParams are the inputs of the AgeHotToWarm activity.
+type AgeParams struct {
+	// TargetAgeDays moves conversations older than this many days (default: the hot
+	// retention, HotRetentionDays). Smaller values free disk sooner.
+	TargetAgeDays int `json:"target_age_days,omitempty"`
+	// BatchSize is the conversations per batch (one WAL record, two transactions).
+	// Default 10000.
+	BatchSize int `json:"batch_size,omitempty"`
+}
+
+// AgeResult is the result of the AgeHotToWarm activity.
+type AgeResult struct {
+	Cutoff     time.Time `json:"cutoff"`
+	Moved      int       `json:"moved"`
+	Batches    int       `json:"batches"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// DefaultAgeBatch is the default batch size of aging.
+const DefaultAgeBatch = 10000
+
+// AgeHotToWarm moves every hot conversation older than the target age to the warm tier,
+// in batches (engine.AgeHotToWarm), heartbeating the count moved. A retried attempt goes
+// on from where the last finished batch left off: each batch is one WAL record.
+func (a *Activities) AgeHotToWarm(ctx context.Context, p AgeParams) (AgeResult, error) {
+	start := time.Now()
+	days := p.TargetAgeDays
+	if days == 0 {
+		days = a.HotRetentionDays
+	}
+	if days < 0 || p.BatchSize < 0 {
+		return AgeResult{}, invalid("target_age_days and batch_size must not be negative")
+	}
+	if days == 0 {
+		days = 7
+	}
+	batch := p.BatchSize
+	if batch == 0 {
+		batch = DefaultAgeBatch
+	}
+	res := AgeResult{Cutoff: time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour)}
+	rep := a.reporter(ctx, "age")
+	defer rep.keepAlive()()
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		r, err := a.Engine.AgeHotToWarm(ctx, res.Cutoff, batch)
+		if err != nil {
+			return res, classify(err)
+		}
+		if r.Moved == 0 {
+			break
+		}
+		res.Moved += r.Moved
+		res.Batches++
+		rep.report(int64(res.Moved), 0)
+	}
+	res.DurationMS = time.Since(start).Milliseconds()
+	return res, nil
+}
