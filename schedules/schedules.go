@@ -52,7 +52,40 @@ func Defaults(cfg *config.Config) []Definition {
 	for shard := range max(cfg.Shard.Count, 1) {
 		defs = append(defs, DailyBackup(shard))
 	}
+	for shard := range max(cfg.Shard.Count, 1) {
+		defs = append(defs, HourlyAging(shard))
+	}
 	return defs
+}
+
+// AgingHourlyID is the id of the hourly aging schedule of shard (akosha-aging-hourly for
+// shard 0, akosha-aging-hourly-N for the others).
+func AgingHourlyID(shard int) string {
+	if shard == 0 {
+		return "akosha-aging-hourly"
+	}
+	return fmt.Sprintf("akosha-aging-hourly-%d", shard)
+}
+
+// HourlyAging starts AgingWorkflow for shard every hour, at a quarter past (away from the
+// 02:00 backup's start). A run still going at the next hour is not doubled (overlap SKIP).
+func HourlyAging(shard int) Definition {
+	desc := fmt.Sprintf("Akosha hourly tier aging of shard %d (%s)", shard, workflows.AgingWorkflowName)
+	return Definition{
+		ID:          AgingHourlyID(shard),
+		Description: desc,
+		Spec: client.ScheduleSpec{
+			Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour, Offset: 15 * time.Minute}},
+		},
+		Action: client.ScheduleWorkflowAction{
+			ID:        fmt.Sprintf("akosha-aging-%d-scheduled", shard),
+			Workflow:  workflows.AgingWorkflowName,
+			Args:      []any{workflows.AgingInput{Shard: shard}},
+			TaskQueue: workflows.OpsTaskQueue,
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: CatchupWindow,
+	}
 }
 
 // BackupDailyID is the id of the daily backup schedule of shard: akosha-backup-daily for

@@ -39,8 +39,13 @@ func mustApply(t *testing.T, ctx context.Context, c client.Client, want Outcome)
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, out.String())
 	}
-	if len(res) != 1 || res[0].ID != "akosha-backup-daily" || res[0].Outcome != want {
-		t.Fatalf("apply: %+v, want akosha-backup-daily %s\n%s", res, want, out.String())
+	// The daily backup is the schedule these tests change; the hourly aging one is only
+	// created and then left alone.
+	if len(res) != 2 || res[0].ID != "akosha-backup-daily" || res[0].Outcome != want || res[1].ID != "akosha-aging-hourly" {
+		t.Fatalf("apply: %+v, want akosha-backup-daily %s and akosha-aging-hourly\n%s", res, want, out.String())
+	}
+	if want == Created && res[1].Outcome != Created || want != Created && res[1].Outcome != Unchanged {
+		t.Fatalf("apply: akosha-aging-hourly %s\n%s", res[1].Outcome, out.String())
 	}
 	return res[0], out.String()
 }
@@ -89,11 +94,12 @@ func TestApply(t *testing.T) {
 	// Twice: unchanged, and still one schedule.
 	mustApply(t, ctx, c, Unchanged)
 	var ids []string
-	for i := 0; i < 100 && !slices.Contains(ids, "akosha-backup-daily"); i++ {
+	for i := 0; i < 100 && !(slices.Contains(ids, "akosha-backup-daily") && slices.Contains(ids, "akosha-aging-hourly")); i++ {
 		ids = listIDs(t, ctx, c)
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !slices.Equal(ids, []string{"akosha-backup-daily"}) {
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"akosha-aging-hourly", "akosha-backup-daily"}) {
 		t.Fatalf("schedules after two applies: %v", ids)
 	}
 
@@ -225,7 +231,12 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("describe after delete: %v", err)
 	}
 	list, err := List(ctx, c, []string{id})
-	if err != nil || len(list) != 0 {
-		t.Fatalf("list after delete: %+v %v", list, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		if s.ID == id {
+			t.Fatalf("list after delete still has %s: %+v", id, list)
+		}
 	}
 }

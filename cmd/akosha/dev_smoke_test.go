@@ -185,8 +185,9 @@ func TestDevSmoke(t *testing.T) {
 		Paused  bool       `json:"paused"`
 		NextRun *time.Time `json:"next_run"`
 	}
-	if err := json.Unmarshal([]byte(run("schedule", "list", "--json")), &scheds); err != nil || len(scheds) != 1 ||
-		scheds[0].ID != "akosha-backup-daily" || scheds[0].Paused || scheds[0].NextRun == nil || scheds[0].NextRun.UTC().Hour() != 2 {
+	if err := json.Unmarshal([]byte(run("schedule", "list", "--json")), &scheds); err != nil || len(scheds) != 2 ||
+		scheds[1].ID != "akosha-backup-daily" || scheds[1].Paused || scheds[1].NextRun == nil || scheds[1].NextRun.UTC().Hour() != 2 ||
+		scheds[0].ID != "akosha-aging-hourly" || scheds[0].NextRun == nil || scheds[0].NextRun.UTC().Minute() != 15 {
 		t.Fatalf("schedule list: %+v %v", scheds, err)
 	}
 	resp, err := http.Get("http://" + api + "/v1/stats")
