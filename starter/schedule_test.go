@@ -57,10 +57,10 @@ func TestScheduleCommand(t *testing.T) {
 		t.Fatalf("trigger: %s", out)
 	}
 	var list []schedules.Status
-	if err := json.Unmarshal([]byte(mustRun("list", "--json")), &list); err != nil || len(list) != 1 {
+	if err := json.Unmarshal([]byte(mustRun("list", "--json")), &list); err != nil || len(list) != 2 || list[0].ID != "akosha-aging-hourly" {
 		t.Fatalf("list --json: %+v %v", list, err)
 	}
-	if s := list[0]; s.ID != id || s.Paused || s.NextRun == nil || s.LastRun == nil || s.LastRun.Status != "running" {
+	if s := list[1]; s.ID != id || s.Paused || s.NextRun == nil || s.LastRun == nil || s.LastRun.Status != "running" {
 		t.Fatalf("list --json: %+v", s)
 	}
 	if out := mustRun("delete", id); !strings.Contains(out, "deleted schedule akosha-backup-daily (daily 02:00 UTC: BackupWorkflow on akosha-ops)") {
