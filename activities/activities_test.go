@@ -165,7 +165,15 @@ func TestAgeHotToWarmActivity(t *testing.T) {
 	env := ts.NewTestActivityEnvironment()
 	acts := &Activities{Engine: eng, HotRetentionDays: 7}
 	env.RegisterActivity(acts)
-	v, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4})
+	v, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dry AgeResult
+	if err := v.Get(&dry); err != nil || dry.Moved != 0 || dry.Plan == nil || dry.Plan.Rows != 18 {
+		t.Fatalf("dry run %+v %v", dry, err)
+	}
+	v, err = env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"time"
+
+	"github.com/akosha/akosha/engine"
 )
 
 // AgeParams are the inputs of the AgeHotToWarm activity.
@@ -13,6 +15,8 @@ type AgeParams struct {
 	// BatchSize is the conversations per batch (one WAL record, two transactions).
 	// Default 10000.
 	BatchSize int `json:"batch_size,omitempty"`
+	// DryRun reports what would move (Plan) and moves nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // AgeResult is the result of the AgeHotToWarm activity.
@@ -21,6 +25,8 @@ type AgeResult struct {
 	Moved      int       `json:"moved"`
 	Batches    int       `json:"batches"`
 	DurationMS int64     `json:"duration_ms"`
+	// Plan is what a dry run would move.
+	Plan *engine.AgePlan `json:"plan,omitempty"`
 }
 
 // DefaultAgeBatch is the default batch size of aging.
@@ -46,6 +52,15 @@ func (a *Activities) AgeHotToWarm(ctx context.Context, p AgeParams) (AgeResult, 
 		batch = DefaultAgeBatch
 	}
 	res := AgeResult{Cutoff: time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour)}
+	if p.DryRun {
+		plan, err := a.Engine.PlanAgeHotToWarm(ctx, res.Cutoff)
+		if err != nil {
+			return res, classify(err)
+		}
+		res.Plan = &plan
+		res.DurationMS = time.Since(start).Milliseconds()
+		return res, nil
+	}
 	rep := a.reporter(ctx, "age")
 	defer rep.keepAlive()()
 	for {

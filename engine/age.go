@@ -201,3 +201,61 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 	}
 	return moved, nil
 }
+
+// AgePlan says what AgeHotToWarm would move with cutoff, without moving anything.
+type AgePlan struct {
+	Cutoff   time.Time       `json:"cutoff"`
+	Rows     int64           `json:"rows"`
+	Bytes    int64           `json:"bytes"` // content and embedding bytes leaving the hot tier
+	Systems  []AgePlanSystem `json:"systems"`
+	HotAfter int64           `json:"hot_rows_after"`
+	Warm     int64           `json:"warm_rows_after"`
+}
+
+// AgePlanSystem is one system's share of an AgePlan.
+type AgePlanSystem struct {
+	SystemID string    `json:"system_id"`
+	Rows     int64     `json:"rows"`
+	Oldest   time.Time `json:"oldest"`
+	Newest   time.Time `json:"newest"`
+}
+
+// PlanAgeHotToWarm reports, per system, the hot conversations older than cutoff and the
+// tier sizes after moving them. It reads only.
+func (e *Engine) PlanAgeHotToWarm(ctx context.Context, cutoff time.Time) (AgePlan, error) {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return AgePlan{}, err
+	}
+	defer release()
+	p := AgePlan{Cutoff: cutoff.UTC()}
+	rows, err := hot.QueryContext(ctx, `SELECT system_id, count(*), sum(strlen(content)) + count(*) * 4 * 384, min(timestamp), max(timestamp)
+		FROM conversations WHERE timestamp < ? GROUP BY system_id ORDER BY system_id`, cutoff.UTC())
+	if err != nil {
+		return AgePlan{}, fmt.Errorf("plan aging: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s AgePlanSystem
+		var bytes int64
+		if err := rows.Scan(&s.SystemID, &s.Rows, &bytes, &s.Oldest, &s.Newest); err != nil {
+			return AgePlan{}, err
+		}
+		s.Oldest, s.Newest = s.Oldest.UTC(), s.Newest.UTC()
+		p.Rows += s.Rows
+		p.Bytes += bytes
+		p.Systems = append(p.Systems, s)
+	}
+	if err := rows.Err(); err != nil {
+		return AgePlan{}, err
+	}
+	var hotRows, warmRows int64
+	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&hotRows); err != nil {
+		return AgePlan{}, err
+	}
+	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&warmRows); err != nil {
+		return AgePlan{}, err
+	}
+	p.HotAfter, p.Warm = hotRows-p.Rows, warmRows+p.Rows
+	return p, nil
+}

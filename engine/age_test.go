@@ -49,6 +49,11 @@ func TestAgeHotToWarm(t *testing.T) {
 
 	e = mustOpen(t, opts)
 	cutoff := ts0.Add(6*time.Hour + time.Minute) // conversations 0..6 are older
+	plan, err := e.PlanAgeHotToWarm(ctx, cutoff)
+	if err != nil || plan.Rows != 7 || len(plan.Systems) != 1 || plan.Systems[0].Rows != 7 || plan.HotAfter != 3 || plan.Warm != 7 ||
+		!plan.Systems[0].Oldest.Equal(ts0) || plan.Bytes <= 7*4*384 {
+		t.Fatalf("plan %+v %v", plan, err)
+	}
 	if _, err := e.AgeHotToWarm(ctx, cutoff, 0); err == nil {
 		t.Fatal("batch size 0 accepted")
 	}

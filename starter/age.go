@@ -25,12 +25,13 @@ func AgeCommand() *cli.Command {
 			&cli.IntFlag{Name: "shard", Usage: "shard to age"},
 			&cli.IntFlag{Name: "target-age-days", Usage: "move conversations older than this (default: the hot retention)"},
 			&cli.IntFlag{Name: "batch-size", Value: activities.DefaultAgeBatch, Usage: "conversations per batch"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "report what would move (per system, and the tier sizes after) and move nothing"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for the result, showing progress"},
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-aging-<shard>-<time>)"},
 		},
 		Action: func(c *cli.Context) error {
 			in := workflows.AgingInput{Shard: c.Int("shard"), AgeParams: activities.AgeParams{
-				TargetAgeDays: c.Int("target-age-days"), BatchSize: c.Int("batch-size")}}
+				TargetAgeDays: c.Int("target-age-days"), BatchSize: c.Int("batch-size"), DryRun: c.Bool("dry-run")}}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.AgingWorkflowID(in.Shard, time.Now())
