@@ -118,7 +118,7 @@ func runMoves(journal string, moves []dirMove) error {
 	}
 	// From here the replace has happened, whatever fails: a leftover .done is ignored
 	// (and removed) by rollbackReplace.
-	if syncDir(filepath.Dir(journal)) == nil {
+	if fsutil.SyncDir(filepath.Dir(journal)) == nil {
 		os.Remove(journal + ".done")
 	}
 	return nil
@@ -167,17 +167,17 @@ func rollbackReplace(opts Options) (bool, error) {
 	if err := os.Remove(journal); err != nil {
 		return false, err
 	}
-	return true, syncDir(filepath.Dir(journal))
+	return true, fsutil.SyncDir(filepath.Dir(journal))
 }
 
 func syncParents(a, b string) error {
-	if err := syncDir(filepath.Dir(a)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(a)); err != nil {
 		return err
 	}
 	if filepath.Dir(a) == filepath.Dir(b) {
 		return nil
 	}
-	return syncDir(filepath.Dir(b))
+	return fsutil.SyncDir(filepath.Dir(b))
 }
 
 // StartHistory makes the closed store in opts' directories continue after LSN last as a

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/akosha/akosha/engine/wal"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // SnapshotFile is one database file of a snapshot.
@@ -102,7 +103,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		}
 		snap.Files = append(snap.Files, SnapshotFile{Name: f.name, Path: dst, Size: size, Cloned: cloned})
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	e.liftFence(mine)
@@ -147,18 +148,6 @@ func cloneOrCopy(src, dst string) (size int64, cloned bool, err error) {
 		return 0, false, err
 	}
 	return fi.Size(), cloned, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // recordTime returns when the WAL record at lsn was written, or zero if it is not in the

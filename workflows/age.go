@@ -27,18 +27,7 @@ func AgingWorkflow(ctx workflow.Context, in AgingInput) (AgingResult, error) {
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress, nil }); err != nil {
 		return AgingResult{}, err
 	}
-	sig := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var p activities.StepProgress
-			if !sig.Receive(ctx, &p) {
-				return
-			}
-			if progress.Step == "age" {
-				progress.Done, progress.Updated = p.Done, workflow.Now(ctx)
-			}
-		}
-	})
+	followProgress(ctx, &progress, func(activities.StepProgress) bool { return progress.Step == "age" })
 	opts := engineActivityOptions(in.Shard, 12*time.Hour)
 	opts.HeartbeatTimeout = time.Minute
 	var res AgingResult

@@ -66,18 +66,7 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		return BackupResult{}, err
 	}
 	// Activities signal their progress; apply what belongs to the current step.
-	sig := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var p activities.StepProgress
-			if !sig.Receive(ctx, &p) {
-				return
-			}
-			if p.Step == progress.Step {
-				progress.set(p.Step, p.Done, p.Total, workflow.Now(ctx))
-			}
-		}
-	})
+	followProgress(ctx, &progress, func(p activities.StepProgress) bool { return p.Step == progress.Step })
 	memo := map[string]any{MemoShard: in.Shard, MemoOutcome: "running"}
 	setMemo := func(outcome string) {
 		memo[MemoOutcome] = outcome

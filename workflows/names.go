@@ -6,6 +6,10 @@ package workflows
 import (
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/akosha/akosha/activities"
 )
 
 // Task queues. Engine activities run on the owning shard's queue; workflows run on the
@@ -37,6 +41,23 @@ type Progress struct {
 	Total   int64     `json:"total"`
 	Percent float64   `json:"percent"` // of the current step
 	Updated time.Time `json:"updated"`
+}
+
+// followProgress applies the progress signals of the workflow's activities to progress,
+// those accept takes, for the progress query (workflows cannot read heartbeats).
+func followProgress(ctx workflow.Context, progress *Progress, accept func(activities.StepProgress) bool) {
+	sig := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var p activities.StepProgress
+			if !sig.Receive(ctx, &p) {
+				return
+			}
+			if accept(p) {
+				progress.set(p.Step, p.Done, p.Total, workflow.Now(ctx))
+			}
+		}
+	})
 }
 
 func (p *Progress) set(step string, done, total int64, now time.Time) {

@@ -44,18 +44,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress, nil }); err != nil {
 		return nil, err
 	}
-	sig := workflow.GetSignalChannel(ctx, activities.ProgressSignal)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var p activities.StepProgress
-			if !sig.Receive(ctx, &p) {
-				return
-			}
-			if progress.Step != StepDone {
-				progress.set(p.Step, p.Done, p.Total, workflow.Now(ctx))
-			}
-		}
-	})
+	followProgress(ctx, &progress, func(activities.StepProgress) bool { return progress.Step != StepDone })
 	opts := engineActivityOptions(in.Shard, 12*time.Hour)
 	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
