@@ -173,13 +173,16 @@ func TestAgeHotToWarmActivity(t *testing.T) {
 	if err := v.Get(&dry); err != nil || dry.Moved != 0 || dry.Plan == nil || dry.Plan.Rows != 18 {
 		t.Fatalf("dry run %+v %v", dry, err)
 	}
-	v, err = env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4})
+	v, err = env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4, Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var res AgeResult
-	if err := v.Get(&res); err != nil || res.Moved != 18 || res.Batches != 5 {
-		t.Fatalf("aged %+v %v, want 18 moved in 5 batches", res, err)
+	if err := v.Get(&res); err != nil || res.Moved != 18 || res.Batches != 5 || res.Counts["s"] != [2]int64{7, 18} {
+		t.Fatalf("aged %+v %v, want 18 moved in 5 batches and counts [7 18]", res, err)
+	}
+	if dup, err := eng.InBothTiers(ctx, 10); err != nil || len(dup) != 0 {
+		t.Fatalf("in both tiers: %v %v", dup, err)
 	}
 	s, err := eng.Stats(ctx)
 	if err != nil || s.HotRows != 7 || s.WarmRows != 18 {

@@ -2,7 +2,10 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
 )
@@ -17,6 +20,10 @@ type AgeParams struct {
 	BatchSize int `json:"batch_size,omitempty"`
 	// DryRun reports what would move (Plan) and moves nothing.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Verify checks, after the run, that no conversation is in both tiers and reports
+	// the per-system counts. (Every batch already checks that what it deletes from hot
+	// is what it copied to warm.)
+	Verify bool `json:"verify,omitempty"`
 }
 
 // AgeResult is the result of the AgeHotToWarm activity.
@@ -27,7 +34,12 @@ type AgeResult struct {
 	DurationMS int64     `json:"duration_ms"`
 	// Plan is what a dry run would move.
 	Plan *engine.AgePlan `json:"plan,omitempty"`
+	// Counts are the per-system [hot, warm] counts after a verified run.
+	Counts map[string][2]int64 `json:"counts,omitempty"`
 }
+
+// ErrTypeAgingVerify is the error type of a verify that found a conversation in two tiers.
+const ErrTypeAgingVerify = "AgingVerifyFailed"
 
 // DefaultAgeBatch is the default batch size of aging.
 const DefaultAgeBatch = 10000
@@ -77,6 +89,19 @@ func (a *Activities) AgeHotToWarm(ctx context.Context, p AgeParams) (AgeResult, 
 		res.Moved += r.Moved
 		res.Batches++
 		rep.report(int64(res.Moved), 0)
+	}
+	if p.Verify {
+		dup, err := a.Engine.InBothTiers(ctx, 20)
+		if err != nil {
+			return res, classify(err)
+		}
+		if len(dup) > 0 {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("verify: conversations in both the hot and the warm tier (first %d): %v", len(dup), dup), ErrTypeAgingVerify, nil)
+		}
+		if res.Counts, err = a.Engine.TierCounts(ctx); err != nil {
+			return res, classify(err)
+		}
 	}
 	res.DurationMS = time.Since(start).Milliseconds()
 	return res, nil

@@ -120,7 +120,7 @@ func (e *Engine) ageNow(ctx context.Context, cutoff time.Time, limit int) (AgeRe
 // applyAge copies p's conversations from hot to warm (transformed) unless warm applied
 // lsn, then deletes them from hot unless hot applied it.
 func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, error) {
-	moved := 0
+	moved, copied := 0, false // copied: warm applied lsn in this call
 	if lsn > e.warmApplied.Load() {
 		type row struct {
 			system, id, content string
@@ -181,13 +181,17 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 			return 0, fmt.Errorf("insert aged conversations into warm: %w", err)
 		}
 		e.warmApplied.Store(lsn)
-		moved = len(batch)
+		moved, copied = len(batch), true
 	}
 	if lsn > e.hotApplied.Load() {
 		err := inTx(ctx, e.hotConn, func(dc driver.Conn) error {
 			n, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(p.IDs))
 			if err != nil {
 				return err
+			}
+			// Conservation: what this batch deletes from hot is what it copied to warm.
+			if copied && int(n) != moved {
+				return fmt.Errorf("aging LSN %d: %d conversations copied to warm but %d deleted from hot", lsn, moved, n)
 			}
 			if moved == 0 {
 				moved = int(n)
@@ -258,4 +262,90 @@ func (e *Engine) PlanAgeHotToWarm(ctx context.Context, cutoff time.Time) (AgePla
 	}
 	p.HotAfter, p.Warm = hotRows-p.Rows, warmRows+p.Rows
 	return p, nil
+}
+
+// TierCounts counts conversations per system in the hot and warm tiers.
+func (e *Engine) TierCounts(ctx context.Context) (map[string][2]int64, error) {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	out := map[string][2]int64{}
+	for i, db := range []*sql.DB{hot, warm} {
+		rows, err := db.QueryContext(ctx, `SELECT system_id, count(*) FROM conversations GROUP BY system_id`)
+		if err != nil {
+			return nil, fmt.Errorf("count per system: %w", err)
+		}
+		for rows.Next() {
+			var sys string
+			var n int64
+			if err := rows.Scan(&sys, &n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			c := out[sys]
+			c[i] = n
+			out[sys] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// InBothTiers returns up to limit conversation ids stored in both the hot and the warm
+// tier (aging must move, never copy). It reads the warm ids in batches.
+func (e *Engine) InBothTiers(ctx context.Context, limit int) ([]string, error) {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	const batch = 50000
+	var out []string
+	after := ""
+	for {
+		rows, err := warm.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE conversation_id > ? ORDER BY conversation_id LIMIT ?`, after, batch)
+		if err != nil {
+			return nil, fmt.Errorf("read warm ids: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		after = ids[len(ids)-1]
+		dup, err := hot.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1`, duckdbList(ids))
+		if err != nil {
+			return nil, fmt.Errorf("look up warm ids in hot: %w", err)
+		}
+		for dup.Next() {
+			var id string
+			if err := dup.Scan(&id); err != nil {
+				dup.Close()
+				return nil, err
+			}
+			if len(out) < limit {
+				out = append(out, id)
+			}
+		}
+		dup.Close()
+		if err := dup.Err(); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -107,3 +107,27 @@ func TestAgeHotToWarm(t *testing.T) {
 		t.Fatalf("replayed aged conversation differs: %+v vs %+v (%v)", rg, got, err)
 	}
 }
+
+// InBothTiers finds a conversation stored in both tiers (here planted by hand).
+func TestInBothTiers(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	if _, err := e.Ingest(ctx, convs("s", 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := e.InBothTiers(ctx, 10); err != nil || len(dup) != 0 {
+		t.Fatalf("clean store: %v %v", dup, err)
+	}
+	_, scale := aging.Quantize(make([]float32, EmbeddingDim))
+	if _, err := e.warmConn.ExecContext(ctx, `INSERT INTO conversations VALUES ('s', 's-3', [0 for x in range(384)]::TINYINT[384], ?, 'sum', now(), NULL, now())`, scale); err != nil {
+		t.Fatal(err)
+	}
+	if dup, err := e.InBothTiers(ctx, 10); err != nil || len(dup) != 1 || dup[0] != "s-3" {
+		t.Fatalf("planted duplicate: %v %v", dup, err)
+	}
+	counts, err := e.TierCounts(ctx)
+	if err != nil || counts["s"] != [2]int64{5, 1} {
+		t.Fatalf("counts %v %v", counts, err)
+	}
+}

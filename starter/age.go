@@ -26,12 +26,13 @@ func AgeCommand() *cli.Command {
 			&cli.IntFlag{Name: "target-age-days", Usage: "move conversations older than this (default: the hot retention)"},
 			&cli.IntFlag{Name: "batch-size", Value: activities.DefaultAgeBatch, Usage: "conversations per batch"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would move (per system, and the tier sizes after) and move nothing"},
+			&cli.BoolFlag{Name: "verify", Usage: "after the run, check that no conversation is in both tiers and report per-system counts"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait for the result, showing progress"},
 			&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-aging-<shard>-<time>)"},
 		},
 		Action: func(c *cli.Context) error {
 			in := workflows.AgingInput{Shard: c.Int("shard"), AgeParams: activities.AgeParams{
-				TargetAgeDays: c.Int("target-age-days"), BatchSize: c.Int("batch-size"), DryRun: c.Bool("dry-run")}}
+				TargetAgeDays: c.Int("target-age-days"), BatchSize: c.Int("batch-size"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify")}}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.AgingWorkflowID(in.Shard, time.Now())
