@@ -13,14 +13,9 @@ import (
 	"github.com/akosha/akosha/engine/walarchive"
 )
 
-// Retention defaults (the guide's 30 days; min_keep and the incomplete grace are ours).
-const (
-	DefaultRetentionDays = 30
-	DefaultMinKeep       = 3
-	// IncompleteGrace is how old a backup without a manifest must be before Prune
-	// deletes it: younger ones may still be uploading.
-	IncompleteGrace = 24 * time.Hour
-)
+// IncompleteGrace is how old a backup without a manifest must be before Prune deletes
+// it: younger ones may still be uploading.
+const IncompleteGrace = 24 * time.Hour
 
 // RetentionPolicy says which backups Prune keeps.
 type RetentionPolicy struct {

@@ -293,13 +293,6 @@ func (a *Archiver) status() Status {
 	return st
 }
 
-// ArchivedLSN returns the last archived LSN.
-func (a *Archiver) ArchivedLSN() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.archived
-}
-
 // Read fetches the archived segments holding LSNs from..to (to 0: the end of the archive)
 // into dir and calls fn for each record in order. A hole in the range is an error
 // wrapping ErrGap.
