@@ -265,7 +265,9 @@ func TestRestoreWorkflowEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Backup.Path = filepath.Join(t.TempDir(), "backups")
 	cfg.Backup.WALArchiveSeconds = 1
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Generous: if the stopped worker cannot report its attempt's end, Temporal retries it
+	// only after the one-minute heartbeat timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: time.Second})
 	if err != nil {
