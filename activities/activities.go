@@ -32,6 +32,8 @@ type Activities struct {
 	Compression string
 	// HotRetentionDays is how long conversations stay hot before AgeHotToWarm moves them.
 	HotRetentionDays int
+	// WarmRetentionDays is the age at which aging moves warm conversations to cold.
+	WarmRetentionDays int
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
 

@@ -148,48 +148,121 @@ func openEngine(t *testing.T) (*engine.Engine, string) {
 	return eng, dir
 }
 
-func TestAgeHotToWarmActivity(t *testing.T) {
-	eng, _ := openEngine(t)
+func TestAgingActivities(t *testing.T) {
+	dir := t.TempDir()
+	cold, err := file.New(filepath.Join(dir, "cold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+		Cold: cold, ScratchPath: filepath.Join(dir, "scratch"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
 	ctx := context.Background()
+	conv := func(i int, age time.Duration) engine.Conversation {
+		c := engine.Conversation{SystemID: "s", ConversationID: fmt.Sprintf("c-%03d", i), Content: "Hello. This is conversation " + fmt.Sprint(i) + ".",
+			Embedding: make([]float32, engine.EmbeddingDim), Timestamp: time.Now().Add(-age - time.Hour)}
+		c.Embedding[i%engine.EmbeddingDim] = 1
+		return c
+	}
 	var cs []engine.Conversation
-	for i := 0; i < 25; i++ {
-		age := time.Duration(i) * 24 * time.Hour // 0..24 days old
-		cs = append(cs, engine.Conversation{SystemID: "s", ConversationID: fmt.Sprintf("c-%02d", i), Content: "Hello. This is conversation " + fmt.Sprint(i) + ".",
-			Embedding: make([]float32, engine.EmbeddingDim), Timestamp: time.Now().Add(-age - time.Hour)})
-		cs[i].Embedding[i] = 1
+	for i := 0; i < 40; i++ {
+		cs = append(cs, conv(i, time.Duration(i)*3*24*time.Hour)) // 0..117 days old
 	}
 	if _, err := eng.Ingest(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
-	acts := &Activities{Engine: eng, HotRetentionDays: 7}
+	acts := &Activities{Engine: eng, HotRetentionDays: 7, WarmRetentionDays: 90}
 	env.RegisterActivity(acts)
-	v, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{DryRun: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dry AgeResult
-	if err := v.Get(&dry); err != nil || dry.Moved != 0 || dry.Plan == nil || dry.Plan.Rows != 18 {
-		t.Fatalf("dry run %+v %v", dry, err)
-	}
-	v, err = env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: 4, Verify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res AgeResult
-	if err := v.Get(&res); err != nil || res.Moved != 18 || res.Batches != 5 || res.Counts["s"] != [2]int64{7, 18} {
-		t.Fatalf("aged %+v %v, want 18 moved in 5 batches and counts [7 18]", res, err)
-	}
-	if dup, err := eng.InBothTiers(ctx, 10); err != nil || len(dup) != 0 {
-		t.Fatalf("in both tiers: %v %v", dup, err)
-	}
-	s, err := eng.Stats(ctx)
-	if err != nil || s.HotRows != 7 || s.WarmRows != 18 {
-		t.Fatalf("stats %+v %v", s, err)
-	}
+
 	var appErr *temporal.ApplicationError
-	if _, err := env.ExecuteActivity(acts.AgeHotToWarm, AgeParams{BatchSize: -1}); !errors.As(err, &appErr) || appErr.NonRetryable() != true {
-		t.Fatalf("negative batch size: %v", err)
+	for _, bad := range []struct {
+		p    AgeParams
+		want string
+	}{
+		{AgeParams{BatchSize: -1}, "batch_size -1"},
+		{AgeParams{TargetAgeDays: -5}, "target_age_days -5: must not be negative"},
+		{AgeParams{TargetAgeDays: 3}, "below the hot retention"},
+		{AgeParams{TargetAgeDays: 91}, "above the warm retention"},
+		{AgeParams{SystemID: "nobody"}, `system_id "nobody"`},
+	} {
+		_, err := env.ExecuteActivity(acts.AgingCutoffs, bad.p)
+		if !errors.As(err, &appErr) || !appErr.NonRetryable() || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want a non-retryable error with %q", bad.p, err, bad.want)
+		}
+	}
+	v, err := env.ExecuteActivity(acts.AgingCutoffs, AgeParams{TargetAgeDays: 60, SystemID: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut engine.AgingCutoffs
+	if err := v.Get(&cut); err != nil || time.Since(cut.ColdBefore) < 60*24*time.Hour-time.Minute || time.Since(cut.HotBefore) > 7*24*time.Hour+time.Minute {
+		t.Fatalf("cutoffs %+v %v", cut, err)
+	}
+	// Conversations 3..39 are older than 7 days; 20..39 (60+ days) go on to cold.
+	v, err = env.ExecuteActivity(acts.AgingPlan, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan AgingPlanResult
+	if err := v.Get(&plan); err != nil || plan.Plan.HotToWarmRows != 37 || plan.Plan.WarmToColdRows != 20 ||
+		plan.Plan.After != (engine.TierTotals{Hot: 3, Warm: 17, Cold: 20}) || len(plan.Tiers) != 3 || plan.Tiers[0].Eligible != 37 {
+		t.Fatalf("plan %+v %v", plan, err)
+	}
+	v, err = env.ExecuteActivity(acts.AgingCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before engine.TierCountsAt
+	if err := v.Get(&before); err != nil || before.Systems["s"] != (engine.TierCount{Hot: 40}) {
+		t.Fatalf("counts %+v %v", before, err)
+	}
+	// Writes during the run are allowed for by verify.
+	if _, err := eng.Ingest(ctx, []engine.Conversation{conv(100, 0), conv(101, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Delete(ctx, engine.DeleteRequest{IDs: []string{"c-000"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		stage        string
+		moved, objs  int
+		batches, max int
+		wantDone     bool
+	}{
+		{StageHotToWarm, 16, 0, 4, 4, false}, // MaxBatches stops the call early
+		{StageHotToWarm, 21, 0, 6, 0, true},
+		{StageWarmToCold, 20, 20, 5, 0, true}, // one object per conversation: each is a day of its own
+	} {
+		v, err := env.ExecuteActivity(acts.AgeBatches, AgeBatchesParams{Stage: st.stage, Cutoffs: cut, BatchSize: 4, MaxBatches: st.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r AgeBatchesResult
+		if err := v.Get(&r); err != nil || r.Moved != st.moved || r.Batches != st.batches || r.Objects != st.objs || r.Done != st.wantDone {
+			t.Fatalf("%s: %+v %v, want %+v", st.stage, r, err, st)
+		}
+	}
+	v, err = env.ExecuteActivity(acts.AgingVerify, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ver AgingVerifyResult
+	if err := v.Get(&ver); err != nil || !ver.Conserved || ver.After.Systems["s"] != (engine.TierCount{Hot: 4, Warm: 17, Cold: 20}) {
+		t.Fatalf("verify %+v %v", ver, err)
+	}
+	// A count that changed without a write is a violation, named.
+	before.Systems["s"] = engine.TierCount{Hot: 41}
+	if _, err := env.ExecuteActivity(acts.AgingVerify, before); !errors.As(err, &appErr) || appErr.Type() != ErrTypeAgingVerify || !strings.Contains(err.Error(), "s: 41, want 42") {
+		t.Fatalf("changed count: %v", err)
+	}
+	if _, err := env.ExecuteActivity(acts.AgeBatches, AgeBatchesParams{Stage: "sideways", Cutoffs: cut}); !errors.As(err, &appErr) || !appErr.NonRetryable() {
+		t.Fatalf("bad stage: %v", err)
 	}
 }

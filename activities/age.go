@@ -2,107 +2,250 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
 )
 
-// AgeParams are the inputs of the AgeHotToWarm activity.
+// AgeParams are what an operator gives a run of aging (AgingWorkflow's input).
 type AgeParams struct {
-	// TargetAgeDays moves conversations older than this many days (default: the hot
-	// retention, HotRetentionDays). Smaller values free disk sooner.
+	// TargetAgeDays moves warm conversations older than this many days to cold. Default:
+	// the warm retention (storage.warm.retention_days, 90). Smaller values free disk
+	// sooner (the pressure trigger: the guide's --target-age=60 when the disk passes
+	// 75%); it may not be below the hot retention, nor above the warm retention.
 	TargetAgeDays int `json:"target_age_days,omitempty"`
-	// BatchSize is the conversations per batch (one WAL record, two transactions).
-	// Default 10000.
+	// BatchSize is the conversations per batch (one WAL record each). Default 10000.
 	BatchSize int `json:"batch_size,omitempty"`
-	// DryRun reports what would move (Plan) and moves nothing.
+	// SystemID limits the run to one system's conversations.
+	SystemID string `json:"system_id,omitempty"`
+	// DryRun reports what would move, per tier and partition, and moves nothing.
 	DryRun bool `json:"dry_run,omitempty"`
-	// Verify checks, after the run, that no conversation is in both tiers and reports
-	// the per-system counts. (Every batch already checks that what it deletes from hot
-	// is what it copied to warm.)
+	// Explain describes each tier (rows, oldest and newest, eligible now) and moves nothing.
+	Explain bool `json:"explain,omitempty"`
+	// Verify proves the run conserved every system's conversations (hot + warm + cold,
+	// allowing for the writes made meanwhile) and that none is in two tiers.
 	Verify bool `json:"verify,omitempty"`
 }
-
-// AgeResult is the result of the AgeHotToWarm activity.
-type AgeResult struct {
-	Cutoff     time.Time `json:"cutoff"`
-	Moved      int       `json:"moved"`
-	Batches    int       `json:"batches"`
-	DurationMS int64     `json:"duration_ms"`
-	// Plan is what a dry run would move.
-	Plan *engine.AgePlan `json:"plan,omitempty"`
-	// Counts are the per-system [hot, warm] counts after a verified run.
-	Counts map[string][2]int64 `json:"counts,omitempty"`
-}
-
-// ErrTypeAgingVerify is the error type of a verify that found a conversation in two tiers.
-const ErrTypeAgingVerify = "AgingVerifyFailed"
 
 // DefaultAgeBatch is the default batch size of aging.
 const DefaultAgeBatch = 10000
 
-// AgeHotToWarm moves every hot conversation older than the target age to the warm tier,
-// in batches (engine.AgeHotToWarm), heartbeating the count moved. A retried attempt goes
-// on from where the last finished batch left off: each batch is one WAL record.
-func (a *Activities) AgeHotToWarm(ctx context.Context, p AgeParams) (AgeResult, error) {
-	start := time.Now()
-	days := p.TargetAgeDays
-	if days == 0 {
-		days = a.HotRetentionDays
+// ErrTypeAgingVerify is the error type of a verify that found a conversation in two tiers
+// or a system whose count changed.
+const ErrTypeAgingVerify = "AgingVerifyFailed"
+
+// AgingCutoffs checks p against the retentions and returns the cutoffs of a run starting
+// now: hot conversations older than the hot retention go to warm, warm ones older than
+// the target age (default: the warm retention) go to cold.
+func (a *Activities) AgingCutoffs(ctx context.Context, p AgeParams) (engine.AgingCutoffs, error) {
+	hotDays, warmDays := a.HotRetentionDays, a.WarmRetentionDays
+	if hotDays <= 0 {
+		hotDays = 7
 	}
-	if days < 0 || p.BatchSize < 0 {
-		return AgeResult{}, invalid("target_age_days and batch_size must not be negative")
+	if warmDays <= 0 {
+		warmDays = 90
 	}
-	if days == 0 {
-		days = 7
+	switch {
+	case p.BatchSize < 0:
+		return engine.AgingCutoffs{}, invalid(fmt.Sprintf("batch_size %d: must be at least 1 (0: the default %d)", p.BatchSize, DefaultAgeBatch))
+	case p.TargetAgeDays < 0:
+		return engine.AgingCutoffs{}, invalid(fmt.Sprintf("target_age_days %d: must not be negative", p.TargetAgeDays))
+	case p.TargetAgeDays != 0 && p.TargetAgeDays < hotDays:
+		return engine.AgingCutoffs{}, invalid(fmt.Sprintf("target_age_days %d: below the hot retention (%d days); conversations reach cold through warm", p.TargetAgeDays, hotDays))
+	case p.TargetAgeDays > warmDays:
+		return engine.AgingCutoffs{}, invalid(fmt.Sprintf("target_age_days %d: above the warm retention (%d days), which already moves them; give a smaller age to free disk sooner", p.TargetAgeDays, warmDays))
 	}
-	batch := p.BatchSize
-	if batch == 0 {
-		batch = DefaultAgeBatch
+	target := p.TargetAgeDays
+	if target == 0 {
+		target = warmDays
 	}
-	res := AgeResult{Cutoff: time.Now().UTC().Add(-time.Duration(days) * 24 * time.Hour)}
-	if p.DryRun {
-		plan, err := a.Engine.PlanAgeHotToWarm(ctx, res.Cutoff)
+	if p.SystemID != "" {
+		ok, err := a.Engine.HasSystem(ctx, p.SystemID)
 		if err != nil {
-			return res, classify(err)
+			return engine.AgingCutoffs{}, classify(err)
 		}
-		res.Plan = &plan
-		res.DurationMS = time.Since(start).Milliseconds()
-		return res, nil
+		if !ok {
+			return engine.AgingCutoffs{}, invalid(fmt.Sprintf("system_id %q: no conversations of this system in any tier", p.SystemID))
+		}
 	}
-	rep := a.reporter(ctx, "age")
+	now := time.Now().UTC()
+	day := 24 * time.Hour
+	return engine.AgingCutoffs{
+		HotBefore:  now.Add(-time.Duration(hotDays) * day),
+		ColdBefore: now.Add(-time.Duration(target) * day),
+		SystemID:   p.SystemID,
+	}, nil
+}
+
+// AgingPlanResult is what a dry run or explain found.
+type AgingPlanResult struct {
+	Plan  *engine.AgingPlan `json:"plan,omitempty"`
+	Tiers []engine.TierInfo `json:"tiers,omitempty"`
+}
+
+// AgingPlan reports what a run with c would move (dry run) and describes the tiers
+// (explain). It changes nothing.
+func (a *Activities) AgingPlan(ctx context.Context, c engine.AgingCutoffs) (AgingPlanResult, error) {
+	plan, err := a.Engine.PlanAging(ctx, c)
+	if err != nil {
+		return AgingPlanResult{}, classify(err)
+	}
+	tiers, err := a.Engine.Tiers(ctx, c)
+	if err != nil {
+		return AgingPlanResult{}, classify(err)
+	}
+	return AgingPlanResult{Plan: &plan, Tiers: tiers}, nil
+}
+
+// Aging stages.
+const (
+	StageHotToWarm  = "hot-to-warm"
+	StageWarmToCold = "warm-to-cold"
+)
+
+// AgeBatchesParams are the inputs of AgeBatches.
+type AgeBatchesParams struct {
+	Stage     string              `json:"stage"` // StageHotToWarm or StageWarmToCold
+	Cutoffs   engine.AgingCutoffs `json:"cutoffs"`
+	BatchSize int                 `json:"batch_size"`
+	// MaxBatches ends the call after this many batches (Done false), so the workflow can
+	// continue as new between calls. 0: until nothing is left.
+	MaxBatches int `json:"max_batches,omitempty"`
+}
+
+// AgeBatchesResult is what one AgeBatches call moved.
+type AgeBatchesResult struct {
+	Moved   int  `json:"moved"`
+	Batches int  `json:"batches"`
+	Objects int  `json:"objects,omitempty"` // cold objects written
+	Done    bool `json:"done"`              // nothing is left to move in this stage
+}
+
+// AgeBatches runs batches of one aging stage: each is copy -> verify -> delete, one WAL
+// record, idempotent. It heartbeats its totals; a retried attempt starts from the last
+// heartbeat's totals and goes on after the last committed batch (a batch that did not
+// commit is selected, and its cold objects written to the same keys, again).
+func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBatchesResult, error) {
+	if p.BatchSize <= 0 {
+		p.BatchSize = DefaultAgeBatch
+	}
+	var res AgeBatchesResult
+	if activity.HasHeartbeatDetails(ctx) {
+		var last AgeBatchesResult
+		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
+			res = last
+		}
+	}
+	var move func(engine.AgeSelect) (int, int, error)
+	switch p.Stage {
+	case StageHotToWarm:
+		move = func(sel engine.AgeSelect) (int, int, error) {
+			r, err := a.Engine.AgeHotToWarm(ctx, sel)
+			return r.Moved, 0, err
+		}
+	case StageWarmToCold:
+		move = func(sel engine.AgeSelect) (int, int, error) {
+			r, err := a.Engine.AgeWarmToCold(ctx, sel)
+			return r.Moved, len(r.Objects), err
+		}
+	default:
+		return res, invalid(fmt.Sprintf("stage %q: want %s or %s", p.Stage, StageHotToWarm, StageWarmToCold))
+	}
+	before := p.Cutoffs.HotBefore
+	if p.Stage == StageWarmToCold {
+		before = p.Cutoffs.ColdBefore
+	}
+	sel := engine.AgeSelect{Before: before, SystemID: p.Cutoffs.SystemID, Limit: p.BatchSize}
+	rep := a.reporter(ctx, p.Stage)
 	defer rep.keepAlive()()
-	for {
+	for calls := 0; p.MaxBatches == 0 || calls < p.MaxBatches; calls++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		r, err := a.Engine.AgeHotToWarm(ctx, res.Cutoff, batch)
+		moved, objects, err := move(sel)
+		if errors.Is(err, engine.ErrColdDisabled) {
+			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		}
 		if err != nil {
 			return res, classify(err)
 		}
-		if r.Moved == 0 {
+		if moved == 0 {
+			res.Done = true
 			break
 		}
-		res.Moved += r.Moved
+		res.Moved += moved
 		res.Batches++
+		res.Objects += objects
+		activity.RecordHeartbeat(ctx, res)
 		rep.report(int64(res.Moved), 0)
 	}
-	if p.Verify {
-		dup, err := a.Engine.InBothTiers(ctx, 20)
-		if err != nil {
-			return res, classify(err)
-		}
-		if len(dup) > 0 {
-			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("verify: conversations in both the hot and the warm tier (first %d): %v", len(dup), dup), ErrTypeAgingVerify, nil)
-		}
-		if res.Counts, err = a.Engine.TierCounts(ctx); err != nil {
-			return res, classify(err)
-		}
+	return res, nil
+}
+
+// AgingCounts counts every tier's conversations per system at one LSN (the writer
+// pauses for the count): the baseline of a verified run.
+func (a *Activities) AgingCounts(ctx context.Context) (engine.TierCountsAt, error) {
+	c, err := a.Engine.CountTiersAt(ctx)
+	return c, classify(err)
+}
+
+// AgingVerifyResult is what a verify found.
+type AgingVerifyResult struct {
+	Before engine.TierCountsAt `json:"before"`
+	After  engine.TierCountsAt `json:"after"`
+	// Conserved: every system's total changed by exactly what writes changed it.
+	Conserved bool `json:"conserved"`
+	// Unchecked explains why conservation could not be compared (the engine reopened
+	// during the run, which resets the write counts).
+	Unchecked string `json:"unchecked,omitempty"`
+}
+
+// AgingVerify compares the per-system counts with before (taken by AgingCounts before
+// the run) and looks for conversations in two tiers. A violation fails it, naming the
+// systems or ids.
+func (a *Activities) AgingVerify(ctx context.Context, before engine.TierCountsAt) (AgingVerifyResult, error) {
+	after, err := a.Engine.CountTiersAt(ctx)
+	if err != nil {
+		return AgingVerifyResult{}, classify(err)
 	}
-	res.DurationMS = time.Since(start).Milliseconds()
+	res := AgingVerifyResult{Before: before, After: after}
+	var problems []string
+	if dup, err := a.Engine.InBothTiers(ctx, 20); err != nil {
+		return res, classify(err)
+	} else if len(dup) > 0 {
+		problems = append(problems, fmt.Sprintf("conversations in two tiers (first %d): %v", len(dup), dup))
+	}
+	if !before.Opened.Equal(after.Opened) {
+		res.Unchecked = "the engine reopened during the run; per-system totals cannot be compared across it"
+	} else {
+		systems := map[string]bool{}
+		for s := range before.Systems {
+			systems[s] = true
+		}
+		for s := range after.Systems {
+			systems[s] = true
+		}
+		var changed []string
+		for s := range systems {
+			want := before.Systems[s].Total() + after.Written[s] - before.Written[s]
+			if got := after.Systems[s].Total(); got != want {
+				changed = append(changed, fmt.Sprintf("%s: %d, want %d (before %+v, after %+v)", s, got, want, before.Systems[s], after.Systems[s]))
+			}
+		}
+		sort.Strings(changed)
+		if len(changed) > 0 {
+			problems = append(problems, fmt.Sprintf("systems whose hot+warm+cold count changed: %v", changed))
+		}
+		res.Conserved = len(changed) == 0
+	}
+	if len(problems) > 0 {
+		return res, temporal.NewNonRetryableApplicationError("verify: "+fmt.Sprint(problems), ErrTypeAgingVerify, nil, res)
+	}
 	return res, nil
 }

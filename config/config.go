@@ -87,6 +87,10 @@ type WarmConfig struct {
 	CompressionCodec string `yaml:"compression_codec"`
 	// CompressionLevel is the compression level. Default 9.
 	CompressionLevel int `yaml:"compression_level"`
+	// RetentionDays is the age at which aging moves conversations from warm to cold (the
+	// guide's 90 days: 83 days in warm after 7 in hot). Must exceed the hot retention.
+	// Default 90.
+	RetentionDays int `yaml:"retention_days" env:"AKOSHA_WARM_RETENTION_DAYS"`
 }
 
 // ColdConfig configures the cold tier that aged data moves to.
@@ -105,6 +109,9 @@ type ColdConfig struct {
 	Region string `yaml:"region" env:"AKOSHA_COLD_REGION"`
 	// Endpoint is the URL of an S3-compatible server. No default (AWS).
 	Endpoint string `yaml:"endpoint" env:"AKOSHA_COLD_ENDPOINT"`
+	// PathStyle addresses the bucket as <endpoint>/<bucket> (S3-compatible servers such
+	// as MinIO or versitygw). Default false.
+	PathStyle bool `yaml:"path_style" env:"AKOSHA_COLD_PATH_STYLE"`
 }
 
 // BackupConfig configures warm-tier backups.
@@ -243,6 +250,7 @@ func defaults() *Config {
 				Threads:                   4,
 				CompressionCodec:          "ZSTD",
 				CompressionLevel:          9,
+				RetentionDays:             90,
 			},
 			Cold: ColdConfig{
 				Enabled: true,

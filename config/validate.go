@@ -49,6 +49,10 @@ func (c *Config) Validate() error {
 	}
 
 	ch.atLeast("storage.hot.retention_days", int64(c.Storage.Hot.RetentionDays), 1)
+	if c.Storage.Warm.RetentionDays <= c.Storage.Hot.RetentionDays {
+		ch.fail("storage.warm.retention_days", "is %d but must exceed storage.hot.retention_days (%d): conversations move to cold after warm",
+			c.Storage.Warm.RetentionDays, c.Storage.Hot.RetentionDays)
+	}
 	ch.atLeast("backup.retention_days", int64(c.Backup.RetentionDays), 1)
 	ch.atLeast("backup.min_keep", int64(c.Backup.MinKeep), 1)
 	ch.oneOf("backup.compression", c.Backup.Compression, "zstd", "gzip")

@@ -22,17 +22,35 @@ type AgeResult struct {
 	Moved int    `json:"moved"`
 }
 
-// AgeHotToWarm moves up to limit conversations written before cutoff (oldest first)
-// from the hot tier to the warm one: the embedding quantized to INT8 with its scale, the
-// content replaced by a 3-sentence extractive summary. The move is one WAL record (the
-// resolved ids and the time), applied to warm (insert) and then hot (delete), each in
-// its own transaction recording the LSN, so a crash between them, and point-in-time
-// recovery, replay it exactly. Call it again until Moved is 0.
-func (e *Engine) AgeHotToWarm(ctx context.Context, cutoff time.Time, limit int) (AgeResult, error) {
-	if limit <= 0 {
-		return AgeResult{}, fmt.Errorf("%w: batch size %d: want at least 1", ErrInvalid, limit)
+// AgeSelect chooses the conversations one aging batch moves: up to Limit written before
+// Before (oldest first), of SystemID only when it is set.
+type AgeSelect struct {
+	Before   time.Time
+	SystemID string
+	Limit    int
+}
+
+func (s AgeSelect) check() error {
+	switch {
+	case s.Limit <= 0:
+		return fmt.Errorf("%w: batch size %d: want at least 1", ErrInvalid, s.Limit)
+	case s.Before.IsZero():
+		return fmt.Errorf("%w: aging cutoff time is missing", ErrInvalid)
 	}
-	resp, err := e.submit(ctx, &request{kind: reqAge, ageBefore: cutoff, ageLimit: limit})
+	return nil
+}
+
+// AgeHotToWarm moves up to sel.Limit conversations written before sel.Before (oldest
+// first) from the hot tier to the warm one: the embedding quantized to INT8 with its
+// scale, the content replaced by a 3-sentence extractive summary. The move is one WAL
+// record (the resolved ids and the time), applied to warm (insert) and then hot (delete),
+// each in its own transaction recording the LSN, so a crash between them, and
+// point-in-time recovery, replay it exactly. Call it again until Moved is 0.
+func (e *Engine) AgeHotToWarm(ctx context.Context, sel AgeSelect) (AgeResult, error) {
+	if err := sel.check(); err != nil {
+		return AgeResult{}, err
+	}
+	resp, err := e.submit(ctx, &request{kind: reqAge, ageSel: sel})
 	return resp.age, err
 }
 
@@ -76,11 +94,12 @@ func decodeAge(b []byte) (agePayload, error) {
 }
 
 // ageNow resolves, logs and applies one aging batch (in the writer goroutine).
-func (e *Engine) ageNow(ctx context.Context, cutoff time.Time, limit int) (AgeResult, error) {
+func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 	if err := e.checkWritable(); err != nil {
 		return AgeResult{}, err
 	}
-	rows, err := e.hotConn.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE timestamp < ? ORDER BY timestamp, conversation_id LIMIT ?`, cutoff.UTC(), limit)
+	rows, err := e.hotConn.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE timestamp < ? AND (? = '' OR system_id = ?)
+		ORDER BY timestamp, conversation_id LIMIT ?`, sel.Before.UTC(), sel.SystemID, sel.SystemID, sel.Limit)
 	if err != nil {
 		return AgeResult{}, fmt.Errorf("select conversations to age: %w", err)
 	}
@@ -182,6 +201,11 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 		}
 		e.warmApplied.Store(lsn)
 		moved, copied = len(batch), true
+		if h := e.testHookAgeCopied; h != nil {
+			if err := h(); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if lsn > e.hotApplied.Load() {
 		err := inTx(ctx, e.hotConn, func(dc driver.Conn) error {
@@ -206,146 +230,3 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 	return moved, nil
 }
 
-// AgePlan says what AgeHotToWarm would move with cutoff, without moving anything.
-type AgePlan struct {
-	Cutoff   time.Time       `json:"cutoff"`
-	Rows     int64           `json:"rows"`
-	Bytes    int64           `json:"bytes"` // content and embedding bytes leaving the hot tier
-	Systems  []AgePlanSystem `json:"systems"`
-	HotAfter int64           `json:"hot_rows_after"`
-	Warm     int64           `json:"warm_rows_after"`
-}
-
-// AgePlanSystem is one system's share of an AgePlan.
-type AgePlanSystem struct {
-	SystemID string    `json:"system_id"`
-	Rows     int64     `json:"rows"`
-	Oldest   time.Time `json:"oldest"`
-	Newest   time.Time `json:"newest"`
-}
-
-// PlanAgeHotToWarm reports, per system, the hot conversations older than cutoff and the
-// tier sizes after moving them. It reads only.
-func (e *Engine) PlanAgeHotToWarm(ctx context.Context, cutoff time.Time) (AgePlan, error) {
-	hot, warm, release, err := e.handles()
-	if err != nil {
-		return AgePlan{}, err
-	}
-	defer release()
-	p := AgePlan{Cutoff: cutoff.UTC()}
-	rows, err := hot.QueryContext(ctx, `SELECT system_id, count(*), sum(strlen(content)) + count(*) * 4 * 384, min(timestamp), max(timestamp)
-		FROM conversations WHERE timestamp < ? GROUP BY system_id ORDER BY system_id`, cutoff.UTC())
-	if err != nil {
-		return AgePlan{}, fmt.Errorf("plan aging: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s AgePlanSystem
-		var bytes int64
-		if err := rows.Scan(&s.SystemID, &s.Rows, &bytes, &s.Oldest, &s.Newest); err != nil {
-			return AgePlan{}, err
-		}
-		s.Oldest, s.Newest = s.Oldest.UTC(), s.Newest.UTC()
-		p.Rows += s.Rows
-		p.Bytes += bytes
-		p.Systems = append(p.Systems, s)
-	}
-	if err := rows.Err(); err != nil {
-		return AgePlan{}, err
-	}
-	var hotRows, warmRows int64
-	if err := hot.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&hotRows); err != nil {
-		return AgePlan{}, err
-	}
-	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&warmRows); err != nil {
-		return AgePlan{}, err
-	}
-	p.HotAfter, p.Warm = hotRows-p.Rows, warmRows+p.Rows
-	return p, nil
-}
-
-// TierCounts counts conversations per system in the hot and warm tiers.
-func (e *Engine) TierCounts(ctx context.Context) (map[string][2]int64, error) {
-	hot, warm, release, err := e.handles()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	out := map[string][2]int64{}
-	for i, db := range []*sql.DB{hot, warm} {
-		rows, err := db.QueryContext(ctx, `SELECT system_id, count(*) FROM conversations GROUP BY system_id`)
-		if err != nil {
-			return nil, fmt.Errorf("count per system: %w", err)
-		}
-		for rows.Next() {
-			var sys string
-			var n int64
-			if err := rows.Scan(&sys, &n); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			c := out[sys]
-			c[i] = n
-			out[sys] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// InBothTiers returns up to limit conversation ids stored in both the hot and the warm
-// tier (aging must move, never copy). It reads the warm ids in batches.
-func (e *Engine) InBothTiers(ctx context.Context, limit int) ([]string, error) {
-	hot, warm, release, err := e.handles()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	const batch = 50000
-	var out []string
-	after := ""
-	for {
-		rows, err := warm.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE conversation_id > ? ORDER BY conversation_id LIMIT ?`, after, batch)
-		if err != nil {
-			return nil, fmt.Errorf("read warm ids: %w", err)
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		if len(ids) == 0 {
-			return out, nil
-		}
-		after = ids[len(ids)-1]
-		dup, err := hot.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1`, duckdbList(ids))
-		if err != nil {
-			return nil, fmt.Errorf("look up warm ids in hot: %w", err)
-		}
-		for dup.Next() {
-			var id string
-			if err := dup.Scan(&id); err != nil {
-				dup.Close()
-				return nil, err
-			}
-			if len(out) < limit {
-				out = append(out, id)
-			}
-		}
-		dup.Close()
-		if err := dup.Err(); err != nil {
-			return nil, err
-		}
-	}
-}

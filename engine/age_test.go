@@ -49,17 +49,17 @@ func TestAgeHotToWarm(t *testing.T) {
 
 	e = mustOpen(t, opts)
 	cutoff := ts0.Add(6*time.Hour + time.Minute) // conversations 0..6 are older
-	plan, err := e.PlanAgeHotToWarm(ctx, cutoff)
-	if err != nil || plan.Rows != 7 || len(plan.Systems) != 1 || plan.Systems[0].Rows != 7 || plan.HotAfter != 3 || plan.Warm != 7 ||
-		!plan.Systems[0].Oldest.Equal(ts0) || plan.Bytes <= 7*4*384 {
+	plan, err := e.PlanAging(ctx, AgingCutoffs{HotBefore: cutoff, ColdBefore: ts0})
+	if err != nil || plan.HotToWarmRows != 7 || len(plan.HotToWarm) != 1 || plan.HotToWarm[0].Rows != 7 || plan.HotToWarm[0].Day != ts0.Format(time.DateOnly) ||
+		plan.After != (TierTotals{Hot: 3, Warm: 7}) || plan.Before != (TierTotals{Hot: 10}) || plan.HotToWarmBytes <= 7*4*384 || plan.WarmToColdRows != 0 {
 		t.Fatalf("plan %+v %v", plan, err)
 	}
-	if _, err := e.AgeHotToWarm(ctx, cutoff, 0); err == nil {
+	if _, err := e.AgeHotToWarm(ctx, AgeSelect{Before: cutoff}); err == nil {
 		t.Fatal("batch size 0 accepted")
 	}
 	total := 0
 	for i := 0; ; i++ {
-		r, err := e.AgeHotToWarm(ctx, cutoff, 3)
+		r, err := e.AgeHotToWarm(ctx, AgeSelect{Before: cutoff, Limit: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,11 +123,11 @@ func TestInBothTiers(t *testing.T) {
 	if _, err := e.warmConn.ExecContext(ctx, `INSERT INTO conversations VALUES ('s', 's-3', [0 for x in range(384)]::TINYINT[384], ?, 'sum', now(), NULL, now())`, scale); err != nil {
 		t.Fatal(err)
 	}
-	if dup, err := e.InBothTiers(ctx, 10); err != nil || len(dup) != 1 || dup[0] != "s-3" {
+	if dup, err := e.InBothTiers(ctx, 10); err != nil || len(dup) != 1 || dup[0] != "s-3 (hot+warm)" {
 		t.Fatalf("planted duplicate: %v %v", dup, err)
 	}
 	counts, err := e.TierCounts(ctx)
-	if err != nil || counts["s"] != [2]int64{5, 1} {
+	if err != nil || counts["s"] != (TierCount{Hot: 5, Warm: 1}) {
 		t.Fatalf("counts %v %v", counts, err)
 	}
 }

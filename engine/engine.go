@@ -24,6 +24,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/wal"
 )
 
@@ -84,7 +85,13 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxGroupRecords bounds the conversations committed in one WAL group. Default 20000.
 	MaxGroupRecords int
-	Logger          *slog.Logger
+	// Cold is the object store of the cold tier (Parquet objects); nil disables the cold
+	// tier: AgeWarmToCold refuses and cold conversations cannot be read.
+	Cold objstore.Store
+	// ScratchPath holds the Parquet files of cold batches and reads while they are
+	// written, uploaded and checked. Default: a directory under os.TempDir().
+	ScratchPath string
+	Logger      *slog.Logger
 }
 
 // Recovery reports what Open did to bring the databases up to date with the WAL.
@@ -136,6 +143,19 @@ type Engine struct {
 	warmApplied atomic.Uint64
 	timeline    atomic.Uint64 // first LSN of the store's history (0: the original)
 	generation  atomic.Uint64 // counts Swaps: a snapshot checks it did not span one
+
+	// written counts, per system, conversations ingested minus deleted since Open; only
+	// the writer goroutine touches it (CountTiersAt reads it there).
+	written map[string]int64
+	opened  time.Time
+
+	coldMu sync.Mutex // one warm -> cold batch at a time
+	// testHookColdUploaded, when set, runs after a cold batch's objects are uploaded and
+	// before they are read back (tests inject failures there).
+	testHookColdUploaded func() error
+	// testHookAgeCopied, when set, runs in AgeHotToWarm between the warm insert and the
+	// hot delete: an error there is a crash between copy and delete.
+	testHookAgeCopied func() error
 }
 
 // Timeline returns the first LSN of the history the store is on: 0 for the original
@@ -185,6 +205,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		applyq:    make(chan *applyBatch, 1),
 		applyDone: make(chan struct{}),
 		inflight:  map[string]string{},
+		written:   map[string]int64{},
+		opened:    time.Now(),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -212,7 +234,7 @@ func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return err
 	}
-	warmLSN, err := initSchema(ctx, e.warm, "warm", warmDDL)
+	warmLSN, err := initSchema(ctx, e.warm, "warm", warmDDL, coldCatalogDDL, coldIDsDDL)
 	if err != nil {
 		return err
 	}
@@ -382,6 +404,13 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 			return false, err
 		}
 		_, err = e.applyAge(ctx, p, r.LSN)
+		return true, err
+	case RecordCold:
+		p, err := decodeCold(r.Payload)
+		if err != nil {
+			return false, err
+		}
+		_, err = e.applyCold(ctx, p, r.LSN)
 		return true, err
 	default:
 		return false, fmt.Errorf("unknown WAL record type %d", r.Type)

@@ -11,7 +11,8 @@ import (
 )
 
 // Stored is a conversation as read back from a tier. Hot rows carry Content and
-// Embedding; warm rows carry Summary, QuantizedEmbedding and EmbeddingScale.
+// Embedding; warm rows carry Summary, QuantizedEmbedding and EmbeddingScale; cold rows
+// carry Cold (and its ultra summary as Summary).
 type Stored struct {
 	Tier               string          `json:"tier"`
 	SystemID           string          `json:"system_id"`
@@ -25,10 +26,20 @@ type Stored struct {
 	QuantizedEmbedding []int8          `json:"quantized_embedding,omitempty"`
 	EmbeddingScale     float32         `json:"embedding_scale,omitempty"`
 	UploadedAt         *time.Time      `json:"uploaded_at,omitempty"`
+	Cold               *ColdRow        `json:"cold,omitempty"` // the cold tier's columns
 }
 
-// Get returns a conversation by id, looking in the hot tier, then the warm tier.
+// Get returns a conversation by id, looking in the hot tier, then the warm tier, then the
+// cold tier (whose object it downloads). Stored.Tier says which answered.
 func (e *Engine) Get(ctx context.Context, id string) (*Stored, error) {
+	s, err := e.getHotWarm(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return e.getCold(ctx, id)
+	}
+	return s, err
+}
+
+func (e *Engine) getHotWarm(ctx context.Context, id string) (*Stored, error) {
 	hot, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err

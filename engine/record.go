@@ -21,6 +21,10 @@ const (
 	// RecordAge moves conversations from the hot tier to the warm one (AgeHotToWarm):
 	// the time the warm rows record as uploaded, and the resolved ids.
 	RecordAge wal.Type = 4
+	// RecordCold moves conversations from the warm tier to the cold one (AgeWarmToCold):
+	// the Parquet objects already uploaded and verified, each with its ids. Applying it
+	// catalogs the objects and deletes their conversations from warm.
+	RecordCold wal.Type = 5
 )
 
 // DeleteKind tells how a delete request selected its rows (kept for audit and PITR).
@@ -198,7 +202,7 @@ type RecordSummary struct {
 	LSN  uint64    `json:"lsn"`
 	TxID uint64    `json:"txid"`
 	Time time.Time `json:"time"`
-	Type string    `json:"type"` // ingest, delete or skipped
+	Type string    `json:"type"` // ingest, delete, skipped, age (hot -> warm) or cold (warm -> cold)
 	Rows int       `json:"rows"` // conversations ingested, or ids deleted
 	// For deletes: who asked, how rows were chosen, and the system for by-system deletes.
 	Caller     string    `json:"caller,omitempty"`
@@ -246,6 +250,20 @@ func Summarize(r wal.Record) (RecordSummary, error) {
 			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
 		}
 		s.Type, s.Rows = "age", len(p.IDs)
+	case RecordCold:
+		p, err := decodeCold(r.Payload)
+		if err != nil {
+			return s, fmt.Errorf("LSN %d: %w", r.LSN, err)
+		}
+		s.Type = "cold"
+		seen := map[string]bool{}
+		for _, o := range p.Objects {
+			s.Rows += len(o.IDs)
+			if !seen[o.SystemID] {
+				seen[o.SystemID] = true
+				s.Systems = append(s.Systems, o.SystemID)
+			}
+		}
 	default:
 		return s, fmt.Errorf("LSN %d: unknown record type %d", r.LSN, r.Type)
 	}

@@ -32,6 +32,8 @@ const (
 	reqBarrier
 	reqSwap
 	reqAge
+	reqCold
+	reqCounts
 )
 
 // request is one call queued for the writer goroutine.
@@ -42,9 +44,10 @@ type request struct {
 	del     DeleteRequest
 	swap    func() error
 	// reqAge
-	ageBefore time.Time
-	ageLimit  int
-	resp      chan response
+	ageSel AgeSelect
+	// reqCold
+	cold coldPayload
+	resp chan response
 }
 
 type response struct {
@@ -52,6 +55,7 @@ type response struct {
 	delete     DeleteResult
 	checkpoint CheckpointResult
 	age        AgeResult
+	counts     TierCountsAt
 	err        error
 }
 
@@ -358,7 +362,13 @@ func (e *Engine) handleOne(r *request) {
 	case reqSwap:
 		resp.err = e.swap(ctx, r.swap)
 	case reqAge:
-		resp.age, resp.err = e.ageNow(ctx, r.ageBefore, r.ageLimit)
+		resp.age, resp.err = e.ageNow(ctx, r.ageSel)
+	case reqCold:
+		resp.age, resp.err = e.coldNow(ctx, r.cold)
+	case reqCounts:
+		e.waitApplied()
+		resp.counts, resp.err = e.countTiers(ctx, e.hot, e.warm)
+		resp.counts.LSN = e.wal.LastLSN()
 	}
 	r.resp <- resp
 }
@@ -452,6 +462,9 @@ func (e *Engine) ingestGroup(group []*request) {
 				}
 			}
 		} else {
+			for _, c := range toInsert {
+				e.written[c.SystemID]++
+			}
 			b.convs, b.first, b.last = toInsert, nextLSN, nextLSN+uint64(len(entries))-1
 			e.inflightMu.Lock()
 			for id, h := range pending {
@@ -528,8 +541,8 @@ func (e *Engine) waitApplied() {
 	<-done
 }
 
-// warmMarker stands for "stored in the warm tier" in lookupHashes results: the warm tier
-// keeps no content, so a re-sent id found there is treated as a duplicate.
+// warmMarker stands for "stored in the warm or cold tier" in lookupHashes results: those
+// tiers keep no content, so a re-sent id found there is treated as a duplicate.
 const warmMarker = "\x00warm"
 
 // lookupHashes returns the content hash of every id of the group already stored in the hot
@@ -560,7 +573,8 @@ func (e *Engine) lookupHashes(ctx context.Context, group []*request) (map[string
 	if err != nil {
 		return nil, err
 	}
-	err = queryIDs(ctx, e.warm, `SELECT conversation_id, '' FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids, func(id, _ string) {
+	err = queryIDs(ctx, e.warm, `SELECT conversation_id, '' FROM conversations WHERE conversation_id IN (SELECT unnest($1::VARCHAR[]))
+		UNION ALL SELECT conversation_id, '' FROM cold_ids WHERE conversation_id IN (SELECT unnest($1::VARCHAR[]))`, ids, func(id, _ string) {
 		if _, known := found[id]; !known {
 			found[id] = warmMarker
 		}
@@ -634,28 +648,37 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 		args  []any
 	)
 	if len(d.IDs) > 0 {
-		query = `SELECT conversation_id FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`
+		query = `SELECT conversation_id, system_id FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`
 		args = []any{duckdbList(d.IDs)}
 	} else {
 		p.Kind, p.SystemID, p.Before = DeleteBySystemBefore, d.SystemID, d.Before.UTC()
-		query = `SELECT conversation_id FROM conversations WHERE system_id = ? AND timestamp < ?`
+		query = `SELECT conversation_id, system_id FROM conversations WHERE system_id = ? AND timestamp < ?`
 		args = []any{d.SystemID, d.Before.UTC()}
 	}
+	// The cold tier's ids are in the warm database's catalog (cold_ids), with their system
+	// and timestamp, so the same selection finds them there.
+	coldQuery := strings.Replace(query, "FROM conversations", "FROM cold_ids", 1)
 	seen := map[string]bool{}
-	for _, conn := range []*sql.Conn{e.hotConn, e.warmConn} {
+	systems := map[string]int64{} // resolved ids per system
+	for _, q := range []struct {
+		conn  *sql.Conn
+		query string
+	}{{e.hotConn, query}, {e.warmConn, query}, {e.warmConn, coldQuery}} {
+		conn, query := q.conn, q.query
 		rows, err := conn.QueryContext(ctx, query, args...)
 		if err != nil {
 			return DeleteResult{}, fmt.Errorf("resolve delete: %w", err)
 		}
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var id, sys string
+			if err := rows.Scan(&id, &sys); err != nil {
 				rows.Close()
 				return DeleteResult{}, err
 			}
 			if !seen[id] {
 				seen[id] = true
 				p.IDs = append(p.IDs, id)
+				systems[sys]++
 			}
 		}
 		rows.Close()
@@ -674,6 +697,9 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 	if err != nil {
 		e.fail(err)
 		return DeleteResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
+	}
+	for sys, n := range systems {
+		e.written[sys] -= n
 	}
 	n, err := e.applyDelete(ctx, p.IDs, lsn)
 	if err != nil {
@@ -703,6 +729,15 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 				return err
 			}
 			total += int(n)
+			if t.conn == e.warmConn {
+				// A cold conversation leaves the catalog: reads and counts no longer see
+				// it (its bytes stay in the immutable Parquet object).
+				n, err := execDriverCount(ctx, dc, `DELETE FROM cold_ids WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(ids))
+				if err != nil {
+					return err
+				}
+				total += int(n)
+			}
 			return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
 		})
 		if err != nil {

@@ -77,6 +77,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 			started.Stop(context.Background()) // w is nil here: the error returns set it
 		}
 	}()
+	cold, err := stores.OpenColdStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	w.engine, err = engine.Open(ctx, engine.Options{
 		HotPath:            cfg.Storage.Hot.Path,
 		WarmPath:           cfg.Storage.Warm.Path,
@@ -85,7 +89,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		Threads:            cfg.Storage.Warm.Threads,
 		MaxMemoryGB:        cfg.Storage.Warm.MaxMemoryGB,
 		CheckpointInterval: time.Duration(cfg.Storage.Warm.CheckpointIntervalMinutes) * time.Minute,
-		Logger:             opts.Logger,
+		Cold:               cold,
+		// Cold batches and reads stage Parquet files beside the backup snapshots, in the
+		// scratch directory cleared on start.
+		ScratchPath: filepath.Join(cfg.Storage.Warm.Path, "snapshots", "cold"),
+		Logger:      opts.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
@@ -172,19 +180,20 @@ func (w *Worker) startPollers(shard int) error {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
 	acts := &activities.Activities{
-		Engine:           w.engine,
-		Shard:            shard,
-		Logger:           w.log,
-		BackupStore:      w.store,
-		Archiver:         w.archiver,
-		CheckPath:        w.cfg.DataPath,
-		ScratchDir:       scratch,
-		Environment:      w.cfg.Environment,
-		Compression:      w.cfg.Backup.Compression,
-		RetentionDays:    w.cfg.Backup.RetentionDays,
-		MinKeep:          w.cfg.Backup.MinKeep,
-		HotRetentionDays: w.cfg.Storage.Hot.RetentionDays,
-		Temporal:         w.opts.Temporal,
+		Engine:            w.engine,
+		Shard:             shard,
+		Logger:            w.log,
+		BackupStore:       w.store,
+		Archiver:          w.archiver,
+		CheckPath:         w.cfg.DataPath,
+		ScratchDir:        scratch,
+		Environment:       w.cfg.Environment,
+		Compression:       w.cfg.Backup.Compression,
+		RetentionDays:     w.cfg.Backup.RetentionDays,
+		MinKeep:           w.cfg.Backup.MinKeep,
+		HotRetentionDays:  w.cfg.Storage.Hot.RetentionDays,
+		WarmRetentionDays: w.cfg.Storage.Warm.RetentionDays,
+		Temporal:          w.opts.Temporal,
 	}
 	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,

@@ -26,6 +26,7 @@ func main() {
 			starter.RestoreCommand(),
 			starter.WALCommand(),
 			starter.AgeCommand(),
+			starter.ColdCommand(),
 			starter.ScheduleCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),

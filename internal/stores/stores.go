@@ -36,3 +36,28 @@ func OpenBackupStore(ctx context.Context, cfg *config.Config) (objstore.Store, e
 	}
 	return s, nil
 }
+
+// ColdStoreURL is where the cold tier's Parquet objects go: s3://<bucket>/<prefix> for the
+// s3 backend, else file://<cold.path>/<prefix>.
+func ColdStoreURL(cfg *config.Config) string {
+	c := cfg.Storage.Cold
+	if c.Backend == "s3" {
+		u := url.URL{Scheme: "s3", Host: c.Bucket, Path: "/" + c.Prefix}
+		return u.String()
+	}
+	return "file://" + filepath.Join(c.Path, c.Prefix)
+}
+
+// OpenColdStore opens the cold tier's store, or returns nil when storage.cold.enabled
+// is false.
+func OpenColdStore(ctx context.Context, cfg *config.Config) (objstore.Store, error) {
+	c := cfg.Storage.Cold
+	if !c.Enabled {
+		return nil, nil
+	}
+	s, err := backend.Open(ctx, ColdStoreURL(cfg), backend.Options{Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle})
+	if err != nil {
+		return nil, fmt.Errorf("cold store (storage.cold): %w", err)
+	}
+	return s, nil
+}

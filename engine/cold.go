@@ -1,0 +1,569 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/wal"
+)
+
+// ErrColdDisabled is returned by cold-tier calls on an engine opened without a cold store.
+var ErrColdDisabled = errors.New("engine: the cold tier is disabled (no cold store configured)")
+
+// ColdObject is one Parquet object of the cold tier: one system's conversations of one
+// day (UTC) from one batch.
+type ColdObject struct {
+	Key      string `json:"key"` // in the cold store: <system>/<YYYY>/<MM>/<DD>/<day>-<hash>.parquet
+	SystemID string `json:"system_id"`
+	Day      string `json:"day"` // YYYY-MM-DD
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes"`
+	SHA256   string `json:"sha256"` // of the object's bytes
+	// Checksum is the order-independent hash of the object's rows (coldChecksum), read
+	// back from the uploaded object before the batch was committed.
+	Checksum uint64   `json:"checksum"`
+	IDs      []string `json:"-"`
+}
+
+// coldPayload is the decoded body of a RecordCold.
+type coldPayload struct {
+	At      time.Time // when the batch was committed (the catalog's created_at)
+	Objects []ColdObject
+}
+
+func encodeCold(b []byte, p coldPayload) []byte {
+	b = appendString(b, p.At.UTC().Format(time.RFC3339Nano))
+	b = appendUvarintLen(b, len(p.Objects))
+	for _, o := range p.Objects {
+		b = appendString(b, o.Key)
+		b = appendString(b, o.SystemID)
+		b = appendString(b, o.Day)
+		b = binary.AppendUvarint(b, uint64(o.Rows))
+		b = binary.AppendUvarint(b, uint64(o.Bytes))
+		b = appendString(b, o.SHA256)
+		b = binary.LittleEndian.AppendUint64(b, o.Checksum)
+		b = appendUvarintLen(b, len(o.IDs))
+		for _, id := range o.IDs {
+			b = appendString(b, id)
+		}
+	}
+	return b
+}
+
+func decodeCold(b []byte) (coldPayload, error) {
+	var p coldPayload
+	r := &payloadReader{b: b}
+	at, err := time.Parse(time.RFC3339Nano, r.string())
+	if r.err == nil && err != nil {
+		return p, fmt.Errorf("cold record: time: %w", err)
+	}
+	p.At = at
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return p, fmt.Errorf("cold record: object count %d exceeds payload", n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		var o ColdObject
+		o.Key, o.SystemID, o.Day = r.string(), r.string(), r.string()
+		o.Rows, o.Bytes = int64(r.uvarint()), int64(r.uvarint())
+		o.SHA256 = r.string()
+		o.Checksum = r.uint64()
+		m := r.uvarint()
+		if m > uint64(len(b)) {
+			return p, fmt.Errorf("cold record: id count %d exceeds payload", m)
+		}
+		for j := uint64(0); j < m && r.err == nil; j++ {
+			o.IDs = append(o.IDs, r.string())
+		}
+		p.Objects = append(p.Objects, o)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	if r.err != nil {
+		return p, fmt.Errorf("cold record: %w", r.err)
+	}
+	return p, nil
+}
+
+// coldColumns is the cold schema, computed from a warm row:
+//   - fingerprint: 48 bytes, the sign bits of the 384 quantized embedding values (1 for
+//     >= 0), a SimHash-style signature compared by Hamming distance;
+//   - ultra_summary: the warm summary's first sentence, at most 200 characters;
+//   - daily_metrics: JSON with the conversation's metadata, the summary length and the
+//     embedding scale.
+const coldColumns = `system_id, conversation_id,
+	unhex(array_to_string(list_transform(range(96), i -> substr('0123456789abcdef',
+		1 + (embedding[4*i+1] >= 0)::INT*8 + (embedding[4*i+2] >= 0)::INT*4 + (embedding[4*i+3] >= 0)::INT*2 + (embedding[4*i+4] >= 0)::INT, 1)), '')) AS fingerprint,
+	left(coalesce(nullif(regexp_extract(summary, '^(.*?[.!?])(\s|$)', 1), ''), summary), 200) AS ultra_summary,
+	timestamp,
+	json_object('metadata', metadata, 'summary_chars', length(summary), 'embedding_scale', embedding_scale) AS daily_metrics`
+
+// coldChecksum is the checksum of a cold object's rows: count and the xor of each row's
+// hash, so row order does not matter. %s is the rows' source.
+const coldChecksum = `SELECT count(*), coalesce(bit_xor(hash(system_id, conversation_id, fingerprint, ultra_summary, timestamp, daily_metrics::VARCHAR)), 0) FROM %s`
+
+// coldIdentity checks a cold object holds exactly the batch's conversations: count and
+// the xor of hash(id, system, timestamp), computed from warm and from the object alike.
+const coldIdentity = `SELECT count(*), coalesce(bit_xor(hash(conversation_id, system_id, timestamp)), 0) FROM %s`
+
+// ColdResult is the outcome of one AgeWarmToCold batch.
+type ColdResult struct {
+	TxID    uint64       `json:"txid"` // 0 when nothing was old enough
+	LSN     uint64       `json:"lsn"`
+	Moved   int          `json:"moved"`
+	Objects []ColdObject `json:"objects,omitempty"`
+}
+
+// AgeWarmToCold moves up to sel.Limit warm conversations written before sel.Before
+// (oldest first) to the cold tier. The batch is grouped by system and day; each group is
+// written as a zstd Parquet file with the cold schema, uploaded under a key derived from
+// its ids (so running an interrupted batch again overwrites the same object), read back
+// and checked (bytes, rows and checksum). Only then is the batch logged in the WAL
+// (RecordCold) and applied in one warm transaction: the objects and ids enter the cold
+// catalog and the conversations leave warm. A failure before the commit changes nothing
+// in the engine. Call it again until Moved is 0.
+func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, error) {
+	if err := sel.check(); err != nil {
+		return ColdResult{}, err
+	}
+	if e.opts.Cold == nil {
+		return ColdResult{}, ErrColdDisabled
+	}
+	e.coldMu.Lock()
+	defer e.coldMu.Unlock()
+	if err := e.checkWritable(); err != nil {
+		return ColdResult{}, err
+	}
+	scratch, err := e.coldScratch("batch-")
+	if err != nil {
+		return ColdResult{}, err
+	}
+	defer os.RemoveAll(scratch)
+
+	groups, err := e.selectCold(ctx, sel)
+	if err != nil || len(groups) == 0 {
+		return ColdResult{LSN: e.wal.LastLSN()}, err
+	}
+	var p coldPayload
+	for _, g := range groups {
+		o, err := e.exportCold(ctx, scratch, g)
+		if err != nil {
+			return ColdResult{}, err
+		}
+		p.Objects = append(p.Objects, o)
+	}
+	if h := e.testHookColdUploaded; h != nil {
+		if err := h(); err != nil {
+			return ColdResult{}, err
+		}
+	}
+	for i := range p.Objects {
+		if err := e.readBackCold(ctx, scratch, &p.Objects[i]); err != nil {
+			return ColdResult{}, err
+		}
+	}
+	p.At = time.Now().UTC().Truncate(time.Microsecond)
+	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p})
+	if err != nil {
+		return ColdResult{}, err
+	}
+	return ColdResult{TxID: resp.age.TxID, LSN: resp.age.LSN, Moved: resp.age.Moved, Objects: p.Objects}, nil
+}
+
+// coldGroup is one system's conversations of one day in a batch.
+type coldGroup struct {
+	system string
+	day    time.Time
+	ids    []string // sorted
+}
+
+// selectCold picks the batch and groups it by system and day.
+func (e *Engine) selectCold(ctx context.Context, sel AgeSelect) ([]coldGroup, error) {
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := warm.QueryContext(ctx, `SELECT system_id, conversation_id, timestamp FROM conversations
+		WHERE timestamp < ? AND (? = '' OR system_id = ?) ORDER BY timestamp, conversation_id LIMIT ?`,
+		sel.Before.UTC(), sel.SystemID, sel.SystemID, sel.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("select conversations to move to cold: %w", err)
+	}
+	defer rows.Close()
+	index := map[string]int{}
+	var groups []coldGroup
+	for rows.Next() {
+		var sys, id string
+		var ts time.Time
+		if err := rows.Scan(&sys, &id, &ts); err != nil {
+			return nil, err
+		}
+		day := ts.UTC().Truncate(24 * time.Hour)
+		k := sys + "\x00" + day.Format(time.DateOnly)
+		i, ok := index[k]
+		if !ok {
+			i = len(groups)
+			index[k] = i
+			groups = append(groups, coldGroup{system: sys, day: day})
+		}
+		groups[i].ids = append(groups[i].ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range groups {
+		slices.Sort(groups[i].ids)
+	}
+	return groups, nil
+}
+
+// ColdKey is the object key of a cold group: <system>/<YYYY>/<MM>/<DD>/<YYYY-MM-DD>-<h>.parquet
+// where h is derived from the sorted ids, so the same batch always gets the same key.
+// The system id is escaped as a URL path segment (and "." or ".." spelled %2E).
+func ColdKey(system string, day time.Time, sortedIDs []string) string {
+	h := sha256.New()
+	for _, id := range sortedIDs {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s/%s/%s-%s.parquet", coldSystemSegment(system), day.UTC().Format("2006/01/02"),
+		day.UTC().Format(time.DateOnly), hex.EncodeToString(h.Sum(nil))[:16])
+}
+
+// coldSystemSegment escapes a system id as one key segment.
+func coldSystemSegment(system string) string {
+	seg := url.PathEscape(system)
+	if seg == "." || seg == ".." {
+		seg = strings.ReplaceAll(seg, ".", "%2E")
+	}
+	return seg
+}
+
+// ColdSystemPrefix is the key prefix of a system's cold objects.
+func ColdSystemPrefix(system string) string { return coldSystemSegment(system) + "/" }
+
+// exportCold writes g as a Parquet file in scratch, checks it holds exactly g's
+// conversations, and uploads it.
+func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (ColdObject, error) {
+	o := ColdObject{Key: ColdKey(g.system, g.day, g.ids), SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
+	if err := objstore.ValidKey(o.Key); err != nil {
+		return o, fmt.Errorf("cold object for system %q: %w", g.system, err)
+	}
+	local := filepath.Join(scratch, strings.ReplaceAll(o.Key, "/", "_"))
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return o, err
+	}
+	var wantN int64
+	var wantID uint64
+	err = func() error {
+		defer release()
+		src := `(SELECT * FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])))`
+		if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldIdentity, src), duckdbList(g.ids)).Scan(&wantN, &wantID); err != nil {
+			return fmt.Errorf("checksum warm rows of %s: %w", o.Key, err)
+		}
+		_, err := warm.ExecContext(ctx, `COPY (SELECT `+coldColumns+` FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))
+			ORDER BY conversation_id) TO `+sqlString(local)+` (FORMAT parquet, COMPRESSION zstd)`, duckdbList(g.ids))
+		if err != nil {
+			return fmt.Errorf("write Parquet for %s: %w", o.Key, err)
+		}
+		return nil
+	}()
+	if err != nil {
+		return o, err
+	}
+	if wantN != int64(len(g.ids)) {
+		return o, fmt.Errorf("cold batch %s: %d of its %d conversations are in warm (a concurrent delete?); run again", o.Key, wantN, len(g.ids))
+	}
+	n, id, sum, err := e.checkParquet(ctx, local)
+	if err != nil {
+		return o, fmt.Errorf("read back %s: %w", local, err)
+	}
+	if n != wantN || id != wantID {
+		return o, fmt.Errorf("cold batch %s: the Parquet file holds %d rows (identity %x), warm %d (%x)", o.Key, n, id, wantN, wantID)
+	}
+	o.Rows, o.Checksum = n, sum
+	f, err := os.Open(local)
+	if err != nil {
+		return o, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	info, err := e.opts.Cold.Put(ctx, o.Key, io.TeeReader(f, h), objstore.PutOptions{
+		ContentType: "application/vnd.apache.parquet",
+		Metadata:    map[string]string{"rows": strconv.FormatInt(o.Rows, 10), "checksum": strconv.FormatUint(o.Checksum, 16)},
+	})
+	if err != nil {
+		return o, fmt.Errorf("upload %s: %w", o.Key, err)
+	}
+	o.Bytes, o.SHA256 = info.Size, hex.EncodeToString(h.Sum(nil))
+	return o, nil
+}
+
+// readBackCold downloads o, checks its size and SHA-256 against what was uploaded, and
+// its rows and checksum against the file written.
+func (e *Engine) readBackCold(ctx context.Context, scratch string, o *ColdObject) error {
+	local := filepath.Join(scratch, "readback.parquet")
+	defer os.Remove(local)
+	size, sum, err := e.downloadCold(ctx, o.Key, local)
+	if err != nil {
+		return err
+	}
+	if size != o.Bytes || sum != o.SHA256 {
+		return fmt.Errorf("read back %s: %d bytes with SHA-256 %s, uploaded %d bytes with %s", o.Key, size, sum, o.Bytes, o.SHA256)
+	}
+	n, _, checksum, err := e.checkParquet(ctx, local)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", o.Key, err)
+	}
+	if n != o.Rows || checksum != o.Checksum {
+		return fmt.Errorf("read back %s: %d rows with checksum %x, uploaded %d rows with %x", o.Key, n, checksum, o.Rows, o.Checksum)
+	}
+	return nil
+}
+
+// downloadCold copies a cold object to a local file, returning its size and SHA-256.
+func (e *Engine) downloadCold(ctx context.Context, key, local string) (int64, string, error) {
+	rc, _, err := e.opts.Cold.Get(ctx, key)
+	if err != nil {
+		return 0, "", fmt.Errorf("download %s: %w", key, err)
+	}
+	defer rc.Close()
+	f, err := os.Create(local)
+	if err != nil {
+		return 0, "", err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(local)
+		return 0, "", fmt.Errorf("download %s: %w", key, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkParquet reads a cold Parquet file with DuckDB: row count, identity hash and
+// checksum.
+func (e *Engine) checkParquet(ctx context.Context, path string) (n int64, identity, checksum uint64, err error) {
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer release()
+	src := `read_parquet(` + sqlString(path) + `)`
+	var n2 int64
+	if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldIdentity, src)).Scan(&n, &identity); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldChecksum, src)).Scan(&n2, &checksum); err != nil {
+		return 0, 0, 0, err
+	}
+	return n, identity, checksum, nil
+}
+
+// coldNow logs and applies a cold batch (in the writer goroutine), after checking every
+// conversation of it is still in warm: a delete that ran while the batch was uploaded
+// makes the batch stale, and it is refused (the next run selects again).
+func (e *Engine) coldNow(ctx context.Context, p coldPayload) (AgeResult, error) {
+	if err := e.checkWritable(); err != nil {
+		return AgeResult{}, err
+	}
+	var ids []string
+	for _, o := range p.Objects {
+		ids = append(ids, o.IDs...)
+	}
+	var n int
+	if err := e.warmConn.QueryRowContext(ctx, `SELECT count(*) FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(ids)).Scan(&n); err != nil {
+		return AgeResult{}, fmt.Errorf("check cold batch: %w", err)
+	}
+	if n != len(ids) {
+		return AgeResult{}, fmt.Errorf("cold batch: %d of its %d conversations left warm while it was uploaded (deleted); run again", len(ids)-n, len(ids))
+	}
+	lsn := e.wal.LastLSN() + 1
+	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordCold, Payload: encodeCold(nil, p)}})
+	if err == nil && first != lsn {
+		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
+	}
+	if err != nil {
+		e.fail(err)
+		return AgeResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
+	}
+	moved, err := e.applyCold(ctx, p, lsn)
+	if err != nil {
+		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
+		return AgeResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
+	}
+	return AgeResult{TxID: lsn, LSN: lsn, Moved: moved}, nil
+}
+
+// applyCold catalogs p's objects and moves their conversations from warm to the cold
+// catalog, in one warm transaction recording lsn, unless warm applied it. What leaves
+// warm is exactly what enters the catalog.
+func (e *Engine) applyCold(ctx context.Context, p coldPayload, lsn uint64) (int, error) {
+	if lsn <= e.warmApplied.Load() {
+		return 0, nil
+	}
+	moved := 0
+	err := inTx(ctx, e.warmConn, func(dc driver.Conn) error {
+		moved = 0
+		for _, o := range p.Objects {
+			ids := duckdbList(o.IDs)
+			in, err := execDriverCount(ctx, dc, `INSERT INTO cold_ids SELECT conversation_id, system_id, timestamp, ? FROM conversations
+				WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, o.Key, ids)
+			if err != nil {
+				return fmt.Errorf("catalog %s: %w", o.Key, err)
+			}
+			err = execDriver(ctx, dc, `INSERT OR IGNORE INTO cold_objects VALUES (?, ?, ?::DATE, ?, ?, ?, ?, ?, ?)`,
+				o.Key, o.SystemID, o.Day, o.Rows, o.Bytes, o.SHA256, o.Checksum, lsn, p.At)
+			if err != nil {
+				return fmt.Errorf("catalog %s: %w", o.Key, err)
+			}
+			out, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids)
+			if err != nil {
+				return fmt.Errorf("delete %s's conversations from warm: %w", o.Key, err)
+			}
+			if in != out {
+				return fmt.Errorf("cold LSN %d: %d conversations of %s cataloged but %d deleted from warm", lsn, in, o.Key, out)
+			}
+			moved += int(out)
+		}
+		return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.warmApplied.Store(lsn)
+	return moved, nil
+}
+
+// coldScratch creates a fresh directory for cold files under ScratchPath.
+func (e *Engine) coldScratch(pattern string) (string, error) {
+	base := e.opts.ScratchPath
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "akosha-cold")
+	}
+	if err := os.MkdirAll(base, 0o750); err != nil {
+		return "", fmt.Errorf("cold scratch: %w", err)
+	}
+	dir, err := os.MkdirTemp(base, pattern)
+	if err != nil {
+		return "", fmt.Errorf("cold scratch: %w", err)
+	}
+	return dir, nil
+}
+
+// ColdRow is a conversation as the cold tier stores it.
+type ColdRow struct {
+	Key          string `json:"cold_key"`
+	Fingerprint  []byte `json:"fingerprint"`
+	UltraSummary string `json:"ultra_summary"`
+	DailyMetrics string `json:"daily_metrics"`
+}
+
+// getCold reads a conversation from the cold tier: the catalog names its object, which is
+// downloaded and read with DuckDB.
+func (e *Engine) getCold(ctx context.Context, id string) (*Stored, error) {
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	var key string
+	err = warm.QueryRowContext(ctx, `SELECT key FROM cold_ids WHERE conversation_id = ?`, id).Scan(&key)
+	release()
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("conversation %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cold catalog: %w", err)
+	}
+	if e.opts.Cold == nil {
+		return nil, fmt.Errorf("conversation %q is in the cold tier: %w", id, ErrColdDisabled)
+	}
+	scratch, err := e.coldScratch("get-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	local := filepath.Join(scratch, "object.parquet")
+	if _, _, err := e.downloadCold(ctx, key, local); err != nil {
+		return nil, err
+	}
+	_, warm, release, err = e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	s := &Stored{Tier: "cold", Cold: &ColdRow{Key: key}}
+	var md string
+	err = warm.QueryRowContext(ctx, `SELECT system_id, conversation_id, fingerprint, ultra_summary, timestamp, daily_metrics::VARCHAR
+		FROM read_parquet(`+sqlString(local)+`) WHERE conversation_id = ?`, id).
+		Scan(&s.SystemID, &s.ConversationID, &s.Cold.Fingerprint, &s.Cold.UltraSummary, &s.Timestamp, &md)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("conversation %q: the cold catalog names %s, which does not hold it", id, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cold object %s: %w", key, err)
+	}
+	s.Cold.DailyMetrics = md
+	s.Summary = s.Cold.UltraSummary
+	s.Timestamp = s.Timestamp.UTC()
+	return s, nil
+}
+
+// ColdObjects lists the cold catalog (the objects the cold tier consists of), of one
+// system when system is set, with a day in [from, to] when they are set.
+func (e *Engine) ColdObjects(ctx context.Context, system string, from, to time.Time) ([]ColdObject, error) {
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	q := `SELECT key, system_id, strftime(day, '%Y-%m-%d'), rows, bytes, sha256, checksum FROM cold_objects WHERE (? = '' OR system_id = ?)`
+	args := []any{system, system}
+	if !from.IsZero() {
+		q += ` AND day >= ?::DATE`
+		args = append(args, from.UTC().Format(time.DateOnly))
+	}
+	if !to.IsZero() {
+		q += ` AND day <= ?::DATE`
+		args = append(args, to.UTC().Format(time.DateOnly))
+	}
+	rows, err := warm.QueryContext(ctx, q+` ORDER BY key`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list cold catalog: %w", err)
+	}
+	defer rows.Close()
+	var out []ColdObject
+	for rows.Next() {
+		var o ColdObject
+		if err := rows.Scan(&o.Key, &o.SystemID, &o.Day, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// sqlString quotes s as a SQL string literal (for file paths DuckDB's COPY and
+// read_parquet take as literals).
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
