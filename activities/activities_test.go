@@ -249,6 +249,17 @@ func TestAgingActivities(t *testing.T) {
 			t.Fatalf("%s: %+v %v, want %+v", st.stage, r, err, st)
 		}
 	}
+	// A retried attempt goes on from its predecessor's heartbeated totals.
+	env.SetHeartbeatDetails(progressWithExtra{StepProgress: StepProgress{Step: StageWarmToCold, Done: 7}, Extra: AgeBatchesResult{Moved: 7, Batches: 2, Objects: 3}})
+	v, err = env.ExecuteActivity(acts.AgeBatches, AgeBatchesParams{Stage: StageWarmToCold, Cutoffs: cut, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resumed AgeBatchesResult
+	if err := v.Get(&resumed); err != nil || resumed != (AgeBatchesResult{Moved: 7, Batches: 2, Objects: 3, Done: true}) {
+		t.Fatalf("resumed attempt: %+v %v", resumed, err)
+	}
+	env.SetHeartbeatDetails(nil)
 	v, err = env.ExecuteActivity(acts.AgingVerify, before)
 	if err != nil {
 		t.Fatal(err)

@@ -124,7 +124,7 @@ type AgeBatchesResult struct {
 	Moved   int  `json:"moved"`
 	Batches int  `json:"batches"`
 	Objects int  `json:"objects,omitempty"` // cold objects written
-	Done    bool `json:"done"`              // nothing is left to move in this stage
+	Done    bool `json:"stage_done"`        // nothing is left to move in this stage
 }
 
 // AgeBatches runs batches of one aging stage: each is copy -> verify -> delete, one WAL
@@ -135,11 +135,15 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 	if p.BatchSize <= 0 {
 		p.BatchSize = DefaultAgeBatch
 	}
+	// A retried attempt starts from the totals its predecessor heartbeated (the SDK
+	// flushes the last heartbeat of a failed attempt).
 	var res AgeBatchesResult
 	if activity.HasHeartbeatDetails(ctx) {
-		var last AgeBatchesResult
+		var last struct {
+			Extra AgeBatchesResult `json:"extra"`
+		}
 		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
-			res = last
+			res = last.Extra
 		}
 	}
 	var move func(engine.AgeSelect) (int, int, error)
@@ -182,7 +186,7 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 		res.Moved += moved
 		res.Batches++
 		res.Objects += objects
-		activity.RecordHeartbeat(ctx, res)
+		rep.setExtra(res)
 		rep.report(int64(res.Moved), 0)
 	}
 	return res, nil

@@ -241,6 +241,30 @@ type reporter struct {
 	lastSig time.Time
 	sending sync.WaitGroup
 	busy    atomic.Bool
+	extra   any // sent with each heartbeat as "extra" (setExtra), for a retried attempt
+}
+
+// progressWithExtra is a heartbeat carrying an activity's own state beside its progress
+// (readers of StepProgress ignore "extra").
+type progressWithExtra struct {
+	StepProgress
+	Extra any `json:"extra"`
+}
+
+// setExtra attaches v to the following heartbeats.
+func (r *reporter) setExtra(v any) {
+	r.mu.Lock()
+	r.extra = v
+	r.mu.Unlock()
+}
+
+// heartbeat records p (with the extra state) as the activity's heartbeat; r.mu is held.
+func (r *reporter) heartbeat(p StepProgress) {
+	if r.extra != nil {
+		activity.RecordHeartbeat(r.ctx, progressWithExtra{StepProgress: p, Extra: r.extra})
+		return
+	}
+	activity.RecordHeartbeat(r.ctx, p)
 }
 
 func (a *Activities) reporter(ctx context.Context, step string) *reporter {
@@ -256,7 +280,7 @@ func (r *reporter) report(done, total int64) {
 	final := done == total
 	if final || now.Sub(r.lastHB) >= time.Second {
 		r.lastHB = now
-		activity.RecordHeartbeat(r.ctx, p)
+		r.heartbeat(p)
 	}
 	if r.a.Temporal == nil {
 		return
@@ -301,7 +325,7 @@ func (r *reporter) keepAlive() (stop func()) {
 				return
 			case <-t.C:
 				r.mu.Lock()
-				activity.RecordHeartbeat(r.ctx, r.last)
+				r.heartbeat(r.last)
 				r.mu.Unlock()
 			}
 		}

@@ -320,7 +320,9 @@ func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (C
 // readBackCold downloads o, checks its size and SHA-256 against what was uploaded, and
 // its rows and checksum against the file written.
 func (e *Engine) readBackCold(ctx context.Context, scratch string, o *ColdObject) error {
-	local := filepath.Join(scratch, "readback.parquet")
+	// A path of its own: DuckDB caches file contents by path (external file cache), and a
+	// reused name with the same size and mtime second could read another object's bytes.
+	local := filepath.Join(scratch, "readback-"+strings.ReplaceAll(o.Key, "/", "_"))
 	defer os.Remove(local)
 	size, sum, err := e.downloadCold(ctx, o.Key, local)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // API serves Akosha's HTTP API over one engine:
 //
 //	POST   /v1/conversations       ingest a JSON array or NDJSON batch (all or nothing)
-//	GET    /v1/conversations/{id}  read one conversation (hot, then warm)
+//	GET    /v1/conversations/{id}  read one conversation (hot, then warm, then cold); "tier" says which
 //	DELETE /v1/conversations       delete by {"ids": [...]} or {"system_id": ..., "before": ...}
 //	GET    /v1/stats               rows per tier, WAL LSN, fence state
 //	GET    /health                 the process is alive
