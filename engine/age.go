@@ -229,4 +229,3 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 	}
 	return moved, nil
 }
-
