@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -190,14 +191,56 @@ func TestDevSmoke(t *testing.T) {
 		scheds[0].ID != "akosha-aging-hourly" || scheds[0].NextRun == nil || scheds[0].NextRun.UTC().Minute() != 15 {
 		t.Fatalf("schedule list: %+v %v", scheds, err)
 	}
-	resp, err := http.Get("http://" + api + "/v1/stats")
-	if err != nil {
-		t.Fatal(err)
+	stats := func() (s struct {
+		HotRows  int64 `json:"hot_rows"`
+		WarmRows int64 `json:"warm_rows"`
+	}) {
+		resp, err := http.Get("http://" + api + "/v1/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := json.Unmarshal(body, &s); err != nil {
+			t.Fatalf("stats: %s: %v", body, err)
+		}
+		return s
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"hot_rows":500`) {
-		t.Fatalf("stats: %s", body)
+	if s := stats(); s.HotRows != 500 {
+		t.Fatalf("stats: %+v", s)
+	}
+
+	// Aging: older conversations go to warm and, past the target age, to cold objects.
+	if o := run("ingest", "--synthetic", "300", "--days", "150", "--seed", "2"); !strings.Contains(o, "ingested 300 conversations") {
+		t.Fatalf("ingest output: %s", o)
+	}
+	if o := run("age", "--dry-run", "--target-age", "60"); !strings.Contains(o, "dry run: nothing was changed") || !strings.Contains(o, "warm -> cold: conversations before") {
+		t.Fatalf("age --dry-run: %s", o)
+	}
+	o = run("age", "--target-age", "60", "--verify", "--wait")
+	if !strings.Contains(o, "every system's hot+warm+cold count conserved") || !regexp.MustCompile(`warm -> cold: [1-9]\d* conversations`).MatchString(o) {
+		t.Fatalf("age --verify: %s", o)
+	}
+	if o := run("age", "explain"); !regexp.MustCompile(`(?m)^cold\s+[1-9]`).MatchString(o) || !strings.Contains(o, "next scheduled run: ") || !strings.Contains(o, "(akosha-aging-hourly)") {
+		t.Fatalf("age explain: %s", o)
+	}
+	if o := run("cold", "ls"); !strings.Contains(o, ".parquet") || !strings.Contains(o, filepath.Join(home, "cold", "conversations")) {
+		t.Fatalf("cold ls: %s", o)
+	}
+	for _, bad := range []struct{ args, want string }{
+		{"age --batch-size 0", "--batch-size 0: must be at least 1"},
+		{"age --target-age 3 --wait", "target_age_days 3: below the hot retention"},
+		{"age --system nobody --wait", `system_id "nobody": no conversations of this system`},
+	} {
+		cmd := exec.Command(bin, strings.Fields(bad.args)...)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), bad.want) {
+			t.Fatalf("akosha %s: %v\n%s\nwant an error with %q", bad.args, err, b, bad.want)
+		}
+	}
+	aged := stats()
+	if aged.HotRows <= 500 || aged.WarmRows == 0 {
+		t.Fatalf("stats after aging: %+v", aged)
 	}
 
 	// One conversation written and deleted after the backup: the WAL has both.
@@ -239,10 +282,10 @@ func TestDevSmoke(t *testing.T) {
 	}
 	target := filepath.Join(t.TempDir(), "restored")
 	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--to-path", target, "--exclude-txid", fmt.Sprint(dels[0].TxID))), &restored); err != nil ||
-		restored.HotRows != 501 || restored.Skipped[fmt.Sprint(dels[0].TxID)] != 1 || restored.Dir != target {
+		restored.HotRows != aged.HotRows+1 || restored.Skipped[fmt.Sprint(dels[0].TxID)] != 1 || restored.Dir != target {
 		t.Fatalf("restore excluding the delete: %+v %v", restored, err)
 	}
-	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--dry-run")), &restored); err != nil || restored.HotRows != 500 {
+	if err := json.Unmarshal([]byte(stdoutOf("restore", "--local", "--dry-run")), &restored); err != nil || restored.HotRows != aged.HotRows {
 		t.Fatalf("restore --dry-run to the end: %+v %v", restored, err)
 	}
 	if o := run("restore", "drop-previous"); !strings.Contains(o, "no previous store directories") {
