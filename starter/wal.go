@@ -29,13 +29,13 @@ func WALCommand() *cli.Command {
 				&cli.IntFlag{Name: "shard", Usage: "shard whose WAL to list"},
 				&cli.TimestampFlag{Name: "since", Layout: time.RFC3339, Usage: "only transactions at or after this time (RFC 3339)"},
 				&cli.TimestampFlag{Name: "until", Layout: time.RFC3339, Usage: "only transactions at or before this time (RFC 3339)"},
-				&cli.StringFlag{Name: "type", Usage: "only this type: ingest, delete or age"},
+				&cli.StringFlag{Name: "type", Usage: "only this type: ingest, delete, age (hot -> warm) or cold (warm -> cold)"},
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			},
 			Action: func(c *cli.Context) error {
 				typ := c.String("type")
-				if typ != "" && typ != "ingest" && typ != "delete" && typ != "age" {
-					return fmt.Errorf("--type %q: want ingest, delete or age", typ)
+				if typ != "" && typ != "ingest" && typ != "delete" && typ != "age" && typ != "cold" {
+					return fmt.Errorf("--type %q: want ingest, delete, age or cold", typ)
 				}
 				since, until := c.Timestamp("since"), c.Timestamp("until")
 				_, store, err := openBackupStore(c)
