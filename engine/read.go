@@ -104,6 +104,7 @@ func rawJSON(s sql.NullString) json.RawMessage {
 type Stats struct {
 	HotRows        int64         `json:"hot_rows"`
 	WarmRows       int64         `json:"warm_rows"`
+	ColdRows       int64         `json:"cold_rows"` // in the cold catalog
 	LastLSN        uint64        `json:"last_lsn"`
 	HotAppliedLSN  uint64        `json:"hot_applied_lsn"`
 	WarmAppliedLSN uint64        `json:"warm_applied_lsn"`
@@ -167,6 +168,9 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	}
 	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM conversations`).Scan(&s.WarmRows); err != nil {
 		return s, fmt.Errorf("count warm: %w", err)
+	}
+	if err := warm.QueryRowContext(ctx, `SELECT count(*) FROM cold_ids`).Scan(&s.ColdRows); err != nil {
+		return s, fmt.Errorf("count cold: %w", err)
 	}
 	return s, nil
 }

@@ -327,6 +327,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`akosha_hot_conversation_count{environment="test"} 7`,
 		`akosha_warm_conversation_count{environment="test"} 0`,
+		`akosha_cold_conversation_count{environment="test"} 0`,
 		`akosha_ingest_records_total 7`,
 		`akosha_ingest_errors_total{reason="invalid"} 1`,
 		`akosha_wal_last_lsn 1`,

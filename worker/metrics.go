@@ -61,6 +61,7 @@ type engineCollector struct {
 var (
 	descWarmCount    = prometheus.NewDesc("akosha_warm_conversation_count", "Number of conversations in the warm store.", []string{"environment"}, nil)
 	descHotCount     = prometheus.NewDesc("akosha_hot_conversation_count", "Number of conversations in the hot store.", []string{"environment"}, nil)
+	descColdCount    = prometheus.NewDesc("akosha_cold_conversation_count", "Number of conversations in the cold store (its catalog).", []string{"environment"}, nil)
 	descSize         = prometheus.NewDesc("akosha_warm_storage_size_bytes", "Used space of the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
 	descUsage        = prometheus.NewDesc("akosha_warm_storage_usage_percent", "Percentage of the warm storage filesystem in use.", []string{"environment", "mountpoint"}, nil)
 	descAvail        = prometheus.NewDesc("akosha_warm_storage_available_bytes", "Available space on the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
@@ -80,7 +81,7 @@ var (
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWarmCount, descHotCount, descSize, descUsage, descAvail, descInfo, descLastLSN,
+	for _, d := range []*prometheus.Desc{descWarmCount, descHotCount, descColdCount, descSize, descUsage, descAvail, descInfo, descLastLSN,
 		descAppliedLSN, descWALSegments, descWALBytes, descIngestReqs, descIngestRecs, descDuplicates, descDeleted, descGroups,
 		descFenced, descUp, descScrapeErrors} {
 		ch <- d
@@ -134,6 +135,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	if err == nil {
 		gauge(descWarmCount, float64(s.WarmRows), c.env)
 		gauge(descHotCount, float64(s.HotRows), c.env)
+		gauge(descColdCount, float64(s.ColdRows), c.env)
 	}
 }
 
