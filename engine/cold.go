@@ -156,6 +156,7 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 	}
 	defer os.RemoveAll(scratch)
 
+	gen := e.generation.Load()
 	groups, err := e.selectCold(ctx, sel)
 	if err != nil || len(groups) == 0 {
 		return ColdResult{LSN: e.wal.LastLSN()}, err
@@ -179,7 +180,7 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 		}
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
-	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p})
+	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p, coldGen: gen})
 	if err != nil {
 		return ColdResult{}, err
 	}
@@ -386,9 +387,12 @@ func (e *Engine) checkParquet(ctx context.Context, path string) (n int64, identi
 // coldNow logs and applies a cold batch (in the writer goroutine), after checking every
 // conversation of it is still in warm: a delete that ran while the batch was uploaded
 // makes the batch stale, and it is refused (the next run selects again).
-func (e *Engine) coldNow(ctx context.Context, p coldPayload) (AgeResult, error) {
+func (e *Engine) coldNow(ctx context.Context, p coldPayload, gen uint64) (AgeResult, error) {
 	if err := e.checkWritable(); err != nil {
 		return AgeResult{}, err
+	}
+	if e.generation.Load() != gen {
+		return AgeResult{}, errors.New("cold batch: the store's files were swapped (a restore) while it was uploaded; run again")
 	}
 	var ids []string
 	for _, o := range p.Objects {

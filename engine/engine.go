@@ -144,8 +144,9 @@ type Engine struct {
 	timeline    atomic.Uint64 // first LSN of the store's history (0: the original)
 	generation  atomic.Uint64 // counts Swaps: a snapshot checks it did not span one
 
-	// written counts, per system, conversations ingested minus deleted since Open; only
-	// the writer goroutine touches it (CountTiersAt reads it there).
+	// written counts, per system, conversations ingested minus deleted since Open (or
+	// the last Swap, at opened); only the writer goroutine touches them (CountTiersAt
+	// reads them there).
 	written map[string]int64
 	opened  time.Time
 
@@ -593,6 +594,10 @@ func (e *Engine) swap(ctx context.Context, fn func() error) error {
 	e.inflightMu.Lock()
 	clear(e.inflight) // ids logged for the previous files mean nothing for the new ones
 	e.inflightMu.Unlock()
+	// Per-system write counts compare snapshots of one set of files (CountTiersAt): a
+	// new set starts them again, and opened tells the snapshots apart.
+	clear(e.written)
+	e.opened = time.Now()
 	fnErr := fn()
 	// A replace whose undo failed leaves its journal: never open a mixed set.
 	if _, err := rollbackReplace(e.opts); err != nil {

@@ -46,8 +46,9 @@ type request struct {
 	// reqAge
 	ageSel AgeSelect
 	// reqCold
-	cold coldPayload
-	resp chan response
+	cold    coldPayload
+	coldGen uint64 // the generation the batch was read from
+	resp    chan response
 }
 
 type response struct {
@@ -364,7 +365,7 @@ func (e *Engine) handleOne(r *request) {
 	case reqAge:
 		resp.age, resp.err = e.ageNow(ctx, r.ageSel)
 	case reqCold:
-		resp.age, resp.err = e.coldNow(ctx, r.cold)
+		resp.age, resp.err = e.coldNow(ctx, r.cold, r.coldGen)
 	case reqCounts:
 		e.waitApplied()
 		resp.counts, resp.err = e.countTiers(ctx, e.hot, e.warm)
