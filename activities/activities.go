@@ -34,6 +34,9 @@ type Activities struct {
 	HotRetentionDays int
 	// WarmRetentionDays is the age at which aging moves warm conversations to cold.
 	WarmRetentionDays int
+	// DiskWarningPercent is the warm disk's warning threshold (monitoring config), which
+	// explain and dry runs compare the usage with.
+	DiskWarningPercent int
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
 

@@ -212,7 +212,8 @@ func TestAgingActivities(t *testing.T) {
 	}
 	var plan AgingPlanResult
 	if err := v.Get(&plan); err != nil || plan.Plan.HotToWarmRows != 37 || plan.Plan.WarmToColdRows != 20 ||
-		plan.Plan.After != (engine.TierTotals{Hot: 3, Warm: 17, Cold: 20}) || len(plan.Tiers) != 3 || plan.Tiers[0].Eligible != 37 {
+		plan.Plan.After != (engine.TierTotals{Hot: 3, Warm: 17, Cold: 20}) || len(plan.Tiers) != 3 || plan.Tiers[0].Eligible != 37 ||
+		plan.Disk == nil || plan.Disk.UsagePercent <= 0 || plan.Disk.WarningPercent != 75 || plan.Disk.Over != (plan.Disk.UsagePercent >= 75) {
 		t.Fatalf("plan %+v %v", plan, err)
 	}
 	v, err = env.ExecuteActivity(acts.AgingCounts)

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // AgeParams are what an operator gives a run of aging (AgingWorkflow's input).
@@ -87,6 +88,15 @@ func (a *Activities) AgingCutoffs(ctx context.Context, p AgeParams) (engine.Agin
 type AgingPlanResult struct {
 	Plan  *engine.AgingPlan `json:"plan,omitempty"`
 	Tiers []engine.TierInfo `json:"tiers,omitempty"`
+	Disk  *DiskPressure     `json:"disk,omitempty"`
+}
+
+// DiskPressure is the warm tier's disk usage against the warning threshold: past it, the
+// guide's remedy is aging to cold sooner (--target-age 60).
+type DiskPressure struct {
+	UsagePercent   float64 `json:"usage_percent"`
+	WarningPercent int     `json:"warning_percent"`
+	Over           bool    `json:"over_warning"`
 }
 
 // AgingPlan reports what a run with c would move (dry run) and describes the tiers
@@ -100,7 +110,15 @@ func (a *Activities) AgingPlan(ctx context.Context, c engine.AgingCutoffs) (Agin
 	if err != nil {
 		return AgingPlanResult{}, classify(err)
 	}
-	return AgingPlanResult{Plan: &plan, Tiers: tiers}, nil
+	res := AgingPlanResult{Plan: &plan, Tiers: tiers}
+	if pct, ok := fsutil.DiskUsagePercent(a.Engine.Options().WarmPath); ok {
+		warn := a.DiskWarningPercent
+		if warn <= 0 {
+			warn = 75
+		}
+		res.Disk = &DiskPressure{UsagePercent: pct, WarningPercent: warn, Over: pct >= float64(warn)}
+	}
+	return res, nil
 }
 
 // Aging stages.

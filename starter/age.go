@@ -70,6 +70,7 @@ func AgeCommand() *cli.Command {
 			}
 			if p.DryRun {
 				printPlan(c.App.Writer, res.Plan)
+				printDisk(c.App.Writer, res.Disk)
 				return nil
 			}
 			printAgingResult(c.App.Writer, res)
@@ -226,4 +227,16 @@ func printTiers(w io.Writer, r *workflows.AgingResult, next string) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "next scheduled run: %s\n", next)
+	printDisk(w, r.Disk)
+}
+
+// printDisk says how full the warm disk is and, past the warning threshold, the remedy.
+func printDisk(w io.Writer, d *activities.DiskPressure) {
+	if d == nil {
+		return
+	}
+	fmt.Fprintf(w, "warm disk: %.1f%% used (warning at %d%%)\n", d.UsagePercent, d.WarningPercent)
+	if d.Over {
+		fmt.Fprintf(w, "  past the warning threshold: move warm data to cold sooner, e.g. akosha age --batch-size 10000 --target-age 60 --wait\n")
+	}
 }

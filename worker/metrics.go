@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // Metrics exposes the engine on /metrics. Gauges are read at scrape time from the engine
@@ -112,7 +112,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDuplicates, cv.Duplicates)
 	counter(descDeleted, cv.DeletedRecords)
 	counter(descGroups, cv.Groups)
-	if total, avail, ok := diskUsage(c.warmPath); ok {
+	if total, avail, ok := fsutil.DiskUsage(c.warmPath); ok {
 		used := total - avail
 		gauge(descSize, float64(used), c.env, c.warmPath)
 		gauge(descAvail, float64(avail), c.env, c.warmPath)
@@ -137,15 +137,6 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHotCount, float64(s.HotRows), c.env)
 		gauge(descColdCount, float64(s.ColdRows), c.env)
 	}
-}
-
-// diskUsage returns the size and available bytes of the filesystem holding path.
-func diskUsage(path string) (total, avail uint64, ok bool) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
-		return 0, 0, false
-	}
-	return st.Blocks * uint64(st.Frsize), st.Bavail * uint64(st.Frsize), true
 }
 
 var (

@@ -42,6 +42,7 @@ type AgingResult struct {
 	// Plan and Tiers answer a dry run and explain.
 	Plan   *engine.AgingPlan             `json:"plan,omitempty"`
 	Tiers  []engine.TierInfo             `json:"tiers,omitempty"`
+	Disk   *activities.DiskPressure      `json:"disk,omitempty"`
 	Verify *activities.AgingVerifyResult `json:"verify,omitempty"`
 	// Runs counts the workflow runs (1 + continue-as-new) the aging took.
 	Runs int `json:"runs"`
@@ -98,7 +99,7 @@ func AgingWorkflow(ctx workflow.Context, in AgingInput) (AgingResult, error) {
 		if err := workflow.ExecuteActivity(short, a.AgingPlan, res.Cutoffs).Get(ctx, &plan); err != nil {
 			return res, err
 		}
-		res.Plan, res.Tiers = plan.Plan, plan.Tiers
+		res.Plan, res.Tiers, res.Disk = plan.Plan, plan.Tiers, plan.Disk
 		progress.set(StepDone, 0, 0, workflow.Now(ctx))
 		return res, nil
 	}

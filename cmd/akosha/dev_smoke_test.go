@@ -221,7 +221,8 @@ func TestDevSmoke(t *testing.T) {
 	if !strings.Contains(o, "every system's hot+warm+cold count conserved") || !regexp.MustCompile(`warm -> cold: [1-9]\d* conversations`).MatchString(o) {
 		t.Fatalf("age --verify: %s", o)
 	}
-	if o := run("age", "explain"); !regexp.MustCompile(`(?m)^cold\s+[1-9]`).MatchString(o) || !strings.Contains(o, "next scheduled run: ") || !strings.Contains(o, "(akosha-aging-hourly)") {
+	if o := run("age", "explain"); !regexp.MustCompile(`(?m)^cold\s+[1-9]`).MatchString(o) || !strings.Contains(o, "next scheduled run: ") || !strings.Contains(o, "(akosha-aging-hourly)") ||
+		!strings.Contains(o, "% used (warning at 75%)") {
 		t.Fatalf("age explain: %s", o)
 	}
 	if o := run("cold", "ls"); !strings.Contains(o, ".parquet") || !strings.Contains(o, filepath.Join(home, "cold", "conversations")) {

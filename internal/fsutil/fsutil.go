@@ -64,3 +64,21 @@ func ClearDir(dir string) error {
 	}
 	return nil
 }
+
+// DiskUsage returns the size and the available bytes of the filesystem holding path.
+func DiskUsage(path string) (total, avail uint64, ok bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, false
+	}
+	return st.Blocks * uint64(st.Frsize), st.Bavail * uint64(st.Frsize), true
+}
+
+// DiskUsagePercent is the used share of the filesystem holding path, as df reports it.
+func DiskUsagePercent(path string) (float64, bool) {
+	total, avail, ok := DiskUsage(path)
+	if !ok || total == 0 {
+		return 0, false
+	}
+	return 100 * float64(total-avail) / float64(total), true
+}
