@@ -185,6 +185,7 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 	}
 	sel := engine.AgeSelect{Before: before, SystemID: p.Cutoffs.SystemID, Limit: p.BatchSize}
 	rep := a.reporter(ctx, p.Stage)
+	rep.setExtra(res) // keep the restored totals in every heartbeat of this attempt too
 	defer rep.keepAlive()()
 	for calls := 0; p.MaxBatches == 0 || calls < p.MaxBatches; calls++ {
 		if err := ctx.Err(); err != nil {
@@ -204,8 +205,8 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 		res.Moved += moved
 		res.Batches++
 		res.Objects += objects
-		rep.setExtra(res)
 		rep.report(int64(res.Moved), 0)
+		rep.setExtra(res)
 	}
 	return res, nil
 }

@@ -251,10 +251,13 @@ type progressWithExtra struct {
 	Extra any `json:"extra"`
 }
 
-// setExtra attaches v to the following heartbeats.
+// setExtra attaches v to the heartbeats and records one now: the SDK sends the latest
+// details at its own pace but always flushes them when the attempt fails, so a retry
+// sees v even if the next step fails within the second.
 func (r *reporter) setExtra(v any) {
 	r.mu.Lock()
 	r.extra = v
+	r.heartbeat(r.last)
 	r.mu.Unlock()
 }
 

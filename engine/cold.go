@@ -156,14 +156,16 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 	}
 	defer os.RemoveAll(scratch)
 
-	gen := e.generation.Load()
+	// What the batch reads from warm may change only by a delete (an id can come back only
+	// after one, re-ingested with other content) or a Swap: both are checked at the commit.
+	gen, dels := e.generation.Load(), e.warmDeletes.Load()
 	groups, err := e.selectCold(ctx, sel)
 	if err != nil || len(groups) == 0 {
 		return ColdResult{LSN: e.wal.LastLSN()}, err
 	}
 	var p coldPayload
-	for _, g := range groups {
-		o, err := e.exportCold(ctx, scratch, g)
+	for i, g := range groups {
+		o, err := e.exportCold(ctx, scratch, i, g)
 		if err != nil {
 			return ColdResult{}, err
 		}
@@ -180,7 +182,7 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 		}
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
-	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p, coldGen: gen})
+	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p, coldGen: gen, coldDeletes: dels})
 	if err != nil {
 		return ColdResult{}, err
 	}
@@ -236,14 +238,16 @@ func (e *Engine) selectCold(ctx context.Context, sel AgeSelect) ([]coldGroup, er
 }
 
 // ColdKey is the object key of a cold group: <system>/<YYYY>/<MM>/<DD>/<YYYY-MM-DD>-<h>.parquet
-// where h is derived from the sorted ids, so the same batch always gets the same key.
-// The system id is escaped as a URL path segment (and "." or ".." spelled %2E).
-func ColdKey(system string, day time.Time, sortedIDs []string) string {
+// where h is derived from the sorted ids and the rows' checksum: the same rows always get
+// the same key (a rerun overwrites its own upload) and different rows never do. The system
+// id is escaped as a URL path segment (and "." or ".." spelled %2E).
+func ColdKey(system string, day time.Time, sortedIDs []string, checksum uint64) string {
 	h := sha256.New()
 	for _, id := range sortedIDs {
 		h.Write([]byte(id))
 		h.Write([]byte{0})
 	}
+	h.Write(binary.LittleEndian.AppendUint64(nil, checksum))
 	return fmt.Sprintf("%s/%s/%s-%s.parquet", coldSystemSegment(system), day.UTC().Format("2006/01/02"),
 		day.UTC().Format(time.DateOnly), hex.EncodeToString(h.Sum(nil))[:16])
 }
@@ -261,13 +265,13 @@ func coldSystemSegment(system string) string {
 func ColdSystemPrefix(system string) string { return coldSystemSegment(system) + "/" }
 
 // exportCold writes g as a Parquet file in scratch, checks it holds exactly g's
-// conversations, and uploads it.
-func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (ColdObject, error) {
-	o := ColdObject{Key: ColdKey(g.system, g.day, g.ids), SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
-	if err := objstore.ValidKey(o.Key); err != nil {
-		return o, fmt.Errorf("cold object for system %q: %w", g.system, err)
-	}
-	local := filepath.Join(scratch, strings.ReplaceAll(o.Key, "/", "_"))
+// conversations, and uploads it under a key derived from its ids and row checksum. An
+// object the catalog already lists under that key holds these very rows (same ids, same
+// checksum) and is kept as it is.
+func (e *Engine) exportCold(ctx context.Context, scratch string, i int, g coldGroup) (ColdObject, error) {
+	o := ColdObject{SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
+	what := fmt.Sprintf("cold batch of system %q, day %s", g.system, o.Day)
+	local := filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))
 	_, warm, release, err := e.handles()
 	if err != nil {
 		return o, err
@@ -278,12 +282,12 @@ func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (C
 		defer release()
 		src := `(SELECT * FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])))`
 		if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldIdentity, src), duckdbList(g.ids)).Scan(&wantN, &wantID); err != nil {
-			return fmt.Errorf("checksum warm rows of %s: %w", o.Key, err)
+			return fmt.Errorf("%s: checksum warm rows: %w", what, err)
 		}
 		_, err := warm.ExecContext(ctx, `COPY (SELECT `+coldColumns+` FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))
 			ORDER BY conversation_id) TO `+sqlString(local)+` (FORMAT parquet, COMPRESSION zstd)`, duckdbList(g.ids))
 		if err != nil {
-			return fmt.Errorf("write Parquet for %s: %w", o.Key, err)
+			return fmt.Errorf("%s: write Parquet: %w", what, err)
 		}
 		return nil
 	}()
@@ -291,16 +295,29 @@ func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (C
 		return o, err
 	}
 	if wantN != int64(len(g.ids)) {
-		return o, fmt.Errorf("cold batch %s: %d of its %d conversations are in warm (a concurrent delete?); run again", o.Key, wantN, len(g.ids))
+		return o, fmt.Errorf("%s: %d of its %d conversations are in warm (a concurrent delete?); run again", what, wantN, len(g.ids))
 	}
 	n, id, sum, err := e.checkParquet(ctx, local)
 	if err != nil {
-		return o, fmt.Errorf("read back %s: %w", local, err)
+		return o, fmt.Errorf("%s: read back %s: %w", what, local, err)
 	}
 	if n != wantN || id != wantID {
-		return o, fmt.Errorf("cold batch %s: the Parquet file holds %d rows (identity %x), warm %d (%x)", o.Key, n, id, wantN, wantID)
+		return o, fmt.Errorf("%s: the Parquet file holds %d rows (identity %x), warm %d (%x)", what, n, id, wantN, wantID)
 	}
 	o.Rows, o.Checksum = n, sum
+	o.Key = ColdKey(g.system, g.day, g.ids, sum)
+	if err := objstore.ValidKey(o.Key); err != nil {
+		return o, fmt.Errorf("%s: %w", what, err)
+	}
+	if known, err := e.catalogedObject(ctx, o.Key); err != nil {
+		return o, err
+	} else if known != nil {
+		if known.Checksum != o.Checksum || known.Rows != o.Rows {
+			return o, fmt.Errorf("%s: the catalog lists %s with %d rows and checksum %x, this batch has %d rows and %x", what, o.Key, known.Rows, known.Checksum, o.Rows, o.Checksum)
+		}
+		o.Bytes, o.SHA256 = known.Bytes, known.SHA256
+		return o, nil // read back and checked like a new upload
+	}
 	f, err := os.Open(local)
 	if err != nil {
 		return o, err
@@ -315,6 +332,25 @@ func (e *Engine) exportCold(ctx context.Context, scratch string, g coldGroup) (C
 		return o, fmt.Errorf("upload %s: %w", o.Key, err)
 	}
 	o.Bytes, o.SHA256 = info.Size, hex.EncodeToString(h.Sum(nil))
+	return o, nil
+}
+
+// catalogedObject returns the catalog's entry for key, or nil.
+func (e *Engine) catalogedObject(ctx context.Context, key string) (*ColdObject, error) {
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	o := &ColdObject{Key: key}
+	err = warm.QueryRowContext(ctx, `SELECT system_id, strftime(day, '%Y-%m-%d'), rows, bytes, sha256, checksum FROM cold_objects WHERE key = ?`, key).
+		Scan(&o.SystemID, &o.Day, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s in the cold catalog: %w", key, err)
+	}
 	return o, nil
 }
 
@@ -384,15 +420,19 @@ func (e *Engine) checkParquet(ctx context.Context, path string) (n int64, identi
 	return n, identity, checksum, nil
 }
 
-// coldNow logs and applies a cold batch (in the writer goroutine), after checking every
-// conversation of it is still in warm: a delete that ran while the batch was uploaded
-// makes the batch stale, and it is refused (the next run selects again).
-func (e *Engine) coldNow(ctx context.Context, p coldPayload, gen uint64) (AgeResult, error) {
+// coldNow logs and applies a cold batch (in the writer goroutine), after checking warm is
+// as the batch read it: no Swap and no delete since (either could mean a row of the batch
+// is gone or differs), and every conversation of the batch still there. A stale batch is
+// refused; the next run selects again.
+func (e *Engine) coldNow(ctx context.Context, p coldPayload, gen, dels uint64) (AgeResult, error) {
 	if err := e.checkWritable(); err != nil {
 		return AgeResult{}, err
 	}
-	if e.generation.Load() != gen {
+	switch {
+	case e.generation.Load() != gen:
 		return AgeResult{}, errors.New("cold batch: the store's files were swapped (a restore) while it was uploaded; run again")
+	case e.warmDeletes.Load() != dels:
+		return AgeResult{}, errors.New("cold batch: a delete changed the warm tier while the batch was uploaded; run again")
 	}
 	var ids []string
 	for _, o := range p.Objects {

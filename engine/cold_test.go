@@ -298,7 +298,7 @@ func TestAgeWarmToColdFaults(t *testing.T) {
 		_, err := e.Delete(ctx, DeleteRequest{IDs: []string{"a-20"}})
 		return err
 	}
-	if _, err := e.AgeWarmToCold(ctx, sel); err == nil || !strings.Contains(err.Error(), "left warm") {
+	if _, err := e.AgeWarmToCold(ctx, sel); err == nil || !strings.Contains(err.Error(), "a delete changed the warm tier") {
 		t.Fatalf("stale batch: %v", err)
 	}
 	want["a"]--
@@ -348,4 +348,98 @@ func TestAgeHotToWarmCrashBetweenCopyAndDelete(t *testing.T) {
 	if c := checkConserved(t, e, map[string]int64{"s": 20}); c["s"] != (TierCount{Hot: 10, Warm: 10}) {
 		t.Fatalf("after reopen: %+v", c)
 	}
+}
+
+// A conversation deleted and re-ingested (other content, same id) while a cold batch
+// uploads makes the batch stale: it is refused, and the rerun moves the new version.
+func TestAgeWarmToColdRefusesRowsChangedDuringUpload(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := mustOpen(t, coldOptions(t, dir))
+	defer e.Close()
+	seedWarm(t, e, 10, "a")
+	sel := AgeSelect{Before: ts0.Add(100 * 24 * time.Hour), Limit: 100}
+	changed := conv("z", 0)
+	changed.ConversationID, changed.Content = "a-0", "Entirely new content. With more."
+	e.testHookColdUploaded = func() error {
+		e.testHookColdUploaded = nil
+		if _, err := e.Delete(ctx, DeleteRequest{IDs: []string{"a-0"}}); err != nil {
+			return err
+		}
+		if _, err := e.Ingest(ctx, []Conversation{changed}); err != nil {
+			return err
+		}
+		_, err := e.AgeHotToWarm(ctx, sel)
+		return err
+	}
+	if _, err := e.AgeWarmToCold(ctx, sel); err == nil || !strings.Contains(err.Error(), "a delete changed the warm tier") {
+		t.Fatalf("batch with a replaced row: %v", err)
+	}
+	if moved := ageCold(t, e, sel); moved != 10 {
+		t.Fatalf("rerun moved %d", moved)
+	}
+	g, err := e.Get(ctx, "a-0")
+	if err != nil || g.Tier != "cold" || g.SystemID != "z" || g.Cold.UltraSummary != "Entirely new content." {
+		t.Fatalf("replaced conversation in cold: %+v %v", g, err)
+	}
+	checkConserved(t, e, map[string]int64{"a": 9, "z": 1})
+}
+
+// The key depends on the rows, not only their ids: ids moved to cold, deleted, and
+// ingested again with other content get a new object, and the first stays as cataloged.
+// Identical rows get the same key, and the cataloged object is kept, not uploaded again.
+func TestColdKeyDependsOnContent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := coldOptions(t, dir)
+	fs := &failingStore{Store: opts.Cold}
+	opts.Cold = fs
+	e := mustOpen(t, opts)
+	defer e.Close()
+	sel := AgeSelect{Before: ts0.Add(100 * 24 * time.Hour), Limit: 100}
+	seedWarm(t, e, 2, "k")
+	ageCold(t, e, sel)
+	first, err := e.ColdObjects(ctx, "", time.Time{}, time.Time{})
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first move: %+v %v", first, err)
+	}
+	again := func(content string) {
+		t.Helper()
+		if _, err := e.Delete(ctx, DeleteRequest{IDs: []string{"k-0", "k-1"}}); err != nil {
+			t.Fatal(err)
+		}
+		cs := convs("k", 0, 2)
+		if content != "" {
+			cs[0].Content, cs[1].Content = content, content
+		}
+		if _, err := e.Ingest(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		seedWarm(t, e, 0)
+		if moved := ageCold(t, e, sel); moved != 2 {
+			t.Fatalf("moved %d", moved)
+		}
+	}
+	again("Corrected content. Second sentence.")
+	objs, err := e.ColdObjects(ctx, "", time.Time{}, time.Time{})
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("after the corrected move: %+v %v", objs, err)
+	}
+	for _, o := range objs {
+		_, sum, err := e.downloadCold(ctx, o.Key, filepath.Join(t.TempDir(), "o"))
+		if err != nil || sum != o.SHA256 {
+			t.Fatalf("%s: stored %s, cataloged %s (%v)", o.Key, sum, o.SHA256, err)
+		}
+	}
+	// Identical rows: the same key as the first object, not uploaded again.
+	puts := fs.puts.Load()
+	again("")
+	objs, err = e.ColdObjects(ctx, "", time.Time{}, time.Time{})
+	if err != nil || len(objs) != 2 || fs.puts.Load() != puts {
+		t.Fatalf("identical rows: %d objects (%v), %d more uploads", len(objs), err, fs.puts.Load()-puts)
+	}
+	if g, err := e.Get(ctx, "k-1"); err != nil || g.Tier != "cold" || g.Cold.Key != first[0].Key {
+		t.Fatalf("k-1: %+v %v", g, err)
+	}
+	checkConserved(t, e, map[string]int64{"k": 2})
 }

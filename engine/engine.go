@@ -150,7 +150,8 @@ type Engine struct {
 	written map[string]int64
 	opened  time.Time
 
-	coldMu sync.Mutex // one warm -> cold batch at a time
+	coldMu      sync.Mutex    // one warm -> cold batch at a time
+	warmDeletes atomic.Uint64 // counts deletes that removed warm rows (a cold batch checks none ran)
 	// testHookColdUploaded, when set, runs after a cold batch's objects are uploaded and
 	// before they are read back (tests inject failures there).
 	testHookColdUploaded func() error

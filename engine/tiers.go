@@ -47,9 +47,10 @@ func (e *Engine) TierCounts(ctx context.Context) (map[string]TierCount, error) {
 	return c.Systems, err
 }
 
-// countTiers counts per system in hot, warm and the cold catalog.
+// countTiers counts per system in hot, warm and the cold catalog. (Only the writer adds
+// Written and Opened: it alone touches them.)
 func (e *Engine) countTiers(ctx context.Context, hot, warm *sql.DB) (TierCountsAt, error) {
-	out := TierCountsAt{Opened: e.opened, Systems: map[string]TierCount{}, Written: map[string]int64{}}
+	out := TierCountsAt{Systems: map[string]TierCount{}}
 	for _, q := range []struct {
 		db    *sql.DB
 		table string
@@ -79,18 +80,29 @@ func (e *Engine) countTiers(ctx context.Context, hot, warm *sql.DB) (TierCountsA
 			return out, err
 		}
 	}
-	for sys, n := range e.written {
-		if n != 0 {
-			out.Written[sys] = n
-		}
-	}
 	return out, nil
 }
 
 // InBothTiers returns up to limit conversations stored in two tiers (aging must move,
 // never copy), each as "<id> (<tier>+<tier>)". It reads the hot ids in batches and looks
-// them up in warm and the cold catalog; warm against cold is one join.
+// them up in warm and the cold catalog (warm against cold is one join) while writes go
+// on; what it finds is checked again with writes paused, so a batch moving between the
+// reads is not reported.
 func (e *Engine) InBothTiers(ctx context.Context, limit int) ([]string, error) {
+	found, err := e.inBothTiers(ctx, limit)
+	if err != nil || len(found) == 0 {
+		return found, err
+	}
+	var confirmed []string
+	_, err = e.submit(ctx, &request{kind: reqFunc, fn: func(ctx context.Context) error {
+		var err error
+		confirmed, err = e.inBothTiers(ctx, limit)
+		return err
+	}})
+	return confirmed, err
+}
+
+func (e *Engine) inBothTiers(ctx context.Context, limit int) ([]string, error) {
 	hot, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ const (
 	reqAge
 	reqCold
 	reqCounts
+	reqFunc
 )
 
 // request is one call queued for the writer goroutine.
@@ -46,9 +47,12 @@ type request struct {
 	// reqAge
 	ageSel AgeSelect
 	// reqCold
-	cold    coldPayload
-	coldGen uint64 // the generation the batch was read from
-	resp    chan response
+	cold        coldPayload
+	coldGen     uint64 // the generation the batch was read from
+	coldDeletes uint64 // warmDeletes when the batch was read
+	// reqFunc: run in the writer, with every logged write applied and none in progress
+	fn func(context.Context) error
+	resp        chan response
 }
 
 type response struct {
@@ -142,6 +146,8 @@ func checkConversation(c *Conversation) error {
 	switch {
 	case c.SystemID == "":
 		return errors.New("system_id is empty")
+	case len(c.SystemID) > MaxSystemIDBytes:
+		return fmt.Errorf("system_id is %d bytes, the limit is %d", len(c.SystemID), MaxSystemIDBytes)
 	case c.ConversationID == "":
 		return errors.New("conversation_id is empty")
 	case len(c.Embedding) != EmbeddingDim:
@@ -167,6 +173,10 @@ func checkConversation(c *Conversation) error {
 	}
 	return nil
 }
+
+// MaxSystemIDBytes bounds system_id: it names the system's cold objects, and escaped
+// (at most 3 bytes per byte) the key still fits S3's 1024 bytes.
+const MaxSystemIDBytes = 256
 
 // MinTimestamp and MaxTimestamp bound the conversation timestamps the engine accepts.
 var (
@@ -365,11 +375,19 @@ func (e *Engine) handleOne(r *request) {
 	case reqAge:
 		resp.age, resp.err = e.ageNow(ctx, r.ageSel)
 	case reqCold:
-		resp.age, resp.err = e.coldNow(ctx, r.cold, r.coldGen)
+		resp.age, resp.err = e.coldNow(ctx, r.cold, r.coldGen, r.coldDeletes)
+	case reqFunc:
+		e.waitApplied()
+		resp.err = r.fn(ctx)
 	case reqCounts:
 		e.waitApplied()
 		resp.counts, resp.err = e.countTiers(ctx, e.hot, e.warm)
-		resp.counts.LSN = e.wal.LastLSN()
+		resp.counts.LSN, resp.counts.Opened, resp.counts.Written = e.wal.LastLSN(), e.opened, map[string]int64{}
+		for sys, n := range e.written {
+			if n != 0 {
+				resp.counts.Written[sys] = n
+			}
+		}
 	}
 	r.resp <- resp
 }
@@ -730,6 +748,9 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 				return err
 			}
 			total += int(n)
+			if t.conn == e.warmConn && n > 0 {
+				e.warmDeletes.Add(1)
+			}
 			if t.conn == e.warmConn {
 				// A cold conversation leaves the catalog: reads and counts no longer see
 				// it (its bytes stay in the immutable Parquet object).

@@ -11,7 +11,7 @@ import (
 func TestParseColdKey(t *testing.T) {
 	day := time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)
 	for _, sys := range []string{"claude-prod-1", "a/b", ".", "..", "sp ace%"} {
-		key := engine.ColdKey(sys, day, []string{"x", "y"})
+		key := engine.ColdKey(sys, day, []string{"x", "y"}, 42)
 		l, ok := parseColdKey(key)
 		if !ok || l.SystemID != sys || l.Day != "2026-03-09" || l.Key != key {
 			t.Errorf("%q -> key %q -> %+v %v", sys, key, l, ok)
