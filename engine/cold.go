@@ -36,7 +36,10 @@ type ColdObject struct {
 	SHA256   string `json:"sha256"` // of the object's bytes
 	// Checksum is the order-independent hash of the object's rows (coldChecksum), read
 	// back from the uploaded object before the batch was committed.
-	Checksum uint64   `json:"checksum"`
+	Checksum uint64 `json:"checksum"`
+	// LiveRows (ColdObjects only) counts the object's conversations still in the cold
+	// tier: Rows minus those deleted since.
+	LiveRows int64    `json:"live_rows"`
 	IDs      []string `json:"-"`
 }
 
@@ -584,7 +587,8 @@ func (e *Engine) ColdObjects(ctx context.Context, system string, from, to time.T
 		return nil, err
 	}
 	defer release()
-	q := `SELECT key, system_id, strftime(day, '%Y-%m-%d'), rows, bytes, sha256, checksum FROM cold_objects WHERE (? = '' OR system_id = ?)`
+	q := `SELECT key, system_id, strftime(day, '%Y-%m-%d'), rows, bytes, sha256, checksum,
+		(SELECT count(*) FROM cold_ids c WHERE c.key = o.key) FROM cold_objects o WHERE (? = '' OR system_id = ?)`
 	args := []any{system, system}
 	if !from.IsZero() {
 		q += ` AND day >= ?::DATE`
@@ -602,7 +606,7 @@ func (e *Engine) ColdObjects(ctx context.Context, system string, from, to time.T
 	var out []ColdObject
 	for rows.Next() {
 		var o ColdObject
-		if err := rows.Scan(&o.Key, &o.SystemID, &o.Day, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum); err != nil {
+		if err := rows.Scan(&o.Key, &o.SystemID, &o.Day, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum, &o.LiveRows); err != nil {
 			return nil, err
 		}
 		out = append(out, o)

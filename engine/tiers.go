@@ -318,12 +318,9 @@ func (e *Engine) Tiers(ctx context.Context, c AgingCutoffs) ([]TierInfo, error) 
 	info := func(db *sql.DB, tier, table string, before time.Time) (TierInfo, error) {
 		t := TierInfo{Tier: tier}
 		var oldest, newest sql.NullTime
-		q := `SELECT count(*), min(timestamp), max(timestamp), count(*) FILTER (WHERE timestamp < ?) FROM ` + table + ` WHERE (? = '' OR system_id = ?)`
-		var b any = before.UTC()
-		if before.IsZero() {
-			b = time.Unix(0, 0).UTC()
-		}
-		if err := db.QueryRowContext(ctx, q, b, c.SystemID, c.SystemID).Scan(&t.Rows, &oldest, &newest, &t.Eligible); err != nil {
+		// With no cutoff (the cold tier, or warm with cold disabled) nothing is eligible.
+		q := `SELECT count(*), min(timestamp), max(timestamp), count(*) FILTER (WHERE ? AND timestamp < ?) FROM ` + table + ` WHERE (? = '' OR system_id = ?)`
+		if err := db.QueryRowContext(ctx, q, !before.IsZero(), before.UTC(), c.SystemID, c.SystemID).Scan(&t.Rows, &oldest, &newest, &t.Eligible); err != nil {
 			return t, fmt.Errorf("describe %s tier: %w", tier, err)
 		}
 		if oldest.Valid {

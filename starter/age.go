@@ -23,7 +23,7 @@ func AgeCommand() *cli.Command {
 	system := &cli.StringFlag{Name: "system", Usage: "age only this system's conversations"}
 	target := &cli.IntFlag{Name: "target-age", Aliases: []string{"target-age-days"},
 		Usage: "move warm conversations older than this many `DAYS` to cold (default: storage.warm.retention_days; smaller frees disk sooner)"}
-	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print the result as JSON (waits for it)"}
 	return &cli.Command{
 		Name:  "age",
 		Usage: "move conversations down the tiers: hot -> warm -> cold (AgingWorkflow)",
@@ -61,7 +61,7 @@ func AgeCommand() *cli.Command {
 			}
 			p := activities.AgeParams{TargetAgeDays: c.Int("target-age"), BatchSize: c.Int("batch-size"), SystemID: c.String("system"),
 				DryRun: c.Bool("dry-run"), Verify: c.Bool("verify")}
-			res, err := runAging(c, p, p.DryRun || c.Bool("wait"))
+			res, err := runAging(c, p, p.DryRun || c.Bool("wait") || c.Bool("json"))
 			if err != nil || res == nil {
 				return err
 			}

@@ -78,14 +78,15 @@ func startWorkflow(ctx context.Context, c client.Client, out io.Writer, id, work
 			}
 			return nil
 		case <-tick.C:
-			v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+			// The latest run (""): a workflow that continued as new reports from its new run.
+			v, err := c.QueryWorkflow(ctx, run.GetID(), "", workflows.ProgressQuery)
 			if err != nil {
 				continue // not started yet or between tasks: try again on the next tick
 			}
 			var pr workflows.Progress
 			if v.Get(&pr) == nil {
 				// Heartbeats reach the server more often than activities signal progress.
-				if done, total := heartbeatProgress(ctx, c, run.GetID(), run.GetRunID(), pr.Step); total > 0 {
+				if done, total := heartbeatProgress(ctx, c, run.GetID(), "", pr.Step); total > 0 {
 					pr.Done, pr.Total = done, total
 				}
 				p.show(pr)

@@ -23,6 +23,7 @@ import (
 //	GET    /v1/conversations/{id}  read one conversation (hot, then warm, then cold); "tier" says which
 //	DELETE /v1/conversations       delete by {"ids": [...]} or {"system_id": ..., "before": ...}
 //	GET    /v1/stats               rows per tier, WAL LSN, fence state
+//	GET    /v1/cold/objects        the cold catalog (?system=S&from=YYYY-MM-DD&to=YYYY-MM-DD)
 //	GET    /health                 the process is alive
 //	GET    /ready                  the engine is open and has not failed
 //
@@ -43,6 +44,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/conversations/{id}", a.get)
 	mux.HandleFunc("DELETE /v1/conversations", a.auth(a.delete))
 	mux.HandleFunc("GET /v1/stats", a.stats)
+	mux.HandleFunc("GET /v1/cold/objects", a.coldObjects)
 	mux.HandleFunc("GET /health", health)
 	mux.HandleFunc("GET /ready", a.ready)
 	return mux
@@ -169,6 +171,42 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// coldListing is the answer of GET /v1/cold/objects.
+type coldListing struct {
+	Objects []engine.ColdObject `json:"objects"`
+	Rows    int64               `json:"rows"`
+	Bytes   int64               `json:"bytes"`
+}
+
+func (a *API) coldObjects(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var days [2]time.Time
+	for i, name := range []string{"from", "to"} {
+		if v := q.Get(name); v != "" {
+			d, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%s %q: want YYYY-MM-DD", name, v)})
+				return
+			}
+			days[i] = d
+		}
+	}
+	objs, err := a.Engine.ColdObjects(r.Context(), q.Get("system"), days[0], days[1])
+	if err != nil {
+		a.writeEngineError(w, err, "cold")
+		return
+	}
+	out := coldListing{Objects: objs}
+	if out.Objects == nil {
+		out.Objects = []engine.ColdObject{}
+	}
+	for _, o := range objs {
+		out.Rows += o.Rows
+		out.Bytes += o.Bytes
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // deleteBody is the body of DELETE /v1/conversations.

@@ -156,6 +156,13 @@ func TestIngestAndRead(t *testing.T) {
 	if r.status != 200 || r.body["hot_rows"] != float64(52) {
 		t.Fatalf("stats: %d %s", r.status, r.raw)
 	}
+	// The cold catalog (empty here; the aging tests fill it) and a bad day.
+	if r := f.do(t, "GET", "/v1/cold/objects?system=s", "", ""); r.status != 200 || r.raw != `{"objects":[],"rows":0,"bytes":0}`+"\n" {
+		t.Fatalf("cold objects: %d %s", r.status, r.raw)
+	}
+	if r := f.do(t, "GET", "/v1/cold/objects?from=2026-13-01", "", ""); r.status != 400 || !strings.Contains(r.raw, `from \"2026-13-01\": want YYYY-MM-DD`) {
+		t.Fatalf("cold objects, bad day: %d %s", r.status, r.raw)
+	}
 	// Conflict: same id, different content.
 	before := f.hotRows(t)
 	r = f.do(t, "POST", "/v1/conversations", "application/json", "["+record(t, "new-1", "", "")+","+record(t, "j-1", "content", `"other"`)+"]")

@@ -225,8 +225,11 @@ func TestDevSmoke(t *testing.T) {
 		!strings.Contains(o, "% used (warning at 75%)") {
 		t.Fatalf("age explain: %s", o)
 	}
-	if o := run("cold", "ls"); !strings.Contains(o, ".parquet") || !strings.Contains(o, filepath.Join(home, "cold", "conversations")) {
+	if o := run("cold", "ls"); !strings.Contains(o, ".parquet") || !strings.Contains(o, "in the cold catalog of http://") {
 		t.Fatalf("cold ls: %s", o)
+	}
+	if o := run("cold", "ls", "--store"); !strings.Contains(o, ".parquet") || !strings.Contains(o, filepath.Join(home, "cold", "conversations")) {
+		t.Fatalf("cold ls --store: %s", o)
 	}
 	for _, bad := range []struct{ args, want string }{
 		{"age --batch-size 0", "--batch-size 0: must be at least 1"},
