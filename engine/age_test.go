@@ -31,6 +31,15 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
+// reopenWithWAL opens the store of opts (databases from some earlier point) after
+// replacing its WAL with the one in dir/wal: the replay must bring it to dir's state.
+func reopenWithWAL(t *testing.T, opts Options, dir string) *Engine {
+	t.Helper()
+	os.RemoveAll(opts.WALPath)
+	copyTree(t, filepath.Join(dir, "wal"), opts.WALPath)
+	return mustOpen(t, opts)
+}
+
 func TestAgeHotToWarm(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -94,9 +103,7 @@ func TestAgeHotToWarm(t *testing.T) {
 	}
 
 	// Replay: the databases from before aging with the WAL from after apply the moves.
-	os.RemoveAll(filepath.Join(before, "wal"))
-	copyTree(t, filepath.Join(dir, "wal"), filepath.Join(before, "wal"))
-	r := mustOpen(t, testOptions(before))
+	r := reopenWithWAL(t, testOptions(before), dir)
 	defer r.Close()
 	rs, err := r.Stats(ctx)
 	if err != nil || rs.HotRows != after.HotRows || rs.WarmRows != after.WarmRows || r.Recovery().Replayed != 3 {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -207,11 +206,9 @@ func TestAgeWarmToCold(t *testing.T) {
 	}
 
 	// Replay: the databases from before with the WAL from after reach the same state.
-	os.RemoveAll(filepath.Join(before, "wal"))
-	copyTree(t, filepath.Join(dir, "wal"), filepath.Join(before, "wal"))
 	ropts := testOptions(before)
 	ropts.Cold, ropts.ScratchPath = opts.Cold, opts.ScratchPath
-	e = mustOpen(t, ropts)
+	e = reopenWithWAL(t, ropts, dir)
 	replayed, err := e.TierCounts(ctx)
 	if err != nil || len(replayed) != 2 || replayed["a"] != after["a"] || replayed["b/c"] != after["b/c"] {
 		t.Fatalf("replayed counts %+v %v, want %+v", replayed, err, after)

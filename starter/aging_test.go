@@ -74,34 +74,7 @@ func TestAgingWorkflowEndToEnd(t *testing.T) {
 	}
 
 	// Writes of young conversations go on during the run.
-	stop := make(chan struct{})
-	written := make(chan int, 1)
-	stopWriting := func() int {
-		select {
-		case <-stop:
-			return 0
-		default:
-		}
-		close(stop)
-		return <-written
-	}
-	defer stopWriting()
-	go func() {
-		n := 0
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				written <- n
-				return
-			default:
-			}
-			res, err := w.Engine().Ingest(ctx, ingest.Synthetic(int64(1000+i), 10, 1, time.Now()))
-			if err == nil {
-				n += res.Inserted
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopWriting := keepWriting(ctx, t, w.Engine(), 1000, 10, 20*time.Millisecond)
 	var out bytes.Buffer
 	var res workflows.AgingResult
 	in := workflows.AgingInput{AgeParams: activities.AgeParams{TargetAgeDays: 60, BatchSize: 100, Verify: true}}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +107,41 @@ func TestCheckpointWorkflowEndToEnd(t *testing.T) {
 	}
 }
 
+// keepWriting ingests batches of n synthetic conversations (seeds from seed up, timestamps
+// now) until the returned stop is called, pausing between batches; stop returns how many
+// were inserted. Failed writes (a fence) are retried with the next batch, as a client
+// would. Stop is also registered as a cleanup, so no write outlives the test.
+func keepWriting(ctx context.Context, t *testing.T, e *engine.Engine, seed int64, n int, pause time.Duration) (stop func() int) {
+	done := make(chan struct{})
+	written := make(chan int, 1)
+	go func() {
+		total := 0
+		for i := seed; ; i++ {
+			select {
+			case <-done:
+				written <- total
+				return
+			default:
+			}
+			if res, err := e.Ingest(ctx, ingest.Synthetic(i, n, 1, time.Now())); err == nil {
+				total += res.Inserted
+			}
+			time.Sleep(pause)
+		}
+	}()
+	var once sync.Once
+	var total int
+	stop = func() int {
+		once.Do(func() {
+			close(done)
+			total = <-written
+		})
+		return total
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
 // writeHistory saves a workflow's history as JSON for the replay tests in workflows/
 // (regenerate with AKOSHA_WRITE_HISTORY=$PWD/../workflows/testdata/checkpoint_history.json).
 func writeHistory(t *testing.T, c client.Client, id, path string) {
@@ -177,23 +213,7 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 		t.Fatal(err)
 	}
 	// Keep writing while the backup runs; fenced writes are retried as a client would.
-	stop := make(chan struct{})
-	written := make(chan int)
-	go func() {
-		n := 0
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				written <- n
-				return
-			default:
-			}
-			res, err := w.Engine().Ingest(ctx, ingest.Synthetic(int64(100+i), 20, 1, time.Now()))
-			if err == nil {
-				n += res.Inserted
-			}
-		}
-	}()
+	stopWriting := keepWriting(ctx, t, w.Engine(), 100, 20, 0)
 	var out bytes.Buffer
 	var res workflows.BackupResult
 	id := "test-backup-" + t.Name()
@@ -201,8 +221,7 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	if err := startWorkflow(ctx, c, &out, id, workflows.BackupWorkflowName, workflows.BackupInput{Shard: 0}, true, &res); err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
-	extra := <-written
+	extra := stopWriting()
 	if res.ID == "" || res.HotRows < 500 || res.HotRows > int64(500+extra) || res.StoredBytes == 0 || res.StoredBytes >= res.Bytes ||
 		!res.Verified || res.Prune == nil || res.Prune.Kept != 1 || res.TotalMS == 0 {
 		t.Fatalf("backup result %+v (prune %+v)", res, res.Prune)
