@@ -98,19 +98,22 @@ func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 	if err := e.checkWritable(); err != nil {
 		return AgeResult{}, err
 	}
-	rows, err := e.hotConn.QueryContext(ctx, `SELECT conversation_id FROM conversations WHERE timestamp < ? AND (? = '' OR system_id = ?)
+	rows, err := e.hotConn.QueryContext(ctx, `SELECT conversation_id, timestamp FROM conversations WHERE timestamp < ? AND (? = '' OR system_id = ?)
 		ORDER BY timestamp, conversation_id LIMIT ?`, sel.Before.UTC(), sel.SystemID, sel.SystemID, sel.Limit)
 	if err != nil {
 		return AgeResult{}, fmt.Errorf("select conversations to age: %w", err)
 	}
 	p := agePayload{At: time.Now().UTC().Truncate(time.Microsecond)}
+	var span timeSpan
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		var ts time.Time
+		if err := rows.Scan(&id, &ts); err != nil {
 			rows.Close()
 			return AgeResult{}, err
 		}
 		p.IDs = append(p.IDs, id)
+		span.add(ts)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -128,7 +131,7 @@ func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 		e.fail(err)
 		return AgeResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
 	}
-	n, err := e.applyAge(ctx, p, lsn)
+	n, err := e.applyAge(ctx, p, lsn, &span)
 	if err != nil {
 		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
 		return AgeResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
@@ -136,9 +139,33 @@ func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 	return AgeResult{TxID: lsn, LSN: lsn, Moved: n}, nil
 }
 
+// timeSpan is the time range of a batch's conversations: a filter on it lets DuckDB skip
+// the row groups of other times (zone maps), where an id list alone scans the table.
+type timeSpan struct{ lo, hi time.Time } // [lo, hi)
+
+func (s *timeSpan) add(t time.Time) {
+	if s.lo.IsZero() || t.Before(s.lo) {
+		s.lo = t
+	}
+	if end := t.Add(time.Microsecond); end.After(s.hi) { // DuckDB keeps microseconds
+		s.hi = end
+	}
+}
+
+// filter is the SQL condition and arguments of s, or "true" for a nil span (a replayed
+// record, whose payload has ids only).
+func (s *timeSpan) filter() (string, []any) {
+	if s == nil {
+		return "true", nil
+	}
+	return "timestamp >= ? AND timestamp < ?", []any{s.lo.UTC(), s.hi.UTC()}
+}
+
 // applyAge copies p's conversations from hot to warm (transformed) unless warm applied
-// lsn, then deletes them from hot unless hot applied it.
-func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, error) {
+// lsn, then deletes them from hot unless hot applied it. span, when known, bounds their
+// timestamps.
+func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64, span *timeSpan) (int, error) {
+	cond, condArgs := span.filter()
 	moved, copied := 0, false // copied: warm applied lsn in this call
 	if lsn > e.warmApplied.Load() {
 		type row struct {
@@ -149,7 +176,8 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 		}
 		var batch []row
 		rs, err := e.hotConn.QueryContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR
-			FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY conversation_id`, duckdbList(p.IDs))
+			FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY conversation_id`,
+			append(condArgs, duckdbList(p.IDs))...)
 		if err != nil {
 			return 0, fmt.Errorf("read conversations to age: %w", err)
 		}
@@ -209,7 +237,8 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64) (int, e
 	}
 	if lsn > e.hotApplied.Load() {
 		err := inTx(ctx, e.hotConn, func(dc driver.Conn) error {
-			n, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(p.IDs))
+			n, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`,
+				append(condArgs, duckdbList(p.IDs))...)
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/akosha/akosha/engine/objstore"
@@ -37,6 +38,9 @@ type ColdObject struct {
 	// Checksum is the order-independent hash of the object's rows (coldChecksum), read
 	// back from the uploaded object before the batch was committed.
 	Checksum uint64 `json:"checksum"`
+	// Identity is the xor of hash(id, system, timestamp) over the rows, from warm; the
+	// read-back checks it (not stored).
+	Identity uint64 `json:"-"`
 	// LiveRows (ColdObjects only) counts the object's conversations still in the cold
 	// tier: Rows minus those deleted since.
 	LiveRows int64    `json:"live_rows"`
@@ -117,13 +121,30 @@ const coldColumns = `system_id, conversation_id,
 	timestamp,
 	json_object('metadata', metadata, 'summary_chars', length(summary), 'embedding_scale', embedding_scale) AS daily_metrics`
 
-// coldChecksum is the checksum of a cold object's rows: count and the xor of each row's
-// hash, so row order does not matter. %s is the rows' source.
-const coldChecksum = `SELECT count(*), coalesce(bit_xor(hash(system_id, conversation_id, fingerprint, ultra_summary, timestamp, daily_metrics::VARCHAR)), 0) FROM %s`
+// coldSums checks a cold object's rows: count; identity, the xor of hash(id, system,
+// timestamp), which the warm rows must match; and checksum, the xor of each whole row's
+// hash, recorded in the catalog and checked on read-back. Xor makes row order irrelevant.
+// %s is the rows' source.
+const coldSums = `SELECT count(*), coalesce(bit_xor(hash(conversation_id, system_id, timestamp)), 0),
+	coalesce(bit_xor(hash(system_id, conversation_id, fingerprint, ultra_summary, timestamp, daily_metrics::VARCHAR)), 0) FROM %s`
 
-// coldIdentity checks a cold object holds exactly the batch's conversations: count and
-// the xor of hash(id, system, timestamp), computed from warm and from the object alike.
-const coldIdentity = `SELECT count(*), coalesce(bit_xor(hash(conversation_id, system_id, timestamp)), 0) FROM %s`
+// sums are the values coldSums computes.
+type sums struct {
+	rows               int64
+	identity, checksum uint64
+}
+
+// querier is what parquetSums needs of a *sql.DB or *sql.Conn.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// parquetSums reads a cold Parquet file with DuckDB and computes coldSums.
+func parquetSums(ctx context.Context, q querier, path string) (sums, error) {
+	var s sums
+	err := q.QueryRowContext(ctx, fmt.Sprintf(coldSums, `read_parquet(`+sqlString(path)+`)`)).Scan(&s.rows, &s.identity, &s.checksum)
+	return s, err
+}
 
 // ColdResult is the outcome of one AgeWarmToCold batch.
 type ColdResult struct {
@@ -167,22 +188,31 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 		return ColdResult{LSN: e.wal.LastLSN()}, err
 	}
 	var p coldPayload
-	for i, g := range groups {
-		o, err := e.exportCold(ctx, scratch, i, g)
-		if err != nil {
-			return ColdResult{}, err
-		}
-		p.Objects = append(p.Objects, o)
+	if p.Objects, err = e.exportBatch(ctx, scratch, groups); err != nil {
+		return ColdResult{}, err
+	}
+	known, err := e.catalogedObjects(ctx, p.Objects)
+	if err != nil {
+		return ColdResult{}, err
+	}
+	// Uploads and read-backs run coldTransfers at a time: they wait on the store (and,
+	// with the file store, on fsync) more than they compute.
+	err = forEach(len(p.Objects), coldTransfers, func(i int) error {
+		return e.uploadCold(ctx, scratch, i, &p.Objects[i], known)
+	})
+	if err != nil {
+		return ColdResult{}, err
 	}
 	if h := e.testHookColdUploaded; h != nil {
 		if err := h(); err != nil {
 			return ColdResult{}, err
 		}
 	}
-	for i := range p.Objects {
-		if err := e.readBackCold(ctx, scratch, &p.Objects[i]); err != nil {
-			return ColdResult{}, err
-		}
+	err = forEach(len(p.Objects), coldTransfers, func(i int) error {
+		return e.readBackCold(ctx, scratch, &p.Objects[i])
+	})
+	if err != nil {
+		return ColdResult{}, err
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
 	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p, coldGen: gen, coldDeletes: dels})
@@ -267,63 +297,132 @@ func coldSystemSegment(system string) string {
 // ColdSystemPrefix is the key prefix of a system's cold objects.
 func ColdSystemPrefix(system string) string { return coldSystemSegment(system) + "/" }
 
-// exportCold writes g as a Parquet file in scratch, checks it holds exactly g's
-// conversations, and uploads it under a key derived from its ids and row checksum. An
-// object the catalog already lists under that key holds these very rows (same ids, same
-// checksum) and is kept as it is.
-func (e *Engine) exportCold(ctx context.Context, scratch string, i int, g coldGroup) (ColdObject, error) {
-	o := ColdObject{SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
-	what := fmt.Sprintf("cold batch of system %q, day %s", g.system, o.Day)
-	local := filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))
+// exportBatch writes each group of a batch as a Parquet file in scratch (group-<i>.parquet)
+// and checks it holds exactly the group's conversations. The batch is read from warm once,
+// by its time range and ids, into a temporary table the groups are written from.
+func (e *Engine) exportBatch(ctx context.Context, scratch string, groups []coldGroup) ([]ColdObject, error) {
+	var ids []string
+	for _, g := range groups {
+		ids = append(ids, g.ids...)
+	}
+	lo, hi := batchRange(groups)
 	_, warm, release, err := e.handles()
 	if err != nil {
-		return o, err
+		return nil, err
 	}
-	var wantN int64
-	var wantID uint64
-	err = func() error {
-		defer release()
-		src := `(SELECT * FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])))`
-		if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldIdentity, src), duckdbList(g.ids)).Scan(&wantN, &wantID); err != nil {
-			return fmt.Errorf("%s: checksum warm rows: %w", what, err)
+	defer release()
+	conn, err := warm.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	defer conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.cold_batch`)
+	var n int64
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE cold_batch AS SELECT `+coldColumns+` FROM conversations
+		WHERE timestamp >= ? AND timestamp < ? AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`, lo, hi, duckdbList(ids)); err != nil {
+		return nil, fmt.Errorf("read cold batch from warm: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM cold_batch`).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n != int64(len(ids)) {
+		return nil, fmt.Errorf("cold batch: %d of its %d conversations are in warm (a concurrent delete?); run again", n, len(ids))
+	}
+	out := make([]ColdObject, len(groups))
+	for i, g := range groups {
+		o := ColdObject{SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
+		what := fmt.Sprintf("cold batch of system %q, day %s", g.system, o.Day)
+		local := filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))
+		src := `(SELECT * FROM cold_batch WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])))`
+		var wantN int64
+		var wantID, wantSum uint64
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf(coldSums, src), duckdbList(g.ids)).Scan(&wantN, &wantID, &wantSum); err != nil {
+			return nil, fmt.Errorf("%s: checksum warm rows: %w", what, err)
 		}
-		_, err := warm.ExecContext(ctx, `COPY (SELECT `+coldColumns+` FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))
+		_, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))
 			ORDER BY conversation_id) TO `+sqlString(local)+` (FORMAT parquet, COMPRESSION zstd)`, duckdbList(g.ids))
 		if err != nil {
-			return fmt.Errorf("%s: write Parquet: %w", what, err)
+			return nil, fmt.Errorf("%s: write Parquet: %w", what, err)
 		}
-		return nil
-	}()
-	if err != nil {
-		return o, err
-	}
-	if wantN != int64(len(g.ids)) {
-		return o, fmt.Errorf("%s: %d of its %d conversations are in warm (a concurrent delete?); run again", what, wantN, len(g.ids))
-	}
-	n, id, sum, err := e.checkParquet(ctx, local)
-	if err != nil {
-		return o, fmt.Errorf("%s: read back %s: %w", what, local, err)
-	}
-	if n != wantN || id != wantID {
-		return o, fmt.Errorf("%s: the Parquet file holds %d rows (identity %x), warm %d (%x)", what, n, id, wantN, wantID)
-	}
-	o.Rows, o.Checksum = n, sum
-	o.Key = ColdKey(g.system, g.day, g.ids, sum)
-	if err := objstore.ValidKey(o.Key); err != nil {
-		return o, fmt.Errorf("%s: %w", what, err)
-	}
-	if known, err := e.catalogedObject(ctx, o.Key); err != nil {
-		return o, err
-	} else if known != nil {
-		if known.Checksum != o.Checksum || known.Rows != o.Rows {
-			return o, fmt.Errorf("%s: the catalog lists %s with %d rows and checksum %x, this batch has %d rows and %x", what, o.Key, known.Rows, known.Checksum, o.Rows, o.Checksum)
+		if wantN != int64(len(g.ids)) {
+			return nil, fmt.Errorf("%s: %d of its %d conversations read from warm", what, wantN, len(g.ids))
 		}
-		o.Bytes, o.SHA256 = known.Bytes, known.SHA256
-		return o, nil // read back and checked like a new upload
+		// The file is checked against these sums once uploaded (readBackCold).
+		o.Rows, o.Identity, o.Checksum = wantN, wantID, wantSum
+		o.Key = ColdKey(g.system, g.day, g.ids, wantSum)
+		if err := objstore.ValidKey(o.Key); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out[i] = o
 	}
-	f, err := os.Open(local)
+	return out, nil
+}
+
+// batchRange is the time range [lo, hi) of a batch's days, which lets DuckDB skip the
+// row groups of other days (zone maps) where an id list alone scans the whole table.
+func batchRange(groups []coldGroup) (lo, hi time.Time) {
+	for i, g := range groups {
+		if i == 0 || g.day.Before(lo) {
+			lo = g.day
+		}
+		if end := g.day.Add(24 * time.Hour); end.After(hi) {
+			hi = end
+		}
+	}
+	return lo, hi
+}
+
+// coldTransfers is how many cold objects a batch uploads, or reads back, at once.
+const coldTransfers = 4
+
+// forEach runs fn(0..n-1) on up to workers goroutines and returns the first error (the
+// calls already started finish; no new one starts after an error).
+func forEach(n, workers int, fn func(i int) error) error {
+	var (
+		mu   sync.Mutex
+		next int
+		err  error
+		wg   sync.WaitGroup
+	)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := err != nil || i >= n
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if e := fn(i); e != nil {
+					mu.Lock()
+					if err == nil {
+						err = e
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return err
+}
+
+// uploadCold uploads scratch/group-<i>.parquet as o. An object the catalog already lists
+// under o's key (known) holds these very rows (same ids, same checksum) and is kept as
+// it is.
+func (e *Engine) uploadCold(ctx context.Context, scratch string, i int, o *ColdObject, known map[string]ColdObject) error {
+	if k, ok := known[o.Key]; ok {
+		if k.Checksum != o.Checksum || k.Rows != o.Rows {
+			return fmt.Errorf("cold batch: the catalog lists %s with %d rows and checksum %x, the batch has %d rows and %x", o.Key, k.Rows, k.Checksum, o.Rows, o.Checksum)
+		}
+		o.Bytes, o.SHA256 = k.Bytes, k.SHA256
+		return nil // read back and checked like a new upload
+	}
+	f, err := os.Open(filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i)))
 	if err != nil {
-		return o, err
+		return err
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -332,29 +431,37 @@ func (e *Engine) exportCold(ctx context.Context, scratch string, i int, g coldGr
 		Metadata:    map[string]string{"rows": strconv.FormatInt(o.Rows, 10), "checksum": strconv.FormatUint(o.Checksum, 16)},
 	})
 	if err != nil {
-		return o, fmt.Errorf("upload %s: %w", o.Key, err)
+		return fmt.Errorf("upload %s: %w", o.Key, err)
 	}
 	o.Bytes, o.SHA256 = info.Size, hex.EncodeToString(h.Sum(nil))
-	return o, nil
+	return nil
 }
 
-// catalogedObject returns the catalog's entry for key, or nil.
-func (e *Engine) catalogedObject(ctx context.Context, key string) (*ColdObject, error) {
+// catalogedObjects returns the catalog's entries for the keys of objs that it lists.
+func (e *Engine) catalogedObjects(ctx context.Context, objs []ColdObject) (map[string]ColdObject, error) {
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
 	_, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	o := &ColdObject{Key: key}
-	err = warm.QueryRowContext(ctx, `SELECT system_id, strftime(day, '%Y-%m-%d'), rows, bytes, sha256, checksum FROM cold_objects WHERE key = ?`, key).
-		Scan(&o.SystemID, &o.Day, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
+	rows, err := warm.QueryContext(ctx, `SELECT key, rows, bytes, sha256, checksum FROM cold_objects WHERE key IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(keys))
 	if err != nil {
-		return nil, fmt.Errorf("look up %s in the cold catalog: %w", key, err)
+		return nil, fmt.Errorf("look up the batch's keys in the cold catalog: %w", err)
 	}
-	return o, nil
+	defer rows.Close()
+	out := map[string]ColdObject{}
+	for rows.Next() {
+		var o ColdObject
+		if err := rows.Scan(&o.Key, &o.Rows, &o.Bytes, &o.SHA256, &o.Checksum); err != nil {
+			return nil, err
+		}
+		out[o.Key] = o
+	}
+	return out, rows.Err()
 }
 
 // readBackCold downloads o, checks its size and SHA-256 against what was uploaded, and
@@ -371,12 +478,18 @@ func (e *Engine) readBackCold(ctx context.Context, scratch string, o *ColdObject
 	if size != o.Bytes || sum != o.SHA256 {
 		return fmt.Errorf("read back %s: %d bytes with SHA-256 %s, uploaded %d bytes with %s", o.Key, size, sum, o.Bytes, o.SHA256)
 	}
-	n, _, checksum, err := e.checkParquet(ctx, local)
+	_, warm, release, err := e.handles()
+	if err != nil {
+		return err
+	}
+	got, err := parquetSums(ctx, warm, local)
+	release()
 	if err != nil {
 		return fmt.Errorf("read back %s: %w", o.Key, err)
 	}
-	if n != o.Rows || checksum != o.Checksum {
-		return fmt.Errorf("read back %s: %d rows with checksum %x, uploaded %d rows with %x", o.Key, n, checksum, o.Rows, o.Checksum)
+	if got.rows != o.Rows || got.checksum != o.Checksum || got.identity != o.Identity {
+		return fmt.Errorf("read back %s: %d rows (identity %x, checksum %x), warm had %d rows (%x, %x)",
+			o.Key, got.rows, got.identity, got.checksum, o.Rows, o.Identity, o.Checksum)
 	}
 	return nil
 }
@@ -404,25 +517,6 @@ func (e *Engine) downloadCold(ctx context.Context, key, local string) (int64, st
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// checkParquet reads a cold Parquet file with DuckDB: row count, identity hash and
-// checksum.
-func (e *Engine) checkParquet(ctx context.Context, path string) (n int64, identity, checksum uint64, err error) {
-	_, warm, release, err := e.handles()
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer release()
-	src := `read_parquet(` + sqlString(path) + `)`
-	var n2 int64
-	if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldIdentity, src)).Scan(&n, &identity); err != nil {
-		return 0, 0, 0, err
-	}
-	if err := warm.QueryRowContext(ctx, fmt.Sprintf(coldChecksum, src)).Scan(&n2, &checksum); err != nil {
-		return 0, 0, 0, err
-	}
-	return n, identity, checksum, nil
-}
-
 // coldNow logs and applies a cold batch (in the writer goroutine), after checking warm is
 // as the batch read it: no Swap and no delete since (either could mean a row of the batch
 // is gone or differs), and every conversation of the batch still there. A stale batch is
@@ -441,8 +535,13 @@ func (e *Engine) coldNow(ctx context.Context, p coldPayload, gen, dels uint64) (
 	for _, o := range p.Objects {
 		ids = append(ids, o.IDs...)
 	}
+	lo, hi, err := p.timeRange()
+	if err != nil {
+		return AgeResult{}, err
+	}
 	var n int
-	if err := e.warmConn.QueryRowContext(ctx, `SELECT count(*) FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(ids)).Scan(&n); err != nil {
+	if err := e.warmConn.QueryRowContext(ctx, `SELECT count(*) FROM conversations WHERE timestamp >= ? AND timestamp < ? AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`,
+		lo, hi, duckdbList(ids)).Scan(&n); err != nil {
 		return AgeResult{}, fmt.Errorf("check cold batch: %w", err)
 	}
 	if n != len(ids) {
@@ -472,30 +571,46 @@ func (e *Engine) applyCold(ctx context.Context, p coldPayload, lsn uint64) (int,
 	if lsn <= e.warmApplied.Load() {
 		return 0, nil
 	}
-	moved := 0
-	err := inTx(ctx, e.warmConn, func(dc driver.Conn) error {
-		moved = 0
-		for _, o := range p.Objects {
-			ids := duckdbList(o.IDs)
-			in, err := execDriverCount(ctx, dc, `INSERT INTO cold_ids SELECT conversation_id, system_id, timestamp, ? FROM conversations
-				WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, o.Key, ids)
-			if err != nil {
-				return fmt.Errorf("catalog %s: %w", o.Key, err)
-			}
-			err = execDriver(ctx, dc, `INSERT OR IGNORE INTO cold_objects VALUES (?, ?, ?::DATE, ?, ?, ?, ?, ?, ?)`,
-				o.Key, o.SystemID, o.Day, o.Rows, o.Bytes, o.SHA256, o.Checksum, lsn, p.At)
-			if err != nil {
-				return fmt.Errorf("catalog %s: %w", o.Key, err)
-			}
-			out, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, ids)
-			if err != nil {
-				return fmt.Errorf("delete %s's conversations from warm: %w", o.Key, err)
-			}
-			if in != out {
-				return fmt.Errorf("cold LSN %d: %d conversations of %s cataloged but %d deleted from warm", lsn, in, o.Key, out)
-			}
-			moved += int(out)
+	lo, hi, err := p.timeRange()
+	if err != nil {
+		return 0, err
+	}
+	var ids, keys []string
+	for _, o := range p.Objects {
+		for _, id := range o.IDs {
+			ids, keys = append(ids, id), append(keys, o.Key)
 		}
+	}
+	moved := 0
+	err = inTx(ctx, e.warmConn, func(dc driver.Conn) error {
+		in, err := execDriverCount(ctx, dc, `INSERT INTO cold_ids SELECT c.conversation_id, c.system_id, c.timestamp, m.key
+			FROM conversations c JOIN (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::VARCHAR[]) AS key) m ON c.conversation_id = m.id
+			WHERE c.timestamp >= ? AND c.timestamp < ?`, duckdbList(ids), duckdbList(keys), lo, hi)
+		if err != nil {
+			return fmt.Errorf("catalog the batch's conversations: %w", err)
+		}
+		// The objects in one statement (a statement per object costs more than the rows).
+		cols := make([][]any, 7)
+		for _, o := range p.Objects {
+			for i, v := range []any{o.Key, o.SystemID, o.Day, o.Rows, o.Bytes, o.SHA256, strconv.FormatUint(o.Checksum, 10)} {
+				cols[i] = append(cols[i], v)
+			}
+		}
+		err = execDriver(ctx, dc, `INSERT OR IGNORE INTO cold_objects SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])::DATE,
+			unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])::UBIGINT, ?, ?`,
+			cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], lsn, p.At)
+		if err != nil {
+			return fmt.Errorf("catalog the batch's objects: %w", err)
+		}
+		out, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE timestamp >= ? AND timestamp < ? AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`,
+			lo, hi, duckdbList(ids))
+		if err != nil {
+			return fmt.Errorf("delete the batch's conversations from warm: %w", err)
+		}
+		if in != out {
+			return fmt.Errorf("cold LSN %d: %d conversations cataloged but %d deleted from warm", lsn, in, out)
+		}
+		moved = int(out)
 		return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
 	})
 	if err != nil {
@@ -503,6 +618,24 @@ func (e *Engine) applyCold(ctx context.Context, p coldPayload, lsn uint64) (int,
 	}
 	e.warmApplied.Store(lsn)
 	return moved, nil
+}
+
+// timeRange is the time range [lo, hi) of the days of p's objects: every conversation of
+// an object was written on its day (UTC).
+func (p coldPayload) timeRange() (lo, hi time.Time, err error) {
+	for i, o := range p.Objects {
+		d, err := time.Parse(time.DateOnly, o.Day)
+		if err != nil {
+			return lo, hi, fmt.Errorf("cold record: object %s: day %q: %w", o.Key, o.Day, err)
+		}
+		if i == 0 || d.Before(lo) {
+			lo = d
+		}
+		if end := d.Add(24 * time.Hour); end.After(hi) {
+			hi = end
+		}
+	}
+	return lo, hi, nil
 }
 
 // coldScratch creates a fresh directory for cold files under ScratchPath.

@@ -405,7 +405,7 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		_, err = e.applyAge(ctx, p, r.LSN)
+		_, err = e.applyAge(ctx, p, r.LSN, nil)
 		return true, err
 	case RecordCold:
 		p, err := decodeCold(r.Payload)
