@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-short bench bench-backup bench-restore lint fmt fuzz clean
+.PHONY: all build run test test-short bench bench-backup bench-restore bench-aging lint fmt fuzz clean
 
 all: lint test
 
@@ -32,8 +32,9 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 ## bench: durable ingest (engine and HTTP) and backup, each beside its baselines; see docs/BENCHMARKS.md
-bench: bench-backup bench-restore
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./engine/ ./engine/wal/ ./worker/...
+## (the -bench pattern is every benchmark but engine's Age*1M, which bench-aging runs once each)
+bench: bench-backup bench-restore bench-aging
+	$(GO) test -run '^$$' -bench '^Benchmark([^A]|A[^g])' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./engine/ ./engine/wal/ ./worker/...
 
 ## bench-backup: backup of a 1M-conversation warm.db beside cp+gzip+sha256sum and zstd -T0 -1
 ## (the dataset is generated once under $$AKOSHA_BENCH_DIR, default ~/.akosha/bench)
@@ -43,6 +44,11 @@ bench-backup:
 ## bench-restore: restore of the same warm.db beside sha256sum+gunzip, and WAL replay rate
 bench-restore:
 	$(GO) test -run '^$$' -bench 'Restore1M|Replay' -benchtime 1x -count $(BENCHCOUNT) ./engine/restore/
+
+## bench-aging: hot -> warm and warm -> cold of 1M conversations beside bare DuckDB INSERT ... SELECT / COPY TO parquet
+## (the hot dataset is generated once under $$AKOSHA_BENCH_DIR; AKOSHA_BENCH_AGING_ROWS=n for a quick try)
+bench-aging:
+	$(GO) test -run '^$$' -bench 'AgeHotToWarm1M|AgeWarmToCold1M' -benchtime 1x -count $(BENCHCOUNT) -timeout 120m ./engine/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

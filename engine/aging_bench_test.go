@@ -158,14 +158,6 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 			}
 			opts.Cold, opts.ScratchPath = store, filepath.Join(dir, "scratch")
 			e := mustOpen(b, opts)
-			// Workaround, not part of the engine: AgeWarmToCold reads every object of a batch
-			// back through the same path (scratch/readback.parquet), and DuckDB's external
-			// file cache then serves the previous object's bytes ("ZSTD Decompression
-			// failure") whenever a batch has several objects. Remove this line once the
-			// engine reads back through a fresh path or disables the cache itself.
-			if _, err := e.warm.ExecContext(ctx, `SET GLOBAL enable_external_file_cache = false`); err != nil {
-				b.Fatal(err)
-			}
 			start := time.Now()
 			b.StartTimer()
 			moved := 0

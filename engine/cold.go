@@ -157,11 +157,12 @@ type ColdResult struct {
 // AgeWarmToCold moves up to sel.Limit warm conversations written before sel.Before
 // (oldest first) to the cold tier. The batch is grouped by system and day; each group is
 // written as a zstd Parquet file with the cold schema, uploaded under a key derived from
-// its ids (so running an interrupted batch again overwrites the same object), read back
-// and checked (bytes, rows and checksum). Only then is the batch logged in the WAL
-// (RecordCold) and applied in one warm transaction: the objects and ids enter the cold
-// catalog and the conversations leave warm. A failure before the commit changes nothing
-// in the engine. Call it again until Moved is 0.
+// its ids and rows (so running an interrupted batch again overwrites the same object, and
+// other rows never take a cataloged key), read back and checked (bytes, rows, identity
+// and checksum against warm). Only then is the batch logged in the WAL (RecordCold) and
+// applied in one warm transaction: the objects and ids enter the cold catalog and the
+// conversations leave warm. A failure before the commit changes nothing in the engine.
+// Call it again until Moved is 0.
 func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, error) {
 	if err := sel.check(); err != nil {
 		return ColdResult{}, err

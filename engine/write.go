@@ -51,8 +51,8 @@ type request struct {
 	coldGen     uint64 // the generation the batch was read from
 	coldDeletes uint64 // warmDeletes when the batch was read
 	// reqFunc: run in the writer, with every logged write applied and none in progress
-	fn func(context.Context) error
-	resp        chan response
+	fn   func(context.Context) error
+	resp chan response
 }
 
 type response struct {
