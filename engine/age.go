@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -139,6 +140,142 @@ func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 	return AgeResult{TxID: lsn, LSN: lsn, Moved: n}, nil
 }
 
+// ageChunk is how many conversations the stages of copyAgedToWarm pass at a time.
+const ageChunk = 256
+
+// hotRow and warmRow are a conversation before and after aging's transform.
+type hotRow struct {
+	system, id, content string
+	emb                 []float32
+	ts                  time.Time
+	md                  sql.NullString
+}
+
+type warmRow struct {
+	system, id, summary string
+	q                   []int8
+	scale               float32
+	ts                  time.Time
+	md                  any
+}
+
+// copyAgedToWarm reads p's conversations from hot, transforms them (quantize, summarize)
+// and appends them to warm, recording lsn, in one warm transaction. The three run as a
+// pipeline over chunks: the scan, two transforming goroutines and the appender overlap,
+// so the batch costs about its slowest stage rather than their sum. (The warm rows of a
+// batch land in whatever order the transforms finish; nothing depends on that order.)
+func (e *Engine) copyAgedToWarm(ctx context.Context, p agePayload, lsn uint64, cond string, condArgs []any) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []hotRow, 4)
+	out := make(chan []warmRow, 4)
+	var scanErr error
+	go func() {
+		defer close(chunks)
+		scanErr = e.scanAged(ctx, p, cond, condArgs, chunks)
+	}()
+	var workers sync.WaitGroup
+	for range 2 {
+		workers.Go(func() {
+			for c := range chunks {
+				w := make([]warmRow, len(c))
+				for i, r := range c {
+					w[i] = warmRow{system: r.system, id: r.id, summary: aging.Summarize(r.content), ts: r.ts}
+					w[i].q, w[i].scale = aging.Quantize(r.emb)
+					if r.md.Valid {
+						w[i].md = json.RawMessage(r.md.String)
+					}
+				}
+				select {
+				case out <- w:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		workers.Wait()
+		close(out)
+	}()
+	n := 0
+	err := inTx(ctx, e.warmConn, func(dc driver.Conn) error {
+		app, err := duckdb.NewAppenderFromConn(dc, "", "conversations")
+		if err != nil {
+			return err
+		}
+		for w := range out {
+			for _, r := range w {
+				if err := app.AppendRow(r.system, r.id, r.q, r.scale, r.summary, r.ts, r.md, p.At); err != nil {
+					app.Close()
+					return err
+				}
+			}
+			n += len(w)
+		}
+		if err := app.Close(); err != nil {
+			return err
+		}
+		// out is closed: the workers and the scan are done, and scanErr is set.
+		if scanErr != nil {
+			return scanErr
+		}
+		return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
+	})
+	cancel()
+	for range out { // on an error: let the stages finish before returning
+	}
+	return n, err
+}
+
+// scanAged reads p's conversations from hot in chunks.
+func (e *Engine) scanAged(ctx context.Context, p agePayload, cond string, condArgs []any, chunks chan<- []hotRow) error {
+	rs, err := e.hotConn.QueryContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR
+		FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY conversation_id`,
+		append(condArgs, duckdbList(p.IDs))...)
+	if err != nil {
+		return fmt.Errorf("read conversations to age: %w", err)
+	}
+	defer rs.Close()
+	send := func(c []hotRow) error {
+		select {
+		case chunks <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var c []hotRow
+	for rs.Next() {
+		var r hotRow
+		var emb []any
+		if err := rs.Scan(&r.system, &r.id, &r.content, &emb, &r.ts, &r.md); err != nil {
+			return err
+		}
+		r.emb = make([]float32, len(emb))
+		for i, v := range emb {
+			f, ok := v.(float32)
+			if !ok {
+				return fmt.Errorf("hot embedding[%d] of %s has type %T", i, r.id, v)
+			}
+			r.emb[i] = f
+		}
+		if c = append(c, r); len(c) == ageChunk {
+			if err := send(c); err != nil {
+				return err
+			}
+			c = nil
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	if len(c) > 0 {
+		return send(c)
+	}
+	return nil
+}
+
 // timeSpan is the time range of a batch's conversations: a filter on it lets DuckDB skip
 // the row groups of other times (zone maps), where an id list alone scans the table.
 type timeSpan struct{ lo, hi time.Time } // [lo, hi)
@@ -168,67 +305,12 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64, span *t
 	cond, condArgs := span.filter()
 	moved, copied := 0, false // copied: warm applied lsn in this call
 	if lsn > e.warmApplied.Load() {
-		type row struct {
-			system, id, content string
-			emb                 []float32
-			ts                  time.Time
-			md                  sql.NullString
-		}
-		var batch []row
-		rs, err := e.hotConn.QueryContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR
-			FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY conversation_id`,
-			append(condArgs, duckdbList(p.IDs))...)
-		if err != nil {
-			return 0, fmt.Errorf("read conversations to age: %w", err)
-		}
-		for rs.Next() {
-			var r row
-			var emb []any
-			if err := rs.Scan(&r.system, &r.id, &r.content, &emb, &r.ts, &r.md); err != nil {
-				rs.Close()
-				return 0, err
-			}
-			r.emb = make([]float32, len(emb))
-			for i, v := range emb {
-				f, ok := v.(float32)
-				if !ok {
-					rs.Close()
-					return 0, fmt.Errorf("hot embedding[%d] of %s has type %T", i, r.id, v)
-				}
-				r.emb[i] = f
-			}
-			batch = append(batch, r)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return 0, err
-		}
-		err = inTx(ctx, e.warmConn, func(dc driver.Conn) error {
-			app, err := duckdb.NewAppenderFromConn(dc, "", "conversations")
-			if err != nil {
-				return err
-			}
-			for _, r := range batch {
-				q, scale := aging.Quantize(r.emb)
-				var md any
-				if r.md.Valid {
-					md = json.RawMessage(r.md.String)
-				}
-				if err := app.AppendRow(r.system, r.id, q, scale, aging.Summarize(r.content), r.ts, md, p.At); err != nil {
-					app.Close()
-					return err
-				}
-			}
-			if err := app.Close(); err != nil {
-				return err
-			}
-			return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
-		})
+		n, err := e.copyAgedToWarm(ctx, p, lsn, cond, condArgs)
 		if err != nil {
 			return 0, fmt.Errorf("insert aged conversations into warm: %w", err)
 		}
 		e.warmApplied.Store(lsn)
-		moved, copied = len(batch), true
+		moved, copied = n, true
 		if h := e.testHookAgeCopied; h != nil {
 			if err := h(); err != nil {
 				return 0, err

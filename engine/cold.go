@@ -134,18 +134,6 @@ type sums struct {
 	identity, checksum uint64
 }
 
-// querier is what parquetSums needs of a *sql.DB or *sql.Conn.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// parquetSums reads a cold Parquet file with DuckDB and computes coldSums.
-func parquetSums(ctx context.Context, q querier, path string) (sums, error) {
-	var s sums
-	err := q.QueryRowContext(ctx, fmt.Sprintf(coldSums, `read_parquet(`+sqlString(path)+`)`)).Scan(&s.rows, &s.identity, &s.checksum)
-	return s, err
-}
-
 // ColdResult is the outcome of one AgeWarmToCold batch.
 type ColdResult struct {
 	TxID    uint64       `json:"txid"` // 0 when nothing was old enough
@@ -209,10 +197,7 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 			return ColdResult{}, err
 		}
 	}
-	err = forEach(len(p.Objects), coldTransfers, func(i int) error {
-		return e.readBackCold(ctx, scratch, &p.Objects[i])
-	})
-	if err != nil {
+	if err := e.readBack(ctx, scratch, p.Objects); err != nil {
 		return ColdResult{}, err
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
@@ -318,43 +303,63 @@ func (e *Engine) exportBatch(ctx context.Context, scratch string, groups []coldG
 	}
 	defer conn.Close()
 	defer conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.cold_batch`)
-	var n int64
-	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE cold_batch AS SELECT `+coldColumns+` FROM conversations
-		WHERE timestamp >= ? AND timestamp < ? AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`, lo, hi, duckdbList(ids)); err != nil {
+	grp := make([]any, 0, len(ids))
+	for i, g := range groups {
+		for range g.ids {
+			grp = append(grp, int32(i))
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE cold_batch AS SELECT `+coldColumns+`, b.grp
+		FROM conversations JOIN (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::INTEGER[]) AS grp) b ON conversation_id = b.id
+		WHERE timestamp >= ? AND timestamp < ?`, duckdbList(ids), grp, lo, hi); err != nil {
 		return nil, fmt.Errorf("read cold batch from warm: %w", err)
 	}
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM cold_batch`).Scan(&n); err != nil {
+	// Per group: the sums its file is checked against once uploaded (readBackCold).
+	out := make([]ColdObject, len(groups))
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf(strings.Replace(coldSums, "SELECT ", "SELECT grp, ", 1), "cold_batch")+` GROUP BY grp`)
+	if err != nil {
+		return nil, fmt.Errorf("checksum the cold batch: %w", err)
+	}
+	for rows.Next() {
+		var i int
+		var s sums
+		if err := rows.Scan(&i, &s.rows, &s.identity, &s.checksum); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[i].Rows, out[i].Identity, out[i].Checksum = s.rows, s.identity, s.checksum
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if n != int64(len(ids)) {
-		return nil, fmt.Errorf("cold batch: %d of its %d conversations are in warm (a concurrent delete?); run again", n, len(ids))
-	}
-	out := make([]ColdObject, len(groups))
 	for i, g := range groups {
-		o := ColdObject{SystemID: g.system, Day: g.day.Format(time.DateOnly), IDs: g.ids}
-		what := fmt.Sprintf("cold batch of system %q, day %s", g.system, o.Day)
-		local := filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))
-		src := `(SELECT * FROM cold_batch WHERE conversation_id IN (SELECT unnest(?::VARCHAR[])))`
-		var wantN int64
-		var wantID, wantSum uint64
-		if err := conn.QueryRowContext(ctx, fmt.Sprintf(coldSums, src), duckdbList(g.ids)).Scan(&wantN, &wantID, &wantSum); err != nil {
-			return nil, fmt.Errorf("%s: checksum warm rows: %w", what, err)
+		if out[i].Rows != int64(len(g.ids)) {
+			return nil, fmt.Errorf("cold batch of system %q, day %s: %d of its %d conversations are in warm (a concurrent delete?); run again",
+				g.system, g.day.Format(time.DateOnly), out[i].Rows, len(g.ids))
 		}
-		_, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))
-			ORDER BY conversation_id) TO `+sqlString(local)+` (FORMAT parquet, COMPRESSION zstd)`, duckdbList(g.ids))
-		if err != nil {
-			return nil, fmt.Errorf("%s: write Parquet: %w", what, err)
+	}
+	// One COPY writes every group's file (DuckDB writes the partitions in parallel; the
+	// partition column stays out of the files).
+	parts := filepath.Join(scratch, "parts")
+	if _, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch ORDER BY conversation_id) TO `+sqlString(parts)+
+		` (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (grp))`); err != nil {
+		return nil, fmt.Errorf("write the cold batch as Parquet: %w", err)
+	}
+	for i, g := range groups {
+		o := &out[i]
+		o.SystemID, o.Day, o.IDs = g.system, g.day.Format(time.DateOnly), g.ids
+		files, err := filepath.Glob(filepath.Join(parts, fmt.Sprintf("grp=%d", i), "*.parquet"))
+		if err != nil || len(files) != 1 {
+			return nil, fmt.Errorf("cold batch of system %q, day %s: want one Parquet file, DuckDB wrote %v (%v)", g.system, o.Day, files, err)
 		}
-		if wantN != int64(len(g.ids)) {
-			return nil, fmt.Errorf("%s: %d of its %d conversations read from warm", what, wantN, len(g.ids))
+		if err := os.Rename(files[0], filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))); err != nil {
+			return nil, err
 		}
-		// The file is checked against these sums once uploaded (readBackCold).
-		o.Rows, o.Identity, o.Checksum = wantN, wantID, wantSum
-		o.Key = ColdKey(g.system, g.day, g.ids, wantSum)
+		o.Key = ColdKey(g.system, g.day, g.ids, o.Checksum)
 		if err := objstore.ValidKey(o.Key); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+			return nil, fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
 		}
-		out[i] = o
 	}
 	return out, nil
 }
@@ -465,32 +470,76 @@ func (e *Engine) catalogedObjects(ctx context.Context, objs []ColdObject) (map[s
 	return out, rows.Err()
 }
 
-// readBackCold downloads o, checks its size and SHA-256 against what was uploaded, and
-// its rows and checksum against the file written.
-func (e *Engine) readBackCold(ctx context.Context, scratch string, o *ColdObject) error {
-	// A path of its own: DuckDB caches file contents by path (external file cache), and a
-	// reused name with the same size and mtime second could read another object's bytes.
-	local := filepath.Join(scratch, "readback-"+strings.ReplaceAll(o.Key, "/", "_"))
-	defer os.Remove(local)
-	size, sum, err := e.downloadCold(ctx, o.Key, local)
+// readBack downloads objs, checks each one's size and SHA-256 against what was uploaded,
+// then rows, identity and checksum against warm's, reading all the files in one query.
+func (e *Engine) readBack(ctx context.Context, scratch string, objs []ColdObject) error {
+	locals := make([]string, len(objs))
+	for i := range objs {
+		// A path of its own: DuckDB caches file contents by path (external file cache), and a
+		// reused name with the same size and mtime second could read another object's bytes.
+		locals[i] = filepath.Join(scratch, fmt.Sprintf("readback-%d.parquet", i))
+	}
+	defer func() {
+		for _, l := range locals {
+			os.Remove(l)
+		}
+	}()
+	err := forEach(len(objs), coldTransfers, func(i int) error {
+		o := &objs[i]
+		size, sum, err := e.downloadCold(ctx, o.Key, locals[i])
+		if err != nil {
+			return err
+		}
+		if size != o.Bytes || sum != o.SHA256 {
+			return fmt.Errorf("read back %s: %d bytes with SHA-256 %s, uploaded %d bytes with %s", o.Key, size, sum, o.Bytes, o.SHA256)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if size != o.Bytes || sum != o.SHA256 {
-		return fmt.Errorf("read back %s: %d bytes with SHA-256 %s, uploaded %d bytes with %s", o.Key, size, sum, o.Bytes, o.SHA256)
+	list := make([]string, len(locals))
+	for i, l := range locals {
+		list[i] = sqlString(l)
 	}
 	_, warm, release, err := e.handles()
 	if err != nil {
 		return err
 	}
-	got, err := parquetSums(ctx, warm, local)
-	release()
+	defer release()
+	q := fmt.Sprintf(strings.Replace(coldSums, "SELECT ", "SELECT filename, ", 1), `read_parquet([`+strings.Join(list, ", ")+`], filename = true)`) + ` GROUP BY filename`
+	rows, err := warm.QueryContext(ctx, q)
 	if err != nil {
-		return fmt.Errorf("read back %s: %w", o.Key, err)
+		return fmt.Errorf("read back the cold batch: %w", err)
 	}
-	if got.rows != o.Rows || got.checksum != o.Checksum || got.identity != o.Identity {
-		return fmt.Errorf("read back %s: %d rows (identity %x, checksum %x), warm had %d rows (%x, %x)",
-			o.Key, got.rows, got.identity, got.checksum, o.Rows, o.Identity, o.Checksum)
+	defer rows.Close()
+	index := map[string]int{}
+	for i, l := range locals {
+		index[l] = i
+	}
+	seen := 0
+	for rows.Next() {
+		var name string
+		var got sums
+		if err := rows.Scan(&name, &got.rows, &got.identity, &got.checksum); err != nil {
+			return err
+		}
+		i, ok := index[name]
+		if !ok {
+			return fmt.Errorf("read back the cold batch: DuckDB names a file %q it was not given", name)
+		}
+		o := &objs[i]
+		if got.rows != o.Rows || got.checksum != o.Checksum || got.identity != o.Identity {
+			return fmt.Errorf("read back %s: %d rows (identity %x, checksum %x), warm had %d rows (%x, %x)",
+				o.Key, got.rows, got.identity, got.checksum, o.Rows, o.Identity, o.Checksum)
+		}
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if seen != len(objs) {
+		return fmt.Errorf("read back the cold batch: %d of its %d objects hold rows", seen, len(objs))
 	}
 	return nil
 }
