@@ -170,7 +170,9 @@ func (e *Engine) copyAgedToWarm(ctx context.Context, p agePayload, lsn uint64, c
 	chunks := make(chan []hotRow, 4)
 	out := make(chan []warmRow, 4)
 	var scanErr error
+	scanned := make(chan struct{}) // closed once scanErr is set and the scan's rows are closed
 	go func() {
+		defer close(scanned)
 		defer close(chunks)
 		scanErr = e.scanAged(ctx, p, cond, condArgs, chunks)
 	}()
@@ -216,22 +218,27 @@ func (e *Engine) copyAgedToWarm(ctx context.Context, p agePayload, lsn uint64, c
 		if err := app.Close(); err != nil {
 			return err
 		}
-		// out is closed: the workers and the scan are done, and scanErr is set.
+		<-scanned
 		if scanErr != nil {
 			return scanErr
+		}
+		// A worker that stopped on ctx dropped its chunk: never commit a partial copy.
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		return execDriver(ctx, dc, setAppliedLSN, strconv.FormatUint(lsn, 10))
 	})
 	cancel()
 	for range out { // on an error: let the stages finish before returning
 	}
+	<-scanned
 	return n, err
 }
 
 // scanAged reads p's conversations from hot in chunks.
 func (e *Engine) scanAged(ctx context.Context, p agePayload, cond string, condArgs []any, chunks chan<- []hotRow) error {
 	rs, err := e.hotConn.QueryContext(ctx, `SELECT system_id, conversation_id, content, embedding, timestamp, metadata::VARCHAR
-		FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY conversation_id`,
+		FROM conversations WHERE `+cond+` AND conversation_id IN (SELECT unnest(?::VARCHAR[]))`,
 		append(condArgs, duckdbList(p.IDs))...)
 	if err != nil {
 		return fmt.Errorf("read conversations to age: %w", err)

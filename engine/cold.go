@@ -201,7 +201,9 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 		return ColdResult{}, err
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
-	resp, err := e.submit(ctx, &request{kind: reqCold, cold: p, coldGen: gen, coldDeletes: dels})
+	// Not cancelled with ctx: coldMu stays held until the writer has answered, so no other
+	// batch can upload under this batch's keys while it may still commit.
+	resp, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqCold, cold: p, coldGen: gen, coldDeletes: dels})
 	if err != nil {
 		return ColdResult{}, err
 	}
@@ -340,21 +342,22 @@ func (e *Engine) exportBatch(ctx context.Context, scratch string, groups []coldG
 		}
 	}
 	// One COPY writes every group's file (DuckDB writes the partitions in parallel; the
-	// partition column stays out of the files).
+	// partition column stays out of the files). With every group's file open at once
+	// DuckDB need not close and reopen one, which would split a group into two files; a
+	// split group (another thread's file) is merged below all the same.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET partitioned_write_max_open_files = %d`, len(groups)+1)); err != nil {
+		return nil, err
+	}
 	parts := filepath.Join(scratch, "parts")
-	if _, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch ORDER BY conversation_id) TO `+sqlString(parts)+
-		` (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (grp))`); err != nil {
+	if _, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch) TO `+sqlString(parts)+
+		` (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (grp), WRITE_PARTITION_COLUMNS false)`); err != nil {
 		return nil, fmt.Errorf("write the cold batch as Parquet: %w", err)
 	}
 	for i, g := range groups {
 		o := &out[i]
 		o.SystemID, o.Day, o.IDs = g.system, g.day.Format(time.DateOnly), g.ids
-		files, err := filepath.Glob(filepath.Join(parts, fmt.Sprintf("grp=%d", i), "*.parquet"))
-		if err != nil || len(files) != 1 {
-			return nil, fmt.Errorf("cold batch of system %q, day %s: want one Parquet file, DuckDB wrote %v (%v)", g.system, o.Day, files, err)
-		}
-		if err := os.Rename(files[0], filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))); err != nil {
-			return nil, err
+		if err := e.groupFile(ctx, conn, filepath.Join(parts, fmt.Sprintf("grp=%d", i)), filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))); err != nil {
+			return nil, fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
 		}
 		o.Key = ColdKey(g.system, g.day, g.ids, o.Checksum)
 		if err := objstore.ValidKey(o.Key); err != nil {
@@ -362,6 +365,31 @@ func (e *Engine) exportBatch(ctx context.Context, scratch string, groups []coldG
 		}
 	}
 	return out, nil
+}
+
+// groupFile moves the one Parquet file DuckDB wrote in dir to dst, or merges several into
+// dst.
+func (e *Engine) groupFile(ctx context.Context, conn *sql.Conn, dir, dst string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var paths, files []string
+	for _, en := range entries {
+		if strings.HasSuffix(en.Name(), ".parquet") {
+			paths = append(paths, filepath.Join(dir, en.Name()))
+			files = append(files, sqlString(paths[len(paths)-1]))
+		}
+	}
+	switch len(files) {
+	case 0:
+		return fmt.Errorf("DuckDB wrote no Parquet file in %s", dir)
+	case 1:
+		return os.Rename(paths[0], dst)
+	}
+	_, err = conn.ExecContext(ctx, `COPY (SELECT * FROM read_parquet([`+strings.Join(files, ", ")+`], hive_partitioning = false)) TO `+
+		sqlString(dst)+` (FORMAT parquet, COMPRESSION zstd)`)
+	return err
 }
 
 // batchRange is the time range [lo, hi) of a batch's days, which lets DuckDB skip the
@@ -507,7 +535,7 @@ func (e *Engine) readBack(ctx context.Context, scratch string, objs []ColdObject
 		return err
 	}
 	defer release()
-	q := fmt.Sprintf(strings.Replace(coldSums, "SELECT ", "SELECT filename, ", 1), `read_parquet([`+strings.Join(list, ", ")+`], filename = true)`) + ` GROUP BY filename`
+	q := fmt.Sprintf(strings.Replace(coldSums, "SELECT ", "SELECT filename, ", 1), `read_parquet([`+strings.Join(list, ", ")+`], filename = true, hive_partitioning = false)`) + ` GROUP BY filename`
 	rows, err := warm.QueryContext(ctx, q)
 	if err != nil {
 		return fmt.Errorf("read back the cold batch: %w", err)

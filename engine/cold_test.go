@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -439,4 +441,49 @@ func TestColdKeyDependsOnContent(t *testing.T) {
 		t.Fatalf("k-1: %+v %v", g, err)
 	}
 	checkConserved(t, e, map[string]int64{"k": 2})
+}
+
+// A batch of more groups than DuckDB keeps partition files open by default (100) still
+// writes one object per group.
+func TestAgeWarmToColdManyGroups(t *testing.T) {
+	e := mustOpen(t, coldOptions(t, t.TempDir()))
+	defer e.Close()
+	var systems []string
+	for i := range 150 {
+		systems = append(systems, fmt.Sprintf("sys-%03d", i))
+	}
+	seedWarm(t, e, 2, systems...)
+	r, err := e.AgeWarmToCold(context.Background(), AgeSelect{Before: ts0.Add(100 * 24 * time.Hour), Limit: 1000})
+	if err != nil || r.Moved != 300 || len(r.Objects) != 150 {
+		t.Fatalf("moved %d in %d objects: %v", r.Moved, len(r.Objects), err)
+	}
+}
+
+// groupFile merges a group DuckDB wrote as several files.
+func TestGroupFileMerges(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	dir := filepath.Join(t.TempDir(), "grp=0")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := e.warm.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i, n := range []int{3, 4} {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT range AS x FROM range(%d)) TO %s (FORMAT parquet)`, n, sqlString(filepath.Join(dir, fmt.Sprintf("data_%d.parquet", i))))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "group-0.parquet")
+	if err := e.groupFile(ctx, conn, dir, dst); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM read_parquet(`+sqlString(dst)+`)`).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("merged file holds %d rows (%v), want 7", n, err)
+	}
 }

@@ -742,15 +742,14 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 		if lsn <= t.applied.Load() {
 			continue
 		}
+		warmRows := false
 		err := inTx(ctx, t.conn, func(dc driver.Conn) error {
 			n, err := execDriverCount(ctx, dc, `DELETE FROM conversations WHERE conversation_id IN (SELECT unnest(?::VARCHAR[]))`, duckdbList(ids))
 			if err != nil {
 				return err
 			}
 			total += int(n)
-			if t.conn == e.warmConn && n > 0 {
-				e.warmDeletes.Add(1)
-			}
+			warmRows = t.conn == e.warmConn && n > 0
 			if t.conn == e.warmConn {
 				// A cold conversation leaves the catalog: reads and counts no longer see
 				// it (its bytes stay in the immutable Parquet object).
@@ -764,6 +763,11 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 		})
 		if err != nil {
 			return 0, err
+		}
+		if warmRows {
+			// Counted once committed: a cold batch that read the counter before this
+			// point is refused, one that read it after saw the delete.
+			e.warmDeletes.Add(1)
 		}
 		t.applied.Store(lsn)
 	}
@@ -821,7 +825,8 @@ func inTx(ctx context.Context, conn *sql.Conn, fn func(driver.Conn) error) error
 			return err
 		}
 		if err := fn(dc); err != nil {
-			if rerr := execDriver(ctx, dc, "ROLLBACK"); rerr != nil {
+			// Not with ctx: a cancelled one would leave the connection in the transaction.
+			if rerr := execDriver(context.WithoutCancel(ctx), dc, "ROLLBACK"); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 			}
 			return err
