@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -286,85 +287,105 @@ func coldSystemSegment(system string) string {
 func ColdSystemPrefix(system string) string { return coldSystemSegment(system) + "/" }
 
 // exportBatch writes each group of a batch as a Parquet file in scratch (group-<i>.parquet)
-// and checks it holds exactly the group's conversations. The batch is read from warm once,
-// by its time range and ids, into a temporary table the groups are written from.
+// and computes the sums each file is checked against once uploaded (readBack). The groups
+// are split into coldExportParts parts written at once, each on its own connection: a
+// batch is too small for DuckDB to spread one query over several threads (it parallelizes
+// by row groups of 122,880 rows), and the cold projection is CPU-bound.
 func (e *Engine) exportBatch(ctx context.Context, scratch string, groups []coldGroup) ([]ColdObject, error) {
-	var ids []string
-	for _, g := range groups {
-		ids = append(ids, g.ids...)
-	}
-	lo, hi := batchRange(groups)
 	_, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	conn, err := warm.Conn(ctx)
+	out := make([]ColdObject, len(groups))
+	parts := min(coldExportParts, len(groups))
+	err = forEach(parts, parts, func(k int) error {
+		from, to := k*len(groups)/parts, (k+1)*len(groups)/parts
+		return e.exportPart(ctx, warm, filepath.Join(scratch, fmt.Sprintf("part-%d", k)), scratch, groups, out, from, to)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	defer conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.cold_batch`)
-	grp := make([]any, 0, len(ids))
-	for i, g := range groups {
-		for range g.ids {
+	return out, nil
+}
+
+// coldExportParts is how many parts of a cold batch are written at once.
+var coldExportParts = max(1, min(4, runtime.NumCPU()))
+
+// exportPart writes groups[from:to] (into out[from:to]): their rows are read from warm
+// once, by time range and ids, into a temporary table of the connection; per group sums
+// come from it; one partitioned COPY writes every group's file into dir, which are then
+// moved to scratch/group-<i>.parquet.
+func (e *Engine) exportPart(ctx context.Context, warm *sql.DB, dir, scratch string, groups []coldGroup, out []ColdObject, from, to int) error {
+	var ids []string
+	grp := []any{}
+	for i := from; i < to; i++ {
+		ids = append(ids, groups[i].ids...)
+		for range groups[i].ids {
 			grp = append(grp, int32(i))
 		}
 	}
+	lo, hi := batchRange(groups[from:to])
+	conn, err := warm.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.cold_batch`)
 	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE cold_batch AS SELECT `+coldColumns+`, b.grp
 		FROM conversations JOIN (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::INTEGER[]) AS grp) b ON conversation_id = b.id
 		WHERE timestamp >= ? AND timestamp < ?`, duckdbList(ids), grp, lo, hi); err != nil {
-		return nil, fmt.Errorf("read cold batch from warm: %w", err)
+		return fmt.Errorf("read cold batch from warm: %w", err)
 	}
-	// Per group: the sums its file is checked against once uploaded (readBackCold).
-	out := make([]ColdObject, len(groups))
 	rows, err := conn.QueryContext(ctx, fmt.Sprintf(strings.Replace(coldSums, "SELECT ", "SELECT grp, ", 1), "cold_batch")+` GROUP BY grp`)
 	if err != nil {
-		return nil, fmt.Errorf("checksum the cold batch: %w", err)
+		return fmt.Errorf("checksum the cold batch: %w", err)
 	}
 	for rows.Next() {
 		var i int
 		var s sums
 		if err := rows.Scan(&i, &s.rows, &s.identity, &s.checksum); err != nil {
 			rows.Close()
-			return nil, err
+			return err
+		}
+		if i < from || i >= to {
+			rows.Close()
+			return fmt.Errorf("checksum the cold batch: group %d is not in part [%d, %d)", i, from, to)
 		}
 		out[i].Rows, out[i].Identity, out[i].Checksum = s.rows, s.identity, s.checksum
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	for i, g := range groups {
-		if out[i].Rows != int64(len(g.ids)) {
-			return nil, fmt.Errorf("cold batch of system %q, day %s: %d of its %d conversations are in warm (a concurrent delete?); run again",
+	for i := from; i < to; i++ {
+		if g := groups[i]; out[i].Rows != int64(len(g.ids)) {
+			return fmt.Errorf("cold batch of system %q, day %s: %d of its %d conversations are in warm (a concurrent delete?); run again",
 				g.system, g.day.Format(time.DateOnly), out[i].Rows, len(g.ids))
 		}
 	}
-	// One COPY writes every group's file (DuckDB writes the partitions in parallel; the
-	// partition column stays out of the files). With every group's file open at once
-	// DuckDB need not close and reopen one, which would split a group into two files; a
-	// split group (another thread's file) is merged below all the same.
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET partitioned_write_max_open_files = %d`, len(groups)+1)); err != nil {
-		return nil, err
+	// One COPY writes every group's file (the partition column stays out of the files).
+	// With every group's file open at once DuckDB need not close and reopen one, which
+	// would split a group into two files; a split group is merged all the same.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET partitioned_write_max_open_files = %d`, to-from+1)); err != nil {
+		return err
 	}
-	parts := filepath.Join(scratch, "parts")
-	if _, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch) TO `+sqlString(parts)+
+	if _, err := conn.ExecContext(ctx, `COPY (SELECT * FROM cold_batch) TO `+sqlString(dir)+
 		` (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (grp), WRITE_PARTITION_COLUMNS false)`); err != nil {
-		return nil, fmt.Errorf("write the cold batch as Parquet: %w", err)
+		return fmt.Errorf("write the cold batch as Parquet: %w", err)
 	}
-	for i, g := range groups {
-		o := &out[i]
+	for i := from; i < to; i++ {
+		g, o := groups[i], &out[i]
 		o.SystemID, o.Day, o.IDs = g.system, g.day.Format(time.DateOnly), g.ids
-		if err := e.groupFile(ctx, conn, filepath.Join(parts, fmt.Sprintf("grp=%d", i)), filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))); err != nil {
-			return nil, fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
+		if err := e.groupFile(ctx, conn, filepath.Join(dir, fmt.Sprintf("grp=%d", i)), filepath.Join(scratch, fmt.Sprintf("group-%d.parquet", i))); err != nil {
+			return fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
 		}
 		o.Key = ColdKey(g.system, g.day, g.ids, o.Checksum)
 		if err := objstore.ValidKey(o.Key); err != nil {
-			return nil, fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
+			return fmt.Errorf("cold batch of system %q, day %s: %w", g.system, o.Day, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // groupFile moves the one Parquet file DuckDB wrote in dir to dst, or merges several into
