@@ -164,21 +164,6 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 			res = last.Extra
 		}
 	}
-	var move func(engine.AgeSelect) (int, int, error)
-	switch p.Stage {
-	case StageHotToWarm:
-		move = func(sel engine.AgeSelect) (int, int, error) {
-			r, err := a.Engine.AgeHotToWarm(ctx, sel)
-			return r.Moved, 0, err
-		}
-	case StageWarmToCold:
-		move = func(sel engine.AgeSelect) (int, int, error) {
-			r, err := a.Engine.AgeWarmToCold(ctx, sel)
-			return r.Moved, len(r.Objects), err
-		}
-	default:
-		return res, invalid(fmt.Sprintf("stage %q: want %s or %s", p.Stage, StageHotToWarm, StageWarmToCold))
-	}
 	before := p.Cutoffs.HotBefore
 	if p.Stage == StageWarmToCold {
 		before = p.Cutoffs.ColdBefore
@@ -187,26 +172,43 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 	rep := a.reporter(ctx, p.Stage)
 	rep.setExtra(res) // keep the restored totals in every heartbeat of this attempt too
 	defer rep.keepAlive()()
-	for calls := 0; p.MaxBatches == 0 || calls < p.MaxBatches; calls++ {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		moved, objects, err := move(sel)
-		if errors.Is(err, engine.ErrColdDisabled) {
-			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-		}
-		if err != nil {
-			return res, classify(err)
-		}
-		if moved == 0 {
-			res.Done = true
-			break
-		}
+	committed := func(moved, objects int) {
 		res.Moved += moved
 		res.Batches++
 		res.Objects += objects
 		rep.report(int64(res.Moved), 0)
 		rep.setExtra(res)
+	}
+	var err error
+	switch p.Stage {
+	case StageHotToWarm:
+		for calls := 0; p.MaxBatches == 0 || calls < p.MaxBatches; calls++ {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+			var r engine.AgeResult
+			if r, err = a.Engine.AgeHotToWarm(ctx, sel); err != nil {
+				break
+			}
+			if r.Moved == 0 {
+				res.Done = true
+				break
+			}
+			committed(r.Moved, 0)
+		}
+	case StageWarmToCold:
+		// The engine prepares each batch while the last one commits.
+		res.Done, err = a.Engine.AgeWarmToColdBatches(ctx, sel, p.MaxBatches, func(r engine.ColdResult) {
+			committed(r.Moved, len(r.Objects))
+		})
+		if errors.Is(err, engine.ErrColdDisabled) {
+			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		}
+	default:
+		return res, invalid(fmt.Sprintf("stage %q: want %s or %s", p.Stage, StageHotToWarm, StageWarmToCold))
+	}
+	if err != nil {
+		return res, classify(err)
 	}
 	return res, nil
 }

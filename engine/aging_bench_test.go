@@ -25,8 +25,8 @@ import (
 //	                        moves, then Close (its checkpoint)
 //	AgeHotToWarm1M/floor:   INSERT INTO warm SELECT (quantized in SQL) FROM hot; DELETE
 //	                        FROM hot; CHECKPOINT
-//	AgeWarmToCold1M/akosha: AgeWarmToCold to a file cold store in batches of
-//	                        agingBenchBatch until nothing moves, then Close
+//	AgeWarmToCold1M/akosha: AgeWarmToColdBatches to a file cold store in batches of
+//	                        agingBenchBatch until nothing is left, then Close
 //	AgeWarmToCold1M/floor:  COPY (SELECT <cold projection>) TO parquet; DELETE FROM
 //	                        warm; CHECKPOINT
 //
@@ -161,15 +161,12 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 			start := time.Now()
 			b.StartTimer()
 			moved := 0
-			for {
-				r, err := e.AgeWarmToCold(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if r.Moved == 0 {
-					break
-				}
+			// As the aging activity runs it: each batch prepared while the last commits.
+			done, err := e.AgeWarmToColdBatches(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch}, 0, func(r ColdResult) {
 				moved += r.Moved
+			})
+			if err != nil || !done {
+				b.Fatalf("done %v: %v", done, err)
 			}
 			if err := e.Close(); err != nil {
 				b.Fatal(err)

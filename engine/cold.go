@@ -144,46 +144,101 @@ type ColdResult struct {
 }
 
 // AgeWarmToCold moves up to sel.Limit warm conversations written before sel.Before
-// (oldest first) to the cold tier. The batch is grouped by system and day; each group is
-// written as a zstd Parquet file with the cold schema, uploaded under a key derived from
-// its ids and rows (so running an interrupted batch again overwrites the same object, and
-// other rows never take a cataloged key), read back and checked (bytes, rows, identity
-// and checksum against warm). Only then is the batch logged in the WAL (RecordCold) and
-// applied in one warm transaction: the objects and ids enter the cold catalog and the
-// conversations leave warm. A failure before the commit changes nothing in the engine.
-// Call it again until Moved is 0.
+// (oldest first) to the cold tier: one batch of AgeWarmToColdBatches. Call it again until
+// Moved is 0.
 func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, error) {
+	var res ColdResult
+	_, err := e.AgeWarmToColdBatches(ctx, sel, 1, func(r ColdResult) { res = r })
+	if res.LSN == 0 && err == nil {
+		res.LSN = e.wal.LastLSN()
+	}
+	return res, err
+}
+
+// AgeWarmToColdBatches moves warm conversations written before sel.Before to the cold
+// tier in batches of sel.Limit (oldest first), at most maxBatches of them (0: until none
+// is left), calling each with every committed batch. It returns whether nothing is left.
+//
+// A batch is grouped by system and day; each group is written as a zstd Parquet file with
+// the cold schema, uploaded under a key derived from its ids and rows (so running an
+// interrupted batch again overwrites the same object, and other rows never take a
+// cataloged key), read back and checked (bytes, rows, identity and checksum against
+// warm). Only then is the batch logged in the WAL (RecordCold) and applied in one warm
+// transaction: the objects and ids enter the cold catalog and the conversations leave
+// warm. A failure before the commit changes nothing in the engine. The next batch is
+// prepared while the last one commits.
+func (e *Engine) AgeWarmToColdBatches(ctx context.Context, sel AgeSelect, maxBatches int, each func(ColdResult)) (done bool, err error) {
 	if err := sel.check(); err != nil {
-		return ColdResult{}, err
+		return false, err
 	}
 	if e.opts.Cold == nil {
-		return ColdResult{}, ErrColdDisabled
+		return false, ErrColdDisabled
 	}
 	e.coldMu.Lock()
 	defer e.coldMu.Unlock()
-	if err := e.checkWritable(); err != nil {
-		return ColdResult{}, err
+	type commit struct {
+		res ColdResult
+		err error
 	}
-	scratch, err := e.coldScratch("batch-")
-	if err != nil {
-		return ColdResult{}, err
+	var pending chan commit // the previous batch's commit
+	wait := func() error {
+		if pending == nil {
+			return nil
+		}
+		c := <-pending
+		pending = nil
+		if c.err == nil {
+			each(c.res)
+		}
+		return c.err
 	}
-	defer os.RemoveAll(scratch)
+	var after coldCursor
+	for n := 0; maxBatches == 0 || n < maxBatches; n++ {
+		p, scratch, gen, dels, err := e.prepareCold(ctx, sel, &after)
+		if werr := wait(); werr != nil || err != nil {
+			if scratch != "" {
+				os.RemoveAll(scratch)
+			}
+			return false, errors.Join(werr, err)
+		}
+		if p == nil {
+			return true, nil
+		}
+		pending = make(chan commit, 1)
+		go func() {
+			defer os.RemoveAll(scratch)
+			// Not cancelled with ctx: coldMu stays held until the writer has answered, so
+			// no other batch can upload under this batch's keys while it may still commit.
+			resp, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqCold, cold: *p, coldGen: gen, coldDeletes: dels})
+			pending <- commit{ColdResult{TxID: resp.age.TxID, LSN: resp.age.LSN, Moved: resp.age.Moved, Objects: p.Objects}, err}
+		}()
+	}
+	return false, wait()
+}
 
+// prepareCold selects the batch after the cursor and exports, uploads and reads back its
+// objects; nil when nothing is left. The caller removes scratch.
+func (e *Engine) prepareCold(ctx context.Context, sel AgeSelect, after *coldCursor) (p *coldPayload, scratch string, gen, dels uint64, err error) {
+	if err := e.checkWritable(); err != nil {
+		return nil, "", 0, 0, err
+	}
 	// What the batch reads from warm may change only by a delete (an id can come back only
 	// after one, re-ingested with other content) or a Swap: both are checked at the commit.
-	gen, dels := e.generation.Load(), e.warmDeletes.Load()
-	groups, err := e.selectCold(ctx, sel)
+	gen, dels = e.generation.Load(), e.warmDeletes.Load()
+	groups, err := e.selectCold(ctx, sel, after)
 	if err != nil || len(groups) == 0 {
-		return ColdResult{LSN: e.wal.LastLSN()}, err
+		return nil, "", 0, 0, err
 	}
-	var p coldPayload
+	if scratch, err = e.coldScratch("batch-"); err != nil {
+		return nil, "", 0, 0, err
+	}
+	p = &coldPayload{}
 	if p.Objects, err = e.exportBatch(ctx, scratch, groups); err != nil {
-		return ColdResult{}, err
+		return nil, scratch, 0, 0, err
 	}
 	known, err := e.catalogedObjects(ctx, p.Objects)
 	if err != nil {
-		return ColdResult{}, err
+		return nil, scratch, 0, 0, err
 	}
 	// Uploads and read-backs run coldTransfers at a time: they wait on the store (and,
 	// with the file store, on fsync) more than they compute.
@@ -191,24 +246,18 @@ func (e *Engine) AgeWarmToCold(ctx context.Context, sel AgeSelect) (ColdResult, 
 		return e.uploadCold(ctx, scratch, i, &p.Objects[i], known)
 	})
 	if err != nil {
-		return ColdResult{}, err
+		return nil, scratch, 0, 0, err
 	}
 	if h := e.testHookColdUploaded; h != nil {
 		if err := h(); err != nil {
-			return ColdResult{}, err
+			return nil, scratch, 0, 0, err
 		}
 	}
 	if err := e.readBack(ctx, scratch, p.Objects); err != nil {
-		return ColdResult{}, err
+		return nil, scratch, 0, 0, err
 	}
 	p.At = time.Now().UTC().Truncate(time.Microsecond)
-	// Not cancelled with ctx: coldMu stays held until the writer has answered, so no other
-	// batch can upload under this batch's keys while it may still commit.
-	resp, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqCold, cold: p, coldGen: gen, coldDeletes: dels})
-	if err != nil {
-		return ColdResult{}, err
-	}
-	return ColdResult{TxID: resp.age.TxID, LSN: resp.age.LSN, Moved: resp.age.Moved, Objects: p.Objects}, nil
+	return p, scratch, gen, dels, nil
 }
 
 // coldGroup is one system's conversations of one day in a batch.
@@ -219,15 +268,24 @@ type coldGroup struct {
 }
 
 // selectCold picks the batch and groups it by system and day.
-func (e *Engine) selectCold(ctx context.Context, sel AgeSelect) ([]coldGroup, error) {
+// coldCursor is where the last batch of a run ended (oldest-first order): the next batch
+// starts after it, while the last one may still be committing.
+type coldCursor struct {
+	ts  time.Time
+	id  string
+	set bool
+}
+
+func (e *Engine) selectCold(ctx context.Context, sel AgeSelect, after *coldCursor) ([]coldGroup, error) {
 	_, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	rows, err := warm.QueryContext(ctx, `SELECT system_id, conversation_id, timestamp FROM conversations
-		WHERE timestamp < ? AND (? = '' OR system_id = ?) ORDER BY timestamp, conversation_id LIMIT ?`,
-		sel.Before.UTC(), sel.SystemID, sel.SystemID, sel.Limit)
+		WHERE timestamp < ? AND (? = '' OR system_id = ?) AND (NOT ? OR timestamp > ? OR (timestamp = ? AND conversation_id > ?))
+		ORDER BY timestamp, conversation_id LIMIT ?`,
+		sel.Before.UTC(), sel.SystemID, sel.SystemID, after.set, after.ts.UTC(), after.ts.UTC(), after.id, sel.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("select conversations to move to cold: %w", err)
 	}
@@ -240,6 +298,7 @@ func (e *Engine) selectCold(ctx context.Context, sel AgeSelect) ([]coldGroup, er
 		if err := rows.Scan(&sys, &id, &ts); err != nil {
 			return nil, err
 		}
+		after.ts, after.id, after.set = ts, id, true
 		day := ts.UTC().Truncate(24 * time.Hour)
 		k := sys + "\x00" + day.Format(time.DateOnly)
 		i, ok := index[k]

@@ -487,3 +487,27 @@ func TestGroupFileMerges(t *testing.T) {
 		t.Fatalf("merged file holds %d rows (%v), want 7", n, err)
 	}
 }
+
+// AgeWarmToColdBatches prepares each batch while the last commits: every batch is
+// reported once, none overlaps another, and maxBatches stops it early.
+func TestAgeWarmToColdBatches(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, coldOptions(t, t.TempDir()))
+	defer e.Close()
+	seedWarm(t, e, 30, "a", "b")
+	sel := AgeSelect{Before: ts0.Add(100 * 24 * time.Hour), Limit: 7}
+	var got []ColdResult
+	done, err := e.AgeWarmToColdBatches(ctx, sel, 2, func(r ColdResult) { got = append(got, r) })
+	if err != nil || done || len(got) != 2 || got[0].Moved != 7 || got[1].Moved != 7 || got[1].LSN != got[0].LSN+1 {
+		t.Fatalf("two batches: done %v, %+v, %v", done, got, err)
+	}
+	moved := 0
+	done, err = e.AgeWarmToColdBatches(ctx, sel, 0, func(r ColdResult) { moved += r.Moved })
+	if err != nil || !done || moved != 46 {
+		t.Fatalf("the rest: done %v, moved %d, %v", done, moved, err)
+	}
+	checkConserved(t, e, map[string]int64{"a": 30, "b": 30})
+	if c, _ := e.TierCounts(ctx); c["a"].Cold != 30 || c["b"].Cold != 30 {
+		t.Fatalf("counts %+v", c)
+	}
+}
