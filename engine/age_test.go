@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +11,9 @@ import (
 	"github.com/akosha/akosha/engine/aging"
 )
 
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
+// copyTree copies the directory tree src into dst, streaming each file.
+func copyTree(b testing.TB, src, dst string) {
+	b.Helper()
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -20,14 +22,23 @@ func copyTree(t *testing.T, src, dst string) {
 		if fi.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o750)
 		}
-		b, err := os.ReadFile(p)
+		in, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o640)
+		defer in.Close()
+		out, err := os.OpenFile(filepath.Join(dst, rel), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
 	})
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 }
 

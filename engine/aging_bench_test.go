@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/objstore/file"
+	"github.com/akosha/akosha/internal/benchdata"
 )
 
 // The aging benchmarks move 1,000,000 conversations down one tier, through the engine
@@ -60,7 +60,7 @@ func BenchmarkAgeHotToWarm1M(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			dir := b.TempDir()
-			copyBenchTree(b, src, dir)
+			copyTree(b, src, dir)
 			opts := testOptions(dir)
 			e := mustOpen(b, opts)
 			start := time.Now()
@@ -100,7 +100,7 @@ func BenchmarkAgeHotToWarm1M(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			dir := b.TempDir()
-			copyBenchTree(b, src, dir)
+			copyTree(b, src, dir)
 			opts := testOptions(dir)
 			db, err := sql.Open("duckdb", filepath.Join(opts.HotPath, HotFile))
 			if err != nil {
@@ -149,7 +149,7 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			dir := b.TempDir()
-			copyBenchTree(b, src, dir)
+			copyTree(b, src, dir)
 			opts := testOptions(dir)
 			coldDir := filepath.Join(dir, "cold")
 			store, err := file.New(coldDir)
@@ -202,7 +202,7 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			dir := b.TempDir()
-			copyBenchTree(b, src, dir)
+			copyTree(b, src, dir)
 			warm := filepath.Join(dir, "warm", WarmFile)
 			out := filepath.Join(dir, "cold.parquet")
 			db, err := sql.Open("duckdb", warm)
@@ -238,67 +238,11 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 	})
 }
 
-// benchRoot is where generated benchmark datasets are kept: $AKOSHA_BENCH_DIR, default
-// ~/.akosha/bench.
-func benchRoot(b *testing.B) string {
-	if root := os.Getenv("AKOSHA_BENCH_DIR"); root != "" {
-		return root
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return filepath.Join(home, ".akosha", "bench")
-}
-
-// warmAgingDataset returns the warm dataset of the backup benchmarks,
-// benchdata.WarmDataset's $AKOSHA_BENCH_DIR/backup-<rows>: an engine data directory whose
-// warm.db holds rows conversations (pseudo-random TINYINT[384] embeddings, scale, a
-// one-line summary, one conversation every 17 s from 2026-01-01, 50 systems, JSON
-// metadata). Package engine's tests cannot import benchdata (it imports engine), so when
-// the dataset is missing it is generated here with the same statement; keep the two in
-// step.
+// warmAgingDataset is the warm dataset of the backup benchmarks (benchdata.WarmDataset).
 func warmAgingDataset(b *testing.B, rows int) string {
-	b.Helper()
-	dir := filepath.Join(benchRoot(b), fmt.Sprintf("backup-%d", rows))
-	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
-		return dir
-	}
-	os.RemoveAll(dir)
-	b.Logf("generating %d warm conversations in %s (once)", rows, dir)
-	ctx := context.Background()
-	opts := testOptions(dir)
-	e := mustOpen(b, opts) // creates the schema
-	if err := e.Close(); err != nil {
-		b.Fatal(err)
-	}
-	db, err := sql.Open("duckdb", filepath.Join(opts.WarmPath, WarmFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO conversations
-		SELECT 'system-' || (i %% 50),
-		       'conv-' || lpad(i::VARCHAR, 8, '0'),
-		       list_transform(range(384), j -> ((hash(i * 384 + j) %% 256)::INTEGER - 128)::TINYINT)::TINYINT[384],
-		       0.01 + (i %% 100) / 10000.0,
-		       'summary of conversation ' || i || ' about topic ' || (i %% 997),
-		       TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 17),
-		       ('{"source":"bench","n":' || (i %% 1000) || '}')::JSON,
-		       TIMESTAMPTZ '2026-06-01 00:00:00+00' + to_seconds(i * 7)
-		FROM range(%d) r(i)`, rows))
-	if err == nil {
-		_, err = db.ExecContext(ctx, `CHECKPOINT`)
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	return dir
+	return benchdata.WarmDataset(b, rows, func(dir string) error {
+		return mustOpen(b, testOptions(dir)).Close()
+	})
 }
 
 // hotAgingDataset returns an engine data directory (hot/, warm/, wal/) whose hot.db holds
@@ -311,7 +255,7 @@ func warmAgingDataset(b *testing.B, rows int) string {
 // which is consistent.
 func hotAgingDataset(b *testing.B, rows int) string {
 	b.Helper()
-	dir := filepath.Join(benchRoot(b), fmt.Sprintf("aging-hot-%d", rows))
+	dir := filepath.Join(benchdata.Root(b), fmt.Sprintf("aging-hot-%d", rows))
 	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
 		return dir
 	}
@@ -359,37 +303,6 @@ func hotAgingDataset(b *testing.B, rows int) string {
 	fi, _ := os.Stat(hot)
 	b.Logf("generated hot.db: %d MB in %s", fi.Size()>>20, time.Since(start).Round(time.Second))
 	return dir
-}
-
-// copyBenchTree copies the directory tree src into dst, streaming each file.
-func copyBenchTree(b *testing.B, src, dst string) {
-	b.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o750)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.OpenFile(filepath.Join(dst, rel), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 }
 
 // checkBenchCount fails b unless the relation (a table or a table function) of the

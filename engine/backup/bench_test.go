@@ -9,11 +9,11 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore/file"
-	"github.com/akosha/akosha/internal/benchdata"
+	"github.com/akosha/akosha/internal/benchdata/enginebench"
 )
 
 // The backup benchmark runs on a generated warm tier of 1,000,000 conversations (about
-// 446 MB, benchdata.WarmDataset), kept between runs under $AKOSHA_BENCH_DIR (default
+// 446 MB, enginebench.WarmDataset), kept between runs under $AKOSHA_BENCH_DIR (default
 // ~/.akosha/bench). It measures, in one run and on the same file:
 //
 //	seed:   the guide's backup_warm_storage.sh pipeline: cp, gzip -c, sha256sum
@@ -26,7 +26,7 @@ import (
 const benchRows = 1_000_000
 
 func BenchmarkBackup1M(b *testing.B) {
-	dir := benchdata.WarmDataset(b, benchRows)
+	dir := enginebench.WarmDataset(b, benchRows)
 	warm := filepath.Join(dir, "warm", engine.WarmFile)
 	fi, err := os.Stat(warm)
 	if err != nil {

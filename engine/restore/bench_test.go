@@ -18,11 +18,11 @@ import (
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore/file"
 	"github.com/akosha/akosha/engine/walarchive"
-	"github.com/akosha/akosha/internal/benchdata"
+	"github.com/akosha/akosha/internal/benchdata/enginebench"
 )
 
 // BenchmarkRestore1M restores the 1,000,000-conversation warm.db of the backup benchmark
-// (benchdata.WarmDataset), side by side with the seed guide's restore pipeline:
+// (enginebench.WarmDataset), side by side with the seed guide's restore pipeline:
 //
 //	seed:   sha256sum warm.db.gz && gunzip -c warm.db.gz > warm.db
 //	akosha: restore.Restore of a backup in a file:// store (no WAL to replay): download,
@@ -33,7 +33,7 @@ import (
 // Run it with `make bench-restore` (see docs/BENCHMARKS.md).
 func BenchmarkRestore1M(b *testing.B) {
 	ctx := context.Background()
-	dir := benchdata.WarmDataset(b, 1_000_000)
+	dir := enginebench.WarmDataset(b, 1_000_000)
 	work := b.TempDir()
 	store, err := file.New(filepath.Join(work, "store"))
 	if err != nil {

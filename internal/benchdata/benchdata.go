@@ -11,26 +11,30 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver
-
-	"github.com/akosha/akosha/engine"
 )
+
+// Root is where the datasets are kept: $AKOSHA_BENCH_DIR, default ~/.akosha/bench.
+func Root(b testing.TB) string {
+	if root := os.Getenv("AKOSHA_BENCH_DIR"); root != "" {
+		return root
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return filepath.Join(home, ".akosha", "bench")
+}
 
 // WarmDataset returns an engine data directory (hot/, warm/, wal/) whose warm.db holds
 // rows generated conversations: pseudo-random TINYINT[384] embeddings (as real quantized
-// ones look to a compressor), scale, summary, timestamps and JSON metadata; about 446 MB
-// for 1,000,000 rows. It is generated once under $AKOSHA_BENCH_DIR (default
-// ~/.akosha/bench) and reused: generating takes about ten seconds per million rows.
-func WarmDataset(b *testing.B, rows int) string {
+// ones look to a compressor), scale, summary, one conversation every 17 s from
+// 2026-01-01, 50 systems, JSON metadata; about 446 MB for 1,000,000 rows. It is generated
+// once under Root and reused: generating takes about ten seconds per million rows.
+// createSchema creates the engine's (empty) databases in a data directory; the engine's
+// own tests pass theirs, as they cannot import a package that imports the engine.
+func WarmDataset(b testing.TB, rows int, createSchema func(dir string) error) string {
 	b.Helper()
-	root := os.Getenv("AKOSHA_BENCH_DIR")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			b.Fatal(err)
-		}
-		root = filepath.Join(home, ".akosha", "bench")
-	}
-	dir := filepath.Join(root, fmt.Sprintf("backup-%d", rows))
+	dir := filepath.Join(Root(b), fmt.Sprintf("backup-%d", rows))
 	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
 		return dir
 	}
@@ -38,15 +42,11 @@ func WarmDataset(b *testing.B, rows int) string {
 	b.Logf("generating %d warm conversations in %s (once)", rows, dir)
 	start := time.Now()
 	ctx := context.Background()
-	opts := engine.Options{HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal")}
-	e, err := engine.Open(ctx, opts) // creates the schema
-	if err != nil {
+	if err := createSchema(dir); err != nil {
 		b.Fatal(err)
 	}
-	if err := e.Close(); err != nil {
-		b.Fatal(err)
-	}
-	db, err := sql.Open("duckdb", filepath.Join(opts.WarmPath, engine.WarmFile))
+	warm := filepath.Join(dir, "warm", "warm.db")
+	db, err := sql.Open("duckdb", warm)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func WarmDataset(b *testing.B, rows int) string {
 	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	fi, _ := os.Stat(filepath.Join(opts.WarmPath, engine.WarmFile))
+	fi, _ := os.Stat(warm)
 	b.Logf("generated warm.db: %d MB in %s", fi.Size()>>20, time.Since(start).Round(time.Second))
 	return dir
 }
