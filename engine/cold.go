@@ -36,8 +36,8 @@ type ColdObject struct {
 	Rows     int64  `json:"rows"`
 	Bytes    int64  `json:"bytes"`
 	SHA256   string `json:"sha256"` // of the object's bytes
-	// Checksum is the order-independent hash of the object's rows (coldChecksum), read
-	// back from the uploaded object before the batch was committed.
+	// Checksum is the order-independent hash of the object's rows (coldSums), computed
+	// from warm and found again in the uploaded object before the batch was committed.
 	Checksum uint64 `json:"checksum"`
 	// Identity is the xor of hash(id, system, timestamp) over the rows, from warm; the
 	// read-back checks it (not stored).
