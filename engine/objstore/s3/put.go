@@ -209,11 +209,13 @@ func (s *Store) tagging(tags map[string]string) *string {
 
 // abort aborts a multipart upload until the server no longer knows it. A part upload that
 // was cancelled on our side may still be completing on the server and can outlive one
-// abort (AWS documents that an abort may have to be repeated), so abort, check with
-// ListParts, and repeat a few times.
+// abort (AWS documents that an abort may have to be repeated; versitygw recreates an
+// aborted upload when such a part lands after the abort), so abort, check with ListParts,
+// and repeat until the upload is gone twice in a row, abortSettle apart.
 func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	goneBefore := false
+	for attempt := 0; attempt < 8; attempt++ {
 		if attempt > 0 {
 			select {
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
@@ -232,12 +234,26 @@ func (s *Store) abort(ctx context.Context, key string, uploadID *string) error {
 			Bucket: aws.String(s.bucket), Key: aws.String(s.objectKey(key)), UploadId: uploadID,
 		})
 		if errors.As(lerr, &noUpload) || isNotFound(lerr) {
-			return nil // gone
+			if goneBefore {
+				return nil // gone, and stayed gone
+			}
+			goneBefore = true
+			select {
+			case <-time.After(abortSettle):
+			case <-ctx.Done():
+				return nil // gone when last seen; the caller's time is up
+			}
+			attempt-- // a settle check is not a failed attempt
+			continue
 		}
+		goneBefore = false
 		err = fmt.Errorf("upload %s still listed after abort", aws.ToString(uploadID))
 	}
 	return err
 }
+
+// abortSettle is how long abort waits before checking an aborted upload stayed gone.
+const abortSettle = 200 * time.Millisecond
 
 // chunker cuts a stream into parts and knows which part is the last one, reading one
 // byte ahead after each full part.
