@@ -26,6 +26,7 @@ import (
 //	GET    /v1/cold/objects        the cold catalog (?system=S&from=YYYY-MM-DD&to=YYYY-MM-DD)
 //	GET    /health                 the process is alive
 //	GET    /ready                  the engine is open and has not failed
+//	GET    /health/warm            the warm disk against the thresholds (503 when critical)
 //
 // Mutating endpoints require "Authorization: Bearer <token>" when Token is set.
 type API struct {
@@ -35,6 +36,9 @@ type API struct {
 	Limits       ingest.Limits
 	Metrics      *Metrics // may be nil
 	Logger       *slog.Logger
+	// DiskWarningPercent and DiskCriticalPercent are /health/warm's thresholds
+	// (monitoring.disk_usage_warning_percent, _critical_percent; default 75 and 90).
+	DiskWarningPercent, DiskCriticalPercent int
 }
 
 // Handler returns the API's routes.
@@ -47,6 +51,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/cold/objects", a.coldObjects)
 	mux.HandleFunc("GET /health", health)
 	mux.HandleFunc("GET /ready", a.ready)
+	mux.HandleFunc("GET /health/warm", a.warmHealth)
 	return mux
 }
 

@@ -130,6 +130,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		Limits:       ingest.Limits{MaxRecords: cfg.API.MaxBatch},
 		Metrics:      metrics,
 		Logger:       w.log,
+
+		DiskWarningPercent:  cfg.Monitoring.DiskUsageWarningPercent,
+		DiskCriticalPercent: cfg.Monitoring.DiskUsageCriticalPercent,
 	}
 	if w.apiLn, err = listen(cfg.API.Addr, "api.addr (AKOSHA_API_ADDR)"); err != nil {
 		return nil, err

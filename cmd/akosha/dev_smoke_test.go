@@ -209,6 +209,16 @@ func TestDevSmoke(t *testing.T) {
 	if s := stats(); s.HotRows != 500 {
 		t.Fatalf("stats: %+v", s)
 	}
+	// The container health check: ready, and the warm disk judged (its status depends on
+	// this machine's disk, so only the answer's shape is checked).
+	if o := run("health"); !strings.Contains(o, "/ready: 200 status=ready") {
+		t.Fatalf("health: %s", o)
+	}
+	hw := exec.Command(bin, "health", "--warm")
+	hw.Env = env
+	if b, _ := hw.CombinedOutput(); !regexp.MustCompile(`/health/warm: (200|503) status=(healthy|warning|critical) usage_percent=`).Match(b) {
+		t.Fatalf("health --warm: %s", b)
+	}
 
 	// Aging: older conversations go to warm and, past the target age, to cold objects.
 	if o := run("ingest", "--synthetic", "300", "--days", "150", "--seed", "2"); !strings.Contains(o, "ingested 300 conversations") {

@@ -27,6 +27,7 @@ func main() {
 			starter.WALCommand(),
 			starter.AgeCommand(),
 			starter.ColdCommand(),
+			starter.HealthCommand(),
 			starter.ScheduleCommand(),
 			starter.IngestCommand(),
 			starter.ConfigCommand(),
