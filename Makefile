@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-short bench bench-backup bench-restore bench-aging lint fmt fuzz clean
+.PHONY: all build run test promtool test-short bench bench-backup bench-restore bench-aging lint fmt fuzz clean
 
 all: lint test
 
@@ -24,9 +24,17 @@ run: build
 	./$(BIN) dev
 
 ## test: every test, including the kill -9, Temporal integration and `akosha dev` smoke tests
-test:
+test: promtool
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# promtool (Debian's prometheus package) checks the alert rules in deploy/prometheus;
+# installed when missing (as root, or with sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+promtool:
+	@command -v promtool >/dev/null || { echo "installing promtool: apt-get install prometheus"; \
+		$(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null || \
+		{ $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
