@@ -5,6 +5,8 @@ package prometheus
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,6 +116,73 @@ func liveMetrics(t *testing.T) string {
 	return string(b)
 }
 
+// akoshaMetrics are the akosha_ metric names in the PromQL expressions exprs.
+func akoshaMetrics(exprs []string) map[string]bool {
+	used := map[string]bool{}
+	for _, e := range exprs {
+		for _, m := range regexp.MustCompile(`\bakosha_[a-z0-9_]+`).FindAllString(e, -1) {
+			used[m] = true
+		}
+	}
+	return used
+}
+
+// missingFrom returns the names of used that have no sample in the exposition live.
+func missingFrom(used map[string]bool, live string) []string {
+	var missing []string
+	for m := range used {
+		if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).MatchString(live) {
+			missing = append(missing, m)
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+// The dashboard's queries are valid PromQL (promtool checks them as recording rules, the
+// template variables filled in) and every akosha_ metric they use is in a worker's
+// exposition.
+func TestDashboardUsesLiveMetrics(t *testing.T) {
+	b, err := os.ReadFile("../grafana/akosha-warm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for i, tg := range p.Targets {
+			e := strings.NewReplacer("$environment", "production", "$instance", ".*").Replace(tg.Expr)
+			exprs = append(exprs, e)
+			q, _ := json.Marshal(e)
+			fmt.Fprintf(&rules, "      - record: dashboard:panel%d:%d\n        expr: %s\n", len(exprs), i, q)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "dashboard_rules.yaml")
+	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "check", "rules", path)
+	used := akoshaMetrics(exprs)
+	if missing := missingFrom(used, liveMetrics(t)); len(used) < 10 || len(missing) > 0 {
+		t.Fatalf("the dashboard uses %d akosha metrics; not in a worker's /metrics: %v", len(used), missing)
+	}
+}
+
 // Every akosha_ metric the rules use is in a worker's exposition, which passes promtool's
 // lint.
 func TestRulesUseLiveMetrics(t *testing.T) {
@@ -136,20 +205,12 @@ func TestRulesUseLiveMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	used := map[string]bool{}
+	var exprs []string
 	for _, expr := range regexp.MustCompile(`(?m)^\s*expr: (.*)$`).FindAllStringSubmatch(string(b), -1) {
-		for _, m := range regexp.MustCompile(`\bakosha_[a-z0-9_]+`).FindAllString(expr[1], -1) {
-			used[m] = true
-		}
+		exprs = append(exprs, expr[1])
 	}
-	var missing []string
-	for m := range used {
-		if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).MatchString(live) {
-			missing = append(missing, m)
-		}
-	}
-	sort.Strings(missing)
-	if len(used) < 5 || len(missing) > 0 {
+	used := akoshaMetrics(exprs)
+	if missing := missingFrom(used, live); len(used) < 5 || len(missing) > 0 {
 		t.Fatalf("rules use %d akosha metrics; not in a worker's /metrics: %v", len(used), missing)
 	}
 }
