@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -51,6 +52,10 @@ type Activities struct {
 	// Temporal, if set, lets long activities signal their progress to their workflow.
 	Temporal client.Client
 
+	// Ops, if set, records each operation's outcome, duration and bytes (the worker's
+	// Prometheus metrics).
+	Ops Recorder
+
 	backups backupLock
 	swaps   sync.Mutex // one in-place restore swap at a time
 }
@@ -62,6 +67,19 @@ const (
 	ErrTypeConflict = "Conflict"
 	ErrTypeFailed   = "EngineFailed"
 )
+
+// Recorder records runs of operations (the worker's metrics implement it).
+type Recorder interface {
+	Operation(op string, start time.Time, bytes int64, err error)
+}
+
+// observe records a run of op that started at start, when a Recorder is set; call it
+// deferred with pointers to the result's bytes and the returned error.
+func (a *Activities) observe(op string, start time.Time, bytes *int64, err *error) {
+	if a.Ops != nil {
+		a.Ops.Operation(op, start, *bytes, *err)
+	}
+}
 
 // classify makes errors that retrying cannot fix non-retryable. Fenced stays retryable:
 // the fence lifts.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -149,7 +150,8 @@ type AgeBatchesResult struct {
 // record, idempotent. It heartbeats its totals; a retried attempt starts from the last
 // heartbeat's totals and goes on after the last committed batch (a batch that did not
 // commit is selected, and its cold objects written to the same keys, again).
-func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBatchesResult, error) {
+func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (_ AgeBatchesResult, err error) {
+	defer a.observe("aging_"+strings.ReplaceAll(p.Stage, "-", "_"), time.Now(), new(int64), &err)
 	if p.BatchSize <= 0 {
 		p.BatchSize = DefaultAgeBatch
 	}
@@ -179,7 +181,6 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (AgeBat
 		rep.report(int64(res.Moved), 0)
 		rep.setExtra(res)
 	}
-	var err error
 	switch p.Stage {
 	case StageHotToWarm:
 		for calls := 0; p.MaxBatches == 0 || calls < p.MaxBatches; calls++ {

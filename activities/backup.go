@@ -76,7 +76,8 @@ type backupLock struct {
 // backup store, manifest last. It heartbeats bytes done/total. A retried attempt starts a
 // new backup: a half-uploaded one has no manifest and does not count. A second backup
 // of the same shard while one runs is refused (non-retryable BackupRunning).
-func (a *Activities) Backup(ctx context.Context, p BackupParams) (BackupResult, error) {
+func (a *Activities) Backup(ctx context.Context, p BackupParams) (res BackupResult, err error) {
+	defer a.observe("backup", time.Now(), &res.StoredBytes, &err)
 	info := activity.GetInfo(ctx)
 	if !a.backups.mu.TryLock() {
 		msg := fmt.Sprintf("shard %d: a backup is already running (workflow %s); not starting a second one", a.Shard, a.runningBackup())
@@ -164,7 +165,8 @@ type VerifyResult struct {
 // VerifyBackup downloads backup p.ID into the scratch directory, checks every checksum,
 // opens the databases and compares row counts and content checksums with the manifest,
 // then marks it verified. A mismatch is non-retryable (BackupCorrupt) and names the file.
-func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (VerifyResult, error) {
+func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (_ VerifyResult, err error) {
+	defer a.observe("verify", time.Now(), new(int64), &err)
 	start := time.Now()
 	if err := backup.ValidID(p.ID); err != nil {
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
@@ -209,7 +211,8 @@ type PruneResult struct {
 }
 
 // PruneBackups applies the retention policy (RetentionDays, MinKeep) to the backup store.
-func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (PruneResult, error) {
+func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (_ PruneResult, err error) {
+	defer a.observe("prune", time.Now(), new(int64), &err)
 	start := time.Now()
 	res, err := backup.Prune(ctx, a.BackupStore, backup.RetentionPolicy{RetentionDays: a.RetentionDays, MinKeep: a.MinKeep}, !p.DryRun)
 	if err != nil {

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"time"
 )
 
 // CheckpointResult is the result of the Checkpoint activity.
@@ -16,7 +17,8 @@ type CheckpointResult struct {
 
 // Checkpoint runs CHECKPOINT on the shard's hot and warm databases and reports the WAL
 // LSN they now hold and the file sizes.
-func (a *Activities) Checkpoint(ctx context.Context) (CheckpointResult, error) {
+func (a *Activities) Checkpoint(ctx context.Context) (_ CheckpointResult, err error) {
+	defer a.observe("checkpoint", time.Now(), new(int64), &err)
 	res, err := a.Engine.Checkpoint(ctx)
 	if err != nil {
 		return CheckpointResult{}, classify(err)

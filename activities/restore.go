@@ -48,7 +48,8 @@ const ErrTypeGap = "WALGap"
 // directory it removes). It heartbeats and signals progress. A retried attempt starts
 // over: the store is built in <to_path>.partial and only renamed into place complete; an
 // attempt that finds the store its predecessor finished returns that store's result.
-func (a *Activities) Restore(ctx context.Context, p RestoreParams) (*restore.Result, error) {
+func (a *Activities) Restore(ctx context.Context, p RestoreParams) (_ *restore.Result, err error) {
+	defer a.observe("restore", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID
 	if p.InPlace {
@@ -190,7 +191,8 @@ type SwapResult struct {
 // a new history, recorded in the archive (walarchive.Timeline) before the journaled swap;
 // writes resume. If the new store does not open, the previous one is put back and the
 // error is non-retryable. One swap runs at a time per worker.
-func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (SwapResult, error) {
+func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResult, err error) {
+	defer a.observe("restore_swap", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
 	if !a.swaps.TryLock() {

@@ -21,6 +21,34 @@ type Metrics struct {
 	reg           *prometheus.Registry
 	ingestErrors  *prometheus.CounterVec
 	ingestLatency prometheus.Histogram
+
+	opRuns     *prometheus.CounterVec
+	opDuration *prometheus.HistogramVec
+	opBytes    *prometheus.CounterVec
+	opSuccess  *prometheus.GaugeVec
+}
+
+// Operation records one run of an operation (backup, verify, restore, aging, ...): its
+// outcome, duration and bytes, and when it last succeeded (activities.Recorder).
+func (m *Metrics) Operation(op string, start time.Time, bytes int64, err error) {
+	outcome := "succeeded"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.opRuns.WithLabelValues(op, outcome).Inc()
+	m.opDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if bytes > 0 {
+		m.opBytes.WithLabelValues(op).Add(float64(bytes))
+	}
+	if err == nil {
+		m.opSuccess.WithLabelValues(op).Set(float64(time.Now().Unix()))
+	}
+}
+
+// LastSuccess sets when op last succeeded, from a record that outlives the process (the
+// newest verified backup in the store, when the worker starts).
+func (m *Metrics) LastSuccess(op string, t time.Time) {
+	m.opSuccess.WithLabelValues(op).Set(float64(t.Unix()))
 }
 
 // NewMetrics registers the collectors for eng. environment labels the seed guide's
@@ -39,6 +67,24 @@ func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, 
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
+	m.opRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "akosha_operation_runs_total",
+		Help: "Runs of each operation (activity) by outcome (succeeded, failed); a retried attempt counts again.",
+	}, []string{"operation", "outcome"})
+	m.opDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "akosha_operation_duration_seconds",
+		Help:    "Duration of each operation's runs.",
+		Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
+	}, []string{"operation"})
+	m.opBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "akosha_operation_bytes_total",
+		Help: "Bytes written by each operation's successful runs (backups: stored bytes; restores: restored bytes).",
+	}, []string{"operation"})
+	m.opSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "akosha_operation_last_success_timestamp_seconds",
+		Help: "Unix time of each operation's last success (backup: also the newest verified backup found at start).",
+	}, []string{"operation"})
+	m.reg.MustRegister(m.opRuns, m.opDuration, m.opBytes, m.opSuccess)
 	m.reg.MustRegister(m.ingestErrors, m.ingestLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&engineCollector{eng: eng, env: environment, warmPath: warmPath, backend: backend})

@@ -20,6 +20,7 @@ import (
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/fsutil"
@@ -51,6 +52,7 @@ type Worker struct {
 	api     *http.Server
 	apiLn   net.Listener
 	metrics *http.Server
+	ops     *Metrics // nil when metrics are disabled
 	metLn   net.Listener
 	pollers []sdkworker.Worker
 	errc    chan error
@@ -120,6 +122,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		if w.metLn, err = listen(addr, "monitoring.prometheus_port (AKOSHA_PROMETHEUS_PORT)"); err != nil {
 			return nil, err
 		}
+		w.ops = metrics
+		w.initLastBackup(ctx, shard)
 		w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go w.serve(w.metrics, w.metLn, "metrics")
 	}
@@ -146,6 +150,28 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		}
 	}
 	return w, nil
+}
+
+// initLastBackup sets the backup's last-success metric from the newest verified backup of
+// the shard in the store, so a restarted worker does not read as never backed up (the
+// backup-stale alert). A store that cannot be listed leaves it unset, with a warning.
+func (w *Worker) initLastBackup(ctx context.Context, shard int) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := backup.List(ctx, w.store)
+	if err != nil {
+		w.log.Warn("cannot list backups for the last-success metric", "err", err)
+		return
+	}
+	var newest time.Time
+	for _, b := range list {
+		if b.Verified && b.Shard == shard && b.Created.After(newest) {
+			newest = b.Created
+		}
+	}
+	if !newest.IsZero() {
+		w.ops.LastSuccess("backup", newest)
+	}
 }
 
 // metricsHost binds the metrics listener to the API's host (so a loopback-only API keeps
@@ -198,6 +224,9 @@ func (w *Worker) startPollers(shard int) error {
 		WarmRetentionDays:  w.cfg.Storage.Warm.RetentionDays,
 		DiskWarningPercent: w.cfg.Monitoring.DiskUsageWarningPercent,
 		Temporal:           w.opts.Temporal,
+	}
+	if w.ops != nil {
+		acts.Ops = w.ops
 	}
 	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,

@@ -180,6 +180,19 @@ func TestDevSmoke(t *testing.T) {
 	if o := run("backups", "prune"); !strings.Contains(o, "newest verified backup") || !strings.Contains(o, "dry run: would delete 0 backups") {
 		t.Fatalf("backups prune output: %s", o)
 	}
+	// The workflow's activities are counted in the worker's metrics.
+	mresp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`akosha_operation_runs_total{operation="backup",outcome="succeeded"} 1`, `akosha_operation_runs_total{operation="verify",outcome="succeeded"} 1`,
+		`akosha_operation_last_success_timestamp_seconds{operation="backup"}`, `akosha_operation_bytes_total{operation="backup"}`} {
+		if !strings.Contains(string(mbody), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, mbody)
+		}
+	}
 	// The daily backup schedule `akosha dev` applied, seen by `akosha schedule list`.
 	var scheds []struct {
 		ID      string     `json:"id"`

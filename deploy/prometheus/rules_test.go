@@ -6,6 +6,7 @@ package prometheus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -94,6 +96,9 @@ func liveMetrics(t *testing.T) string {
 		t.Fatal(err)
 	}
 	metrics := worker.NewMetrics(eng, &walarchive.Archiver{Source: eng.WAL, Store: store}, "production", eng.Options().WarmPath, "duckdb-ssd")
+	// An operation's families appear with its first run.
+	metrics.Operation("backup", time.Now().Add(-time.Second), 1<<20, nil)
+	metrics.Operation("backup", time.Now(), 0, errors.New("failed"))
 	api := &worker.API{Engine: eng, MaxBodyBytes: 1 << 20, Limits: ingest.Limits{MaxRecords: 10}, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
