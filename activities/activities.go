@@ -4,11 +4,13 @@
 package activities
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -73,12 +75,34 @@ type Recorder interface {
 	Operation(op string, start time.Time, bytes int64, err error)
 }
 
-// observe records a run of op that started at start, when a Recorder is set; call it
-// deferred with pointers to the result's bytes and the returned error.
-func (a *Activities) observe(op string, start time.Time, bytes *int64, err *error) {
+// observe records a run of op that started at start, when a Recorder is set, and logs
+// its outcome; call it deferred with pointers to the result's bytes and the returned
+// error.
+func (a *Activities) observe(ctx context.Context, op string, start time.Time, bytes *int64, err *error) {
 	if a.Ops != nil {
 		a.Ops.Operation(op, start, *bytes, *err)
 	}
+	log := a.logger(ctx).With("operation", op, "duration", time.Since(start).Round(time.Millisecond))
+	if *err != nil {
+		log.Warn("operation failed", "err", *err)
+		return
+	}
+	log.Info("operation done", "bytes", *bytes)
+}
+
+// logger is a.Logger with what identifies the operation on every line: workflow id, run
+// id, shard, step (the activity) and attempt.
+func (a *Activities) logger(ctx context.Context) *slog.Logger {
+	l := a.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	if !activity.IsActivity(ctx) {
+		return l.With("shard", a.Shard)
+	}
+	info := activity.GetInfo(ctx)
+	return l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID, "shard", a.Shard,
+		"step", info.ActivityType.Name, "attempt", info.Attempt)
 }
 
 // classify makes errors that retrying cannot fix non-retryable. Fenced stays retryable:

@@ -1,9 +1,12 @@
 package activities
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,7 +50,9 @@ func TestCheckpointActivity(t *testing.T) {
 	}
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
-	acts := &Activities{Engine: eng, Shard: 2}
+	var logs bytes.Buffer
+	ops := &recorded{}
+	acts := &Activities{Engine: eng, Shard: 2, Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Ops: ops}
 	env.RegisterActivity(acts)
 	v, err := env.ExecuteActivity(acts.Checkpoint)
 	if err != nil {
@@ -60,6 +65,26 @@ func TestCheckpointActivity(t *testing.T) {
 	if got.Shard != 2 || got.LSN != res.LSN || got.HotBytes == 0 || got.WALBytes == 0 {
 		t.Fatalf("checkpoint = %+v, want shard 2, LSN %d, sizes", got, res.LSN)
 	}
+	// The operation is recorded, and its log line says which workflow, run, shard and step.
+	var line map[string]any
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line["msg"] != "operation done" || line["operation"] != "checkpoint" ||
+		line["workflow_id"] == nil || line["run_id"] == nil || line["shard"] != float64(2) || line["step"] != "Checkpoint" {
+		t.Fatalf("log line %s (%v)", logs.String(), err)
+	}
+	if len(ops.runs) != 1 || ops.runs[0] != "checkpoint ok" {
+		t.Fatalf("recorded %v", ops.runs)
+	}
+}
+
+// recorded is a Recorder that keeps what it is told.
+type recorded struct{ runs []string }
+
+func (r *recorded) Operation(op string, _ time.Time, _ int64, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+	}
+	r.runs = append(r.runs, op+" "+outcome)
 }
 
 func TestBackupActivities(t *testing.T) {

@@ -151,7 +151,7 @@ type AgeBatchesResult struct {
 // heartbeat's totals and goes on after the last committed batch (a batch that did not
 // commit is selected, and its cold objects written to the same keys, again).
 func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (_ AgeBatchesResult, err error) {
-	defer a.observe("aging_"+strings.ReplaceAll(p.Stage, "-", "_"), time.Now(), new(int64), &err)
+	defer a.observe(ctx, "aging_"+strings.ReplaceAll(p.Stage, "-", "_"), time.Now(), new(int64), &err)
 	if p.BatchSize <= 0 {
 		p.BatchSize = DefaultAgeBatch
 	}

@@ -77,7 +77,7 @@ type backupLock struct {
 // new backup: a half-uploaded one has no manifest and does not count. A second backup
 // of the same shard while one runs is refused (non-retryable BackupRunning).
 func (a *Activities) Backup(ctx context.Context, p BackupParams) (res BackupResult, err error) {
-	defer a.observe("backup", time.Now(), &res.StoredBytes, &err)
+	defer a.observe(ctx, "backup", time.Now(), &res.StoredBytes, &err)
 	info := activity.GetInfo(ctx)
 	if !a.backups.mu.TryLock() {
 		msg := fmt.Sprintf("shard %d: a backup is already running (workflow %s); not starting a second one", a.Shard, a.runningBackup())
@@ -118,8 +118,8 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (res BackupResu
 	if a.Archiver != nil {
 		// And again after: the archive then reaches past the backup's LSN. A failure here
 		// leaves the backup good; the worker's archive loop catches up.
-		if _, err := a.Archiver.Sync(ctx); err != nil && a.Logger != nil {
-			a.Logger.Warn("archive WAL after the backup", "backup", m.ID, "err", err)
+		if _, err := a.Archiver.Sync(ctx); err != nil {
+			a.logger(ctx).Warn("archive WAL after the backup", "backup", m.ID, "err", err)
 		}
 	}
 	r := BackupResult{ID: m.ID, Store: a.BackupStore.URL(), Prefix: m.Prefix, Shard: m.Shard, LSN: m.LSN,
@@ -166,7 +166,7 @@ type VerifyResult struct {
 // opens the databases and compares row counts and content checksums with the manifest,
 // then marks it verified. A mismatch is non-retryable (BackupCorrupt) and names the file.
 func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (_ VerifyResult, err error) {
-	defer a.observe("verify", time.Now(), new(int64), &err)
+	defer a.observe(ctx, "verify", time.Now(), new(int64), &err)
 	start := time.Now()
 	if err := backup.ValidID(p.ID); err != nil {
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
@@ -212,7 +212,7 @@ type PruneResult struct {
 
 // PruneBackups applies the retention policy (RetentionDays, MinKeep) to the backup store.
 func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (_ PruneResult, err error) {
-	defer a.observe("prune", time.Now(), new(int64), &err)
+	defer a.observe(ctx, "prune", time.Now(), new(int64), &err)
 	start := time.Now()
 	res, err := backup.Prune(ctx, a.BackupStore, backup.RetentionPolicy{RetentionDays: a.RetentionDays, MinKeep: a.MinKeep}, !p.DryRun)
 	if err != nil {
@@ -310,8 +310,8 @@ func (r *reporter) signal(p StepProgress) {
 	we := activity.GetInfo(r.ctx).WorkflowExecution
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.a.Temporal.SignalWorkflow(ctx, we.ID, we.RunID, ProgressSignal, p); err != nil && r.a.Logger != nil {
-		r.a.Logger.Debug("progress signal not delivered", "workflow", we.ID, "err", err)
+	if err := r.a.Temporal.SignalWorkflow(ctx, we.ID, we.RunID, ProgressSignal, p); err != nil {
+		r.a.logger(r.ctx).Debug("progress signal not delivered", "workflow", we.ID, "err", err)
 	}
 }
 

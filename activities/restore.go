@@ -49,7 +49,7 @@ const ErrTypeGap = "WALGap"
 // over: the store is built in <to_path>.partial and only renamed into place complete; an
 // attempt that finds the store its predecessor finished returns that store's result.
 func (a *Activities) Restore(ctx context.Context, p RestoreParams) (_ *restore.Result, err error) {
-	defer a.observe("restore", time.Now(), new(int64), &err)
+	defer a.observe(ctx, "restore", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID
 	if p.InPlace {
@@ -192,7 +192,7 @@ type SwapResult struct {
 // writes resume. If the new store does not open, the previous one is put back and the
 // error is non-retryable. One swap runs at a time per worker.
 func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResult, err error) {
-	defer a.observe("restore_swap", time.Now(), new(int64), &err)
+	defer a.observe(ctx, "restore_swap", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
 	if !a.swaps.TryLock() {
@@ -315,8 +315,8 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResul
 		if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
 			return // the swap did happen after all
 		}
-		if err := walarchive.DeleteTimeline(context.WithoutCancel(ctx), a.BackupStore, a.Shard, tl.NewStart, label); err != nil && a.Logger != nil {
-			a.Logger.Warn("remove the record of a history change that did not happen", "new_start", tl.NewStart, "err", err)
+		if err := walarchive.DeleteTimeline(context.WithoutCancel(ctx), a.BackupStore, a.Shard, tl.NewStart, label); err != nil {
+			a.logger(ctx).Warn("remove the record of a history change that did not happen", "new_start", tl.NewStart, "err", err)
 		}
 	}
 	// The marker travels with the hot directory, so a retry can tell the swap happened.
