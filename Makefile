@@ -29,12 +29,16 @@ test: promtool
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 # promtool (Debian's prometheus package) checks the alert rules in deploy/prometheus;
-# installed when missing (as root, or with sudo).
+# installed when missing (as root, or with sudo). The package's Prometheus server is
+# stopped and disabled where systemd runs it: it would take :9090, the worker's default
+# metrics port.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 promtool:
 	@command -v promtool >/dev/null || { echo "installing promtool: apt-get install prometheus"; \
+		command -v apt-get >/dev/null || { echo "promtool is missing and there is no apt-get: install Prometheus's promtool"; exit 1; }; \
 		$(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null || \
-		{ $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null; }; }
+		{ $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
+		! command -v systemctl >/dev/null || $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -6,6 +6,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -79,6 +80,13 @@ type Recorder interface {
 // its outcome; call it deferred with pointers to the result's bytes and the returned
 // error.
 func (a *Activities) observe(ctx context.Context, op string, start time.Time, bytes *int64, err *error) {
+	if r := recover(); r != nil {
+		// A panic is a failed run (the SDK reports it as one): record it, then go on
+		// panicking.
+		perr := fmt.Errorf("panic: %v", r)
+		err = &perr
+		defer panic(r)
+	}
 	if a.Ops != nil {
 		a.Ops.Operation(op, start, *bytes, *err)
 	}

@@ -28,6 +28,9 @@ type Metrics struct {
 	opSuccess  *prometheus.GaugeVec
 }
 
+// Operations are the operations the activities record.
+var Operations = []string{"backup", "verify", "prune", "restore", "restore_swap", "aging_hot_to_warm", "aging_warm_to_cold", "checkpoint"}
+
 // Operation records one run of an operation (backup, verify, restore, aging, ...): its
 // outcome, duration and bytes, and when it last succeeded (activities.Recorder).
 func (m *Metrics) Operation(op string, start time.Time, bytes int64, err error) {
@@ -78,13 +81,20 @@ func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, 
 	}, []string{"operation"})
 	m.opBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "akosha_operation_bytes_total",
-		Help: "Bytes written by each operation's successful runs (backups: stored bytes; restores: restored bytes).",
+		Help: "Bytes written by each operation's successful runs (backups: stored bytes).",
 	}, []string{"operation"})
 	m.opSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "akosha_operation_last_success_timestamp_seconds",
 		Help: "Unix time of each operation's last success (backup: also the newest verified backup found at start).",
 	}, []string{"operation"})
 	m.reg.MustRegister(m.opRuns, m.opDuration, m.opBytes, m.opSuccess)
+	// Every operation's run counters exist from the start at 0, so the first failure is an
+	// increase (alerts use increase(), which a series born at 1 would hide).
+	for _, op := range Operations {
+		for _, outcome := range []string{"succeeded", "failed"} {
+			m.opRuns.WithLabelValues(op, outcome)
+		}
+	}
 	m.reg.MustRegister(m.ingestErrors, m.ingestLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&engineCollector{eng: eng, env: environment, warmPath: warmPath, backend: backend})

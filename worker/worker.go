@@ -123,7 +123,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 			return nil, err
 		}
 		w.ops = metrics
-		w.initLastBackup(ctx, shard)
+		// In the background: listing a large store must not hold up the listeners.
+		go w.initLastBackup(context.WithoutCancel(ctx), shard)
 		w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go w.serve(w.metrics, w.metLn, "metrics")
 	}
