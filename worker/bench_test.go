@@ -78,3 +78,68 @@ const benchClients = 2
 func runBench(b *testing.B, n int, post func(int) error) {
 	benchload.Run(b, n, benchClients, benchBatch, "conv", post)
 }
+
+// BenchmarkHTTPIngestScrape measures what scraping costs ingest: BenchmarkHTTPIngest's
+// load with the worker's metrics attached, without a scraper and with GET /metrics every
+// second (the engine collector counts every tier on each scrape), in one run. Use a
+// -benchtime of some seconds (e.g. 300x: 300,000 conversations) so scrapes happen.
+func BenchmarkHTTPIngestScrape(b *testing.B) {
+	for _, every := range []time.Duration{0, time.Second} {
+		name := "scrape=off"
+		if every > 0 {
+			name = "scrape=" + every.String()
+		}
+		b.Run(name, func(b *testing.B) {
+			eng := benchEngine(b)
+			metrics := NewMetrics(eng, nil, "bench", eng.Options().WarmPath, "duckdb-ssd")
+			api := &API{Engine: eng, MaxBodyBytes: 64 << 20, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
+			mux := http.NewServeMux()
+			mux.Handle("/", api.Handler())
+			mux.Handle("GET /metrics", metrics.Handler())
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				var buf bytes.Buffer
+				ingest.EncodeNDJSON(&buf, ingest.Synthetic(int64(i), benchBatch, 7, time.Now()))
+				bodies[i] = buf.Bytes()
+			}
+			scrapes := 0
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if every == 0 {
+					return
+				}
+				t := time.NewTicker(every)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						if resp, err := http.Get(srv.URL + "/metrics"); err == nil {
+							resp.Body.Close()
+							scrapes++
+						}
+					}
+				}
+			}()
+			runBench(b, len(bodies), func(i int) error {
+				resp, err := http.Post(srv.URL+"/v1/conversations", "application/x-ndjson", bytes.NewReader(bodies[i]))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %s", resp.Status)
+				}
+				return nil
+			})
+			close(stop)
+			<-done
+			b.ReportMetric(float64(scrapes), "scrapes")
+		})
+	}
+}
