@@ -51,92 +51,113 @@ func agingBenchRows(b *testing.B) int {
 	return n
 }
 
+// agingRuns times b.N runs, each on a fresh copy of src: setup (not timed) opens what the
+// run needs and returns the timed work and the check of its result (not timed). It
+// reports rows/s.
+func agingRuns(b *testing.B, src string, rows int, setup func(dir string) (work, check func())) {
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		copyTree(b, src, dir)
+		work, check := setup(dir)
+		start := time.Now()
+		b.StartTimer()
+		work()
+		b.StopTimer()
+		elapsed += time.Since(start)
+		check()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+}
+
+// benchExec runs queries on db in order, then closes it (a floor's timed work).
+func benchExec(b *testing.B, db *sql.DB, queries ...string) {
+	for _, q := range queries {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchDB opens the DuckDB file at path on one connection (ATTACH and the statements
+// after it must share it).
+func benchDB(b *testing.B, path string) *sql.DB {
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
 func BenchmarkAgeHotToWarm1M(b *testing.B) {
 	rows := agingBenchRows(b)
 	src := hotAgingDataset(b, rows)
 	ctx := context.Background()
+	checkMoved := func(b *testing.B, dir string) {
+		opts := testOptions(dir)
+		checkBenchCount(b, filepath.Join(opts.HotPath, HotFile), "conversations", 0)
+		checkBenchCount(b, filepath.Join(opts.WarmPath, WarmFile), "conversations", int64(rows))
+	}
 	b.Run("akosha", func(b *testing.B) {
-		var elapsed time.Duration
-		for b.Loop() {
-			b.StopTimer()
-			dir := b.TempDir()
-			copyTree(b, src, dir)
-			opts := testOptions(dir)
-			e := mustOpen(b, opts)
-			start := time.Now()
-			b.StartTimer()
+		agingRuns(b, src, rows, func(dir string) (func(), func()) {
+			e := mustOpen(b, testOptions(dir))
 			moved := 0
-			for {
-				r, err := e.AgeHotToWarm(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch})
-				if err != nil {
+			work := func() {
+				for {
+					r, err := e.AgeHotToWarm(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Moved == 0 {
+						break
+					}
+					moved += r.Moved
+				}
+				if err := e.Close(); err != nil {
 					b.Fatal(err)
 				}
-				if r.Moved == 0 {
-					break
+			}
+			return work, func() {
+				if moved != rows {
+					b.Fatalf("aged %d conversations to warm, want %d", moved, rows)
 				}
-				moved += r.Moved
+				checkMoved(b, dir)
 			}
-			if err := e.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			elapsed += time.Since(start)
-			if moved != rows {
-				b.Fatalf("aged %d conversations to warm, want %d", moved, rows)
-			}
-			checkBenchCount(b, filepath.Join(opts.HotPath, HotFile), "conversations", 0)
-			checkBenchCount(b, filepath.Join(opts.WarmPath, WarmFile), "conversations", int64(rows))
-			os.RemoveAll(dir)
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+		})
 	})
 	// The floor's summary, left(content, 200), is far cheaper than the engine's extractive
 	// summary (sentence split and word-frequency scoring in Go); its quantization is the
 	// same formula as aging.Quantize, in SQL. It has no WAL record, no batching, no
 	// applied-LSN bookkeeping, and runs in one DuckDB instance with default settings.
 	b.Run("floor", func(b *testing.B) {
-		var elapsed time.Duration
-		for b.Loop() {
-			b.StopTimer()
-			dir := b.TempDir()
-			copyTree(b, src, dir)
+		agingRuns(b, src, rows, func(dir string) (func(), func()) {
 			opts := testOptions(dir)
-			db, err := sql.Open("duckdb", filepath.Join(opts.HotPath, HotFile))
-			if err != nil {
-				b.Fatal(err)
-			}
-			db.SetMaxOpenConns(1) // ATTACH and the statements below on one connection
+			db := benchDB(b, filepath.Join(opts.HotPath, HotFile))
 			if _, err := db.ExecContext(ctx, `ATTACH `+sqlString(filepath.Join(opts.WarmPath, WarmFile))+` AS warm`); err != nil {
 				b.Fatal(err)
 			}
-			start := time.Now()
-			b.StartTimer()
-			for _, q := range []string{
-				`INSERT INTO warm.conversations
-				SELECT system_id, conversation_id,
-				       list_transform(embedding, x -> greatest(-127, least(127, round(x / scale)))::TINYINT)::TINYINT[384],
-				       scale, left(content, 200), timestamp, metadata, now()
-				FROM (SELECT *, list_max(list_transform(embedding, y -> abs(y))) / 127 AS scale FROM conversations)`,
-				`DELETE FROM conversations`,
-				`CHECKPOINT`,
-				`CHECKPOINT warm`,
-			} {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					b.Fatalf("%s: %v", q, err)
-				}
-			}
-			if err := db.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			elapsed += time.Since(start)
-			checkBenchCount(b, filepath.Join(opts.HotPath, HotFile), "conversations", 0)
-			checkBenchCount(b, filepath.Join(opts.WarmPath, WarmFile), "conversations", int64(rows))
-			os.RemoveAll(dir)
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+			return func() {
+				benchExec(b, db,
+					`INSERT INTO warm.conversations
+					SELECT system_id, conversation_id,
+					       list_transform(embedding, x -> greatest(-127, least(127, round(x / scale)))::TINYINT)::TINYINT[384],
+					       scale, left(content, 200), timestamp, metadata, now()
+					FROM (SELECT *, list_max(list_transform(embedding, y -> abs(y))) / 127 AS scale FROM conversations)`,
+					`DELETE FROM conversations`,
+					`CHECKPOINT`,
+					`CHECKPOINT warm`)
+			}, func() { checkMoved(b, dir) }
+		})
 	})
 }
 
@@ -145,11 +166,7 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 	src := warmAgingDataset(b, rows) // shared with the backup benchmarks: copied, never aged in place
 	ctx := context.Background()
 	b.Run("akosha", func(b *testing.B) {
-		var elapsed time.Duration
-		for b.Loop() {
-			b.StopTimer()
-			dir := b.TempDir()
-			copyTree(b, src, dir)
+		agingRuns(b, src, rows, func(dir string) (func(), func()) {
 			opts := testOptions(dir)
 			coldDir := filepath.Join(dir, "cold")
 			store, err := file.New(coldDir)
@@ -158,83 +175,57 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 			}
 			opts.Cold, opts.ScratchPath = store, filepath.Join(dir, "scratch")
 			e := mustOpen(b, opts)
-			start := time.Now()
-			b.StartTimer()
 			moved := 0
-			// As the aging activity runs it: each batch prepared while the last commits.
-			done, err := e.AgeWarmToColdBatches(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch}, 0, func(r ColdResult) {
-				moved += r.Moved
-			})
-			if err != nil || !done {
-				b.Fatalf("done %v: %v", done, err)
+			work := func() {
+				// As the aging activity runs it: each batch prepared while the last commits.
+				done, err := e.AgeWarmToColdBatches(ctx, AgeSelect{Before: agingBenchCutoff, Limit: agingBenchBatch}, 0, func(r ColdResult) {
+					moved += r.Moved
+				})
+				if err != nil || !done {
+					b.Fatalf("done %v: %v", done, err)
+				}
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
-			if err := e.Close(); err != nil {
-				b.Fatal(err)
+			return work, func() {
+				if moved != rows {
+					b.Fatalf("aged %d conversations to cold, want %d", moved, rows)
+				}
+				warm := filepath.Join(opts.WarmPath, WarmFile)
+				checkBenchCount(b, warm, "conversations", 0)
+				checkBenchCount(b, warm, "cold_ids", int64(rows))
+				checkBenchQuery(b, warm, "SELECT coalesce(sum(rows), 0) FROM cold_objects", int64(rows))
+				var objects []string
+				err := store.List(ctx, "", func(o objstore.ObjectInfo) error {
+					objects = append(objects, sqlString(filepath.Join(coldDir, filepath.FromSlash(o.Key))))
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				checkBenchCount(b, warm, "read_parquet(["+strings.Join(objects, ", ")+"])", int64(rows))
 			}
-			b.StopTimer()
-			elapsed += time.Since(start)
-			if moved != rows {
-				b.Fatalf("aged %d conversations to cold, want %d", moved, rows)
-			}
-			warm := filepath.Join(opts.WarmPath, WarmFile)
-			checkBenchCount(b, warm, "conversations", 0)
-			checkBenchCount(b, warm, "cold_ids", int64(rows))
-			checkBenchQuery(b, warm, "SELECT coalesce(sum(rows), 0) FROM cold_objects", int64(rows))
-			var objects []string
-			err = store.List(ctx, "", func(o objstore.ObjectInfo) error {
-				objects = append(objects, sqlString(filepath.Join(coldDir, filepath.FromSlash(o.Key))))
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			checkBenchCount(b, warm, "read_parquet(["+strings.Join(objects, ", ")+"])", int64(rows))
-			os.RemoveAll(dir)
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+		})
 	})
 	// The floor writes one Parquet file with the engine's cold projection (coldColumns):
 	// no grouping by system and day, no identity and checksum queries, no upload, download
 	// and read-back, no catalog, no WAL record.
 	b.Run("floor", func(b *testing.B) {
-		var elapsed time.Duration
-		for b.Loop() {
-			b.StopTimer()
-			dir := b.TempDir()
-			copyTree(b, src, dir)
+		agingRuns(b, src, rows, func(dir string) (func(), func()) {
 			warm := filepath.Join(dir, "warm", WarmFile)
 			out := filepath.Join(dir, "cold.parquet")
-			db, err := sql.Open("duckdb", warm)
-			if err != nil {
-				b.Fatal(err)
-			}
-			db.SetMaxOpenConns(1)
-			if err := db.PingContext(ctx); err != nil {
-				b.Fatal(err)
-			}
-			start := time.Now()
-			b.StartTimer()
-			for _, q := range []string{
-				`COPY (SELECT ` + coldColumns + ` FROM conversations) TO ` + sqlString(out) + ` (FORMAT parquet, COMPRESSION zstd)`,
-				`DELETE FROM conversations`,
-				`CHECKPOINT`,
-			} {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					b.Fatalf("%s: %v", q, err)
+			db := benchDB(b, warm)
+			return func() {
+					benchExec(b, db,
+						`COPY (SELECT `+coldColumns+` FROM conversations) TO `+sqlString(out)+` (FORMAT parquet, COMPRESSION zstd)`,
+						`DELETE FROM conversations`,
+						`CHECKPOINT`)
+				}, func() {
+					checkBenchCount(b, warm, "conversations", 0)
+					checkBenchCount(b, warm, "read_parquet("+sqlString(out)+")", int64(rows))
 				}
-			}
-			if err := db.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			elapsed += time.Since(start)
-			checkBenchCount(b, warm, "conversations", 0)
-			checkBenchCount(b, warm, "read_parquet("+sqlString(out)+")", int64(rows))
-			os.RemoveAll(dir)
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+		})
 	})
 }
 
