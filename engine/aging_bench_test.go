@@ -246,54 +246,31 @@ func warmAgingDataset(b *testing.B, rows int) string {
 // which is consistent.
 func hotAgingDataset(b *testing.B, rows int) string {
 	b.Helper()
-	dir := filepath.Join(benchdata.Root(b), fmt.Sprintf("aging-hot-%d", rows))
-	if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
-		return dir
-	}
-	os.RemoveAll(dir)
-	b.Logf("generating %d hot conversations in %s (once)", rows, dir)
-	start := time.Now()
-	ctx := context.Background()
-	opts := testOptions(dir)
-	e := mustOpen(b, opts) // creates the schema
-	if err := e.Close(); err != nil {
-		b.Fatal(err)
-	}
-	hot := filepath.Join(opts.HotPath, HotFile)
-	db, _, err := openDuck(ctx, hot, Options{}, hotSettings...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO conversations
-		SELECT 'system-' || (i %% 50), conversation_id, content,
-		       list_transform(range(384), j -> ((hash(i * 384 + j) %% 2001)::INTEGER - 1000) / 10000.0)::FLOAT[384],
-		       TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 17),
-		       ('{"source":"bench","n":' || (i %% 1000) || '}')::JSON,
-		       md5(content)
-		FROM (SELECT i, 'conv-' || lpad(i::VARCHAR, 8, '0') AS conversation_id,
-		       'Conversation ' || i || ' began with a question about topic ' || (i %% 997) || '. ' ||
-		       'The user described a failing deployment of service ' || (i %% 113) || ' in some detail. ' ||
-		       'The assistant asked for the logs of the failing job and for the configuration file. ' ||
-		       'After reading them, the assistant found that the timeout of step ' || (i %% 17) || ' was too short for the database migration. ' ||
-		       'The user raised the timeout and the deployment of service ' || (i %% 113) || ' succeeded. ' ||
-		       'Both agreed to watch the service for another day! ' ||
-		       'Would the migration need a longer timeout next time, for topic ' || (i %% 997) || '?' AS content
-		      FROM range(%d) r(i))`, rows))
-	if err == nil {
-		_, err = db.ExecContext(ctx, `CHECKPOINT`)
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	fi, _ := os.Stat(hot)
-	b.Logf("generated hot.db: %d MB in %s", fi.Size()>>20, time.Since(start).Round(time.Second))
-	return dir
+	return benchdata.Cached(b, fmt.Sprintf("aging-hot-%d", rows), func(dir string) error {
+		opts := testOptions(dir)
+		if err := mustOpen(b, opts).Close(); err != nil { // creates the schema
+			return err
+		}
+		db, _, err := openDuck(context.Background(), filepath.Join(opts.HotPath, HotFile), Options{}, hotSettings...)
+		if err != nil {
+			return err
+		}
+		return benchdata.Fill(db, fmt.Sprintf(`INSERT INTO conversations
+			SELECT 'system-' || (i %% 50), conversation_id, content,
+			       list_transform(range(384), j -> ((hash(i * 384 + j) %% 2001)::INTEGER - 1000) / 10000.0)::FLOAT[384],
+			       TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 17),
+			       ('{"source":"bench","n":' || (i %% 1000) || '}')::JSON,
+			       md5(content)
+			FROM (SELECT i, 'conv-' || lpad(i::VARCHAR, 8, '0') AS conversation_id,
+			       'Conversation ' || i || ' began with a question about topic ' || (i %% 997) || '. ' ||
+			       'The user described a failing deployment of service ' || (i %% 113) || ' in some detail. ' ||
+			       'The assistant asked for the logs of the failing job and for the configuration file. ' ||
+			       'After reading them, the assistant found that the timeout of step ' || (i %% 17) || ' was too short for the database migration. ' ||
+			       'The user raised the timeout and the deployment of service ' || (i %% 113) || ' succeeded. ' ||
+			       'Both agreed to watch the service for another day! ' ||
+			       'Would the migration need a longer timeout next time, for topic ' || (i %% 997) || '?' AS content
+			      FROM range(%d) r(i))`, rows))
+	})
 }
 
 // checkBenchCount fails b unless the relation (a table or a table function) of the

@@ -39,23 +39,8 @@ func BenchmarkHTTPIngest(b *testing.B) {
 	api := &API{Engine: eng, MaxBodyBytes: 64 << 20, Logger: slog.New(slog.DiscardHandler)}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
-	bodies := make([][]byte, b.N)
-	for i := range bodies {
-		var buf bytes.Buffer
-		ingest.EncodeNDJSON(&buf, ingest.Synthetic(int64(i), benchBatch, 7, time.Now()))
-		bodies[i] = buf.Bytes()
-	}
-	runBench(b, len(bodies), func(i int) error {
-		resp, err := http.Post(srv.URL+"/v1/conversations", "application/x-ndjson", bytes.NewReader(bodies[i]))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %s", resp.Status)
-		}
-		return nil
-	})
+	bodies := ndjsonBodies(b.N)
+	postBodies(b, srv.URL, bodies)
 }
 
 // BenchmarkEngineIngest is BenchmarkHTTPIngest's baseline: the same synthetic batches
@@ -69,6 +54,32 @@ func BenchmarkEngineIngest(b *testing.B) {
 	runBench(b, len(batches), func(i int) error {
 		_, err := eng.Ingest(context.Background(), batches[i])
 		return err
+	})
+}
+
+// ndjsonBodies encodes n NDJSON batches of benchBatch synthetic conversations.
+func ndjsonBodies(n int) [][]byte {
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		var buf bytes.Buffer
+		ingest.EncodeNDJSON(&buf, ingest.Synthetic(int64(i), benchBatch, 7, time.Now()))
+		bodies[i] = buf.Bytes()
+	}
+	return bodies
+}
+
+// postBodies posts bodies to the API at url from benchClients clients (runBench).
+func postBodies(b *testing.B, url string, bodies [][]byte) {
+	runBench(b, len(bodies), func(i int) error {
+		resp, err := http.Post(url+"/v1/conversations", "application/x-ndjson", bytes.NewReader(bodies[i]))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
 	})
 }
 
@@ -98,12 +109,7 @@ func BenchmarkHTTPIngestScrape(b *testing.B) {
 			mux.Handle("GET /metrics", metrics.Handler())
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
-			bodies := make([][]byte, b.N)
-			for i := range bodies {
-				var buf bytes.Buffer
-				ingest.EncodeNDJSON(&buf, ingest.Synthetic(int64(i), benchBatch, 7, time.Now()))
-				bodies[i] = buf.Bytes()
-			}
+			bodies := ndjsonBodies(b.N)
 			scrapes := 0
 			stop := make(chan struct{})
 			done := make(chan struct{})
@@ -126,17 +132,7 @@ func BenchmarkHTTPIngestScrape(b *testing.B) {
 					}
 				}
 			}()
-			runBench(b, len(bodies), func(i int) error {
-				resp, err := http.Post(srv.URL+"/v1/conversations", "application/x-ndjson", bytes.NewReader(bodies[i]))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("status %s", resp.Status)
-				}
-				return nil
-			})
+			postBodies(b, srv.URL, bodies)
 			close(stop)
 			<-done
 			b.ReportMetric(float64(scrapes), "scrapes")
