@@ -283,8 +283,9 @@ func (e *Engine) scanAged(ctx context.Context, p agePayload, cond string, condAr
 	return nil
 }
 
-// timeSpan is the time range of a batch's conversations: a filter on it lets DuckDB skip
-// the row groups of other times (zone maps), where an id list alone scans the table.
+// timeSpan is the time range of a batch's conversations, filtered on beside the ids so
+// DuckDB may skip row groups whose timestamps lie outside it (their min/max); the gain
+// was not measured apart from the other changes (docs/BENCHMARKS.md).
 type timeSpan struct{ lo, hi time.Time } // [lo, hi)
 
 func (s *timeSpan) add(t time.Time) {

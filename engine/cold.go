@@ -472,8 +472,8 @@ func (e *Engine) groupFile(ctx context.Context, conn *sql.Conn, dir, dst string)
 	return err
 }
 
-// batchRange is the time range [lo, hi) of a batch's days, which lets DuckDB skip the
-// row groups of other days (zone maps) where an id list alone scans the whole table.
+// batchRange is the time range [lo, hi) of a batch's days, filtered on beside the ids so
+// DuckDB may skip row groups of other days (by their min/max timestamps).
 func batchRange(groups []coldGroup) (lo, hi time.Time) {
 	for i, g := range groups {
 		if i == 0 || g.day.Before(lo) {
