@@ -108,6 +108,16 @@ type Recovery struct {
 type Engine struct {
 	opts Options
 	log  *slog.Logger
+	// configured holds the directories of the configuration; opts (and current, which
+	// Options returns) the ones in use, which a store pointer can change (relocate.go).
+	configured Options
+	current    atomic.Pointer[Options]
+	// holds are the WAL positions HoldWAL keeps in the local WAL.
+	holdMu  sync.Mutex
+	holds   map[int]uint64
+	holdSeq int
+	// ckptPaused counts BeginCopy pauses: no checkpoint but a swap's or Close's runs.
+	ckptPaused atomic.Int64
 
 	// readMu guards the handles below against Swap: readers hold it for reading; Swap,
 	// run by the writer with the applier idle, holds it to close and reopen them.
@@ -188,6 +198,11 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("%w: %s is empty", ErrInvalid, name)
 		}
 	}
+	configured := opts
+	opts, err := resolvePointer(opts)
+	if err != nil {
+		return nil, err
+	}
 	// A replace of the store's directories that a crash interrupted is rolled back first,
 	// before a missing directory could be created empty.
 	if undone, err := rollbackReplace(opts); err != nil {
@@ -211,7 +226,10 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		opened:    time.Now(),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+		holds:     map[int]uint64{},
 	}
+	e.configured = configured
+	e.current.Store(&opts)
 	if err := e.openStores(ctx, start); err != nil {
 		e.closeHandles()
 		return nil, err
@@ -439,8 +457,9 @@ func (e *Engine) WAL() *wal.Log {
 	return e.wal
 }
 
-// Options returns the options the engine was opened with.
-func (e *Engine) Options() Options { return e.opts }
+// Options returns the options the engine was opened with, with the hot and warm
+// directories in use (those of the store pointer, if there is one).
+func (e *Engine) Options() Options { return *e.current.Load() }
 
 // Fence stops accepting writes and waits until every write already accepted has been
 // applied, so that when it returns the databases no longer change (periodic checkpoints

@@ -47,7 +47,7 @@ func (o Options) dirs() []string { return []string{o.HotPath, o.WarmPath, o.WALP
 // new set does not open, the engine is failed and the moves stay: call RestoreDirs with
 // the returned set to put the previous one back.
 func (e *Engine) ReplaceDirs(ctx context.Context, next Options, keepSuffix string) (kept Options, err error) {
-	live := e.opts
+	live := e.Options()
 	kept = Options{HotPath: live.HotPath + keepSuffix, WarmPath: live.WarmPath + keepSuffix, WALPath: live.WALPath + keepSuffix}
 	for _, d := range kept.dirs() {
 		if _, err := os.Lstat(d); err == nil {
@@ -73,7 +73,7 @@ func (e *Engine) ReplaceDirs(ctx context.Context, next Options, keepSuffix strin
 // current directories to <dir><failedSuffix> and the kept ones back, and reopens. The
 // engine must be fenced.
 func (e *Engine) RestoreDirs(ctx context.Context, kept Options, failedSuffix string) error {
-	live := e.opts
+	live := e.Options()
 	var moves []dirMove
 	for _, d := range live.dirs() {
 		if _, err := os.Lstat(d); err == nil {

@@ -93,8 +93,8 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		return nil, fmt.Errorf("count warm: %w", err)
 	}
 	for _, f := range []struct{ name, src string }{
-		{HotFile, filepath.Join(e.opts.HotPath, HotFile)},
-		{WarmFile, filepath.Join(e.opts.WarmPath, WarmFile)},
+		{HotFile, filepath.Join(e.Options().HotPath, HotFile)},
+		{WarmFile, filepath.Join(e.Options().WarmPath, WarmFile)},
 	} {
 		dst := filepath.Join(dir, f.name)
 		size, cloned, err := cloneOrCopy(f.src, dst)

@@ -337,7 +337,7 @@ func (e *Engine) Tiers(ctx context.Context, c AgingCutoffs) ([]TierInfo, error) 
 	if err != nil {
 		return nil, err
 	}
-	h.Bytes = fileSize(filepath.Join(e.opts.HotPath, HotFile))
+	h.Bytes = fileSize(filepath.Join(e.Options().HotPath, HotFile))
 	coldBefore := c.ColdBefore
 	if e.opts.Cold == nil {
 		coldBefore = time.Time{}
@@ -346,7 +346,7 @@ func (e *Engine) Tiers(ctx context.Context, c AgingCutoffs) ([]TierInfo, error) 
 	if err != nil {
 		return nil, err
 	}
-	w.Bytes = fileSize(filepath.Join(e.opts.WarmPath, WarmFile))
+	w.Bytes = fileSize(filepath.Join(e.Options().WarmPath, WarmFile))
 	cold, err := info(warm, "cold", "cold_ids", time.Time{})
 	if err != nil {
 		return nil, err

@@ -311,7 +311,7 @@ func (e *Engine) writer() {
 			case r = <-e.reqs:
 			case <-tick:
 				e.waitApplied()
-				if e.Healthy() == nil && e.Fenced() == nil {
+				if e.Healthy() == nil && e.Fenced() == nil && e.ckptPaused.Load() == 0 {
 					if _, err := e.checkpoint(context.Background()); err != nil {
 						e.log.Warn("periodic checkpoint failed", "err", err)
 					}
@@ -367,6 +367,10 @@ func (e *Engine) handleOne(r *request) {
 	switch r.kind {
 	case reqBarrier:
 	case reqCheckpoint:
+		if e.ckptPaused.Load() > 0 {
+			resp.err = ErrCheckpointsPaused
+			break
+		}
 		resp.checkpoint, resp.err = e.checkpoint(ctx)
 	case reqDelete:
 		resp.delete, resp.err = e.deleteNow(ctx, r.del)

@@ -352,7 +352,7 @@ func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 			if l == nil {
 				continue
 			}
-			if n, err := l.RemoveThrough(min(st.ArchivedLSN, w.engine.AppliedLSN())); err != nil {
+			if n, err := l.RemoveThrough(min(st.ArchivedLSN, w.engine.WALRemovableThrough())); err != nil {
 				w.log.Warn("remove archived WAL segments", "err", err)
 			} else if n > 0 {
 				w.log.Debug("removed archived WAL segments", "count", n)

@@ -308,6 +308,18 @@ func TableChecksums(ctx context.Context, dbPath, name string) ([]Table, error) {
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
+	return TableChecksumsOf(ctx, db, name)
+}
+
+// Querier is what TableChecksumsOf reads through: a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// TableChecksumsOf is TableChecksums over an open database (in a read transaction, the
+// database as that transaction sees it); name labels the tables' File.
+func TableChecksumsOf(ctx context.Context, db Querier, name string) ([]Table, error) {
 	rows, err := db.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns()
 		WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index`)
 	if err != nil {
