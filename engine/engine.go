@@ -85,6 +85,9 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxGroupRecords bounds the conversations committed in one WAL group. Default 20000.
 	MaxGroupRecords int
+	// ManualSchemaMigrations opens a database with an older schema fenced (reads only)
+	// until MigrateSchema runs; by default Open migrates it (with pre-migration snapshots).
+	ManualSchemaMigrations bool
 	// Cold is the object store of the cold tier (Parquet objects); nil disables the cold
 	// tier: AgeWarmToCold refuses and cold conversations cannot be read.
 	Cold objstore.Store
@@ -118,6 +121,12 @@ type Engine struct {
 	holdSeq int
 	// ckptPaused counts BeginCopy pauses: no checkpoint but a swap's or Close's runs.
 	ckptPaused atomic.Int64
+	// Schema versions of the open databases; migrating is set while a failed migration
+	// reopens the databases (which must not migrate them again).
+	hotSchema, warmSchema atomic.Int64
+	migrating             bool
+	// testHookMigration, when set, runs before each migration (tests inject failures).
+	testHookMigrate func(Migration) error
 
 	// readMu guards the handles below against Swap: readers hold it for reading; Swap,
 	// run by the writer with the applier idle, holds it to close and reopen them.
@@ -243,6 +252,13 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 // applied: Open, and Swap after the files changed.
 func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	opts := e.opts
+	// A schema migration the process died in is rolled back before anything opens.
+	if b, _ := os.ReadFile(filepath.Join(opts.WarmPath, "snapshots", journalName)); b != nil {
+		if err := restoreSnapshots(filepath.Join(opts.WarmPath, "snapshots"), opts); err != nil {
+			return fmt.Errorf("roll back an interrupted schema migration: %w", err)
+		}
+		e.log.Warn("rolled back an interrupted schema migration: the databases are at their versions before it", "journal", string(b))
+	}
 	var err error
 	if e.hot, e.hotConn, err = openDuck(ctx, filepath.Join(opts.HotPath, HotFile), opts, hotSettings...); err != nil {
 		return fmt.Errorf("open hot store: %w", err)
@@ -250,14 +266,16 @@ func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	if e.warm, e.warmConn, err = openDuck(ctx, filepath.Join(opts.WarmPath, WarmFile), opts); err != nil {
 		return fmt.Errorf("open warm store: %w", err)
 	}
-	hotLSN, err := initSchema(ctx, e.hot, "hot", hotDDL)
+	hotLSN, hv, err := initSchema(ctx, e.hot, "hot", hotDDL)
 	if err != nil {
 		return err
 	}
-	warmLSN, err := initSchema(ctx, e.warm, "warm", warmDDL, coldCatalogDDL, coldIDsDDL)
+	warmLSN, wv, err := initSchema(ctx, e.warm, "warm", warmDDL)
 	if err != nil {
 		return err
 	}
+	e.hotSchema.Store(int64(hv))
+	e.warmSchema.Store(int64(wv))
 	e.hotApplied.Store(hotLSN)
 	e.warmApplied.Store(warmLSN)
 	meta, err := readMeta(ctx, e.hot)
@@ -287,6 +305,9 @@ func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 		return fmt.Errorf("replay WAL: %w", err)
 	}
 	e.recovery.Replayed = n
+	if err := e.schemaOnOpen(ctx); err != nil {
+		return err
+	}
 	e.recovery.Duration = time.Since(start)
 	if n > 0 || trunc != nil {
 		e.log.Info("recovered from WAL", "replayed", n, "last_lsn", l.LastLSN(), "torn_tail", trunc != nil, "duration", e.recovery.Duration)

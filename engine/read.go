@@ -152,7 +152,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		WarmAppliedLSN: e.warmApplied.Load(),
 		HotBytes:       fileSize(filepath.Join(e.Options().HotPath, HotFile)),
 		WarmBytes:      fileSize(filepath.Join(e.Options().WarmPath, WarmFile)),
-		SchemaVersion:  SchemaVersion,
+		SchemaVersion:  int(min(e.hotSchema.Load(), e.warmSchema.Load())),
 		Counters:       e.Counters(),
 		Recovery:       e.recovery,
 	}

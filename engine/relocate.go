@@ -416,3 +416,27 @@ func countTables(ctx context.Context, db *sql.DB, tier string, out map[string]in
 // Generation counts the swaps of the store's files since Open: a copy or a snapshot taken
 // at one generation is stale at another.
 func (e *Engine) Generation() uint64 { return e.generation.Load() }
+
+// View runs fn with read transactions on both databases (each sees one consistent state;
+// a swap waits until fn returns).
+func (e *Engine) View(ctx context.Context, fn func(hot, warm *sql.Tx) error) error {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return err
+	}
+	defer release()
+	var txs []*sql.Tx
+	defer func() {
+		for _, tx := range txs {
+			tx.Rollback()
+		}
+	}()
+	for _, db := range []*sql.DB{hot, warm} {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		txs = append(txs, tx)
+	}
+	return fn(txs[0], txs[1])
+}

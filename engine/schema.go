@@ -8,12 +8,9 @@ import (
 )
 
 // SchemaVersion is the version of the hot and warm schemas this engine creates and
-// expects. It is recorded in each database's akosha_meta table.
-//
-//   - 1: the tiers' conversations tables.
-//   - 2: the warm database's cold-tier catalog (cold_objects, cold_ids). Additive: a
-//     version 1 database is upgraded on open by creating the new tables.
-const SchemaVersion = 2
+// expects: the Version of the last of Migrations. It is recorded in each database's
+// akosha_meta table.
+const SchemaVersion = 3
 
 // Version is the engine version recorded in databases and backup manifests.
 const Version = "0.1.0"
@@ -81,47 +78,59 @@ const coldIDsDDL = `CREATE TABLE IF NOT EXISTS cold_ids (
 	key             VARCHAR NOT NULL
 )`
 
-// initSchema creates the tables of one tier if missing, records the schema version
-// (upgrading an older one: every change so far only adds tables), and refuses a database
-// written by a newer schema. It returns the applied LSN.
-func initSchema(ctx context.Context, db *sql.DB, tier string, ddl ...string) (uint64, error) {
-	for _, stmt := range append([]string{metaDDL}, ddl...) {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return 0, fmt.Errorf("create %s schema: %w", tier, err)
+// initSchema creates the tables of a new database at the latest schema version, or reads
+// an existing one's version, refusing one written by a newer schema. It returns the
+// applied LSN and the schema version.
+func initSchema(ctx context.Context, db *sql.DB, tier string, base string) (lsn uint64, version int, err error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'akosha_meta'`).Scan(&n); err != nil {
+		return 0, 0, fmt.Errorf("open %s schema: %w", tier, err)
+	}
+	if n == 0 {
+		// New (or a file of a version before akosha_meta): the whole schema at once.
+		stmts := []string{metaDDL, base}
+		for _, m := range migrations {
+			if m.Tier == tier {
+				stmts = append(stmts, m.Statements...)
+			}
 		}
-	}
-	defaults := map[string]string{
-		metaSchemaVersion: strconv.Itoa(SchemaVersion),
-		metaAppliedLSN:    "0",
-		metaEngineVersion: Version,
-		metaTier:          tier,
-	}
-	for k, v := range defaults {
-		if _, err := db.ExecContext(ctx, `INSERT INTO akosha_meta VALUES (?, ?) ON CONFLICT DO NOTHING`, k, v); err != nil {
-			return 0, fmt.Errorf("init %s meta: %w", tier, err)
+		for _, stmt := range stmts {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				return 0, 0, fmt.Errorf("create %s schema: %w", tier, err)
+			}
+		}
+		defaults := map[string]string{
+			metaSchemaVersion: strconv.Itoa(latestVersion()),
+			metaAppliedLSN:    "0",
+			metaEngineVersion: Version,
+			metaTier:          tier,
+		}
+		for k, v := range defaults {
+			if _, err := db.ExecContext(ctx, `INSERT INTO akosha_meta VALUES (?, ?) ON CONFLICT DO NOTHING`, k, v); err != nil {
+				return 0, 0, fmt.Errorf("init %s meta: %w", tier, err)
+			}
 		}
 	}
 	meta, err := readMeta(ctx, db)
 	if err != nil {
-		return 0, fmt.Errorf("read %s meta: %w", tier, err)
+		return 0, 0, fmt.Errorf("read %s meta: %w", tier, err)
 	}
 	if meta[metaTier] != tier {
-		return 0, fmt.Errorf("%s database holds the %q tier", tier, meta[metaTier])
+		return 0, 0, fmt.Errorf("%s database holds the %q tier", tier, meta[metaTier])
 	}
 	v, err := strconv.Atoi(meta[metaSchemaVersion])
-	if err != nil || v > SchemaVersion {
-		return 0, fmt.Errorf("%s database has schema version %q; this engine supports up to %d", tier, meta[metaSchemaVersion], SchemaVersion)
+	if err != nil || v < 1 {
+		return 0, 0, fmt.Errorf("%s database: bad schema version %q", tier, meta[metaSchemaVersion])
 	}
-	if v < SchemaVersion {
-		if _, err := db.ExecContext(ctx, `UPDATE akosha_meta SET value = ? WHERE key = ?`, strconv.Itoa(SchemaVersion), metaSchemaVersion); err != nil {
-			return 0, fmt.Errorf("upgrade %s schema from version %d: %w", tier, v, err)
-		}
+	if v > latestVersion() {
+		return 0, 0, fmt.Errorf("%w: the %s database has schema version %d, written by a newer akosha; this binary supports up to version %d: run a newer akosha (or restore a backup taken before the upgrade)",
+			ErrNewerSchema, tier, v, latestVersion())
 	}
-	lsn, err := strconv.ParseUint(meta[metaAppliedLSN], 10, 64)
+	lsn, err = strconv.ParseUint(meta[metaAppliedLSN], 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s database: bad applied_lsn %q", tier, meta[metaAppliedLSN])
+		return 0, 0, fmt.Errorf("%s database: bad applied_lsn %q", tier, meta[metaAppliedLSN])
 	}
-	return lsn, nil
+	return lsn, v, nil
 }
 
 func readMeta(ctx context.Context, db *sql.DB) (map[string]string, error) {

@@ -68,7 +68,7 @@ func TestRunWritesManifestLast(t *testing.T) {
 	if m.Prefix != path.Join("warm/2026/11/25", m.ID) || m.LSN != e.WAL().LastLSN() || len(m.Files) != 2 || last != total || total == 0 {
 		t.Fatalf("manifest %+v, progress %d/%d", m, last, total)
 	}
-	if conversations(m.Tables, engine.HotFile).Rows != 300 || conversations(m.Tables, engine.WarmFile).Rows != 0 || len(m.Tables) != 6 { // hot: meta, conversations; warm: meta, cold_ids, cold_objects, conversations
+	if conversations(m.Tables, engine.HotFile).Rows != 300 || conversations(m.Tables, engine.WarmFile).Rows != 0 || len(m.Tables) != 7 { // hot: meta, conversations; warm: meta, cold_ids, cold_objects, conversations, storage_samples
 		t.Fatalf("tables = %+v", m.Tables)
 	}
 	// The stored manifest equals the returned one, and each file decompresses to its size and hash.

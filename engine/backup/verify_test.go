@@ -39,7 +39,7 @@ func TestVerifyAndList(t *testing.T) {
 		if err != nil {
 			t.Fatalf("verify %s: %v", m.ID, err)
 		}
-		if len(v.Tables) != 6 || conversations(v.Tables, engine.HotFile).Rows != 200 {
+		if len(v.Tables) != 7 || conversations(v.Tables, engine.HotFile).Rows != 200 {
 			t.Fatalf("verified %+v", v)
 		}
 	}

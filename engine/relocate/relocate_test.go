@@ -176,6 +176,38 @@ func TestRunWhileWriting(t *testing.T) {
 	if err != nil || !again.AlreadySwitched || again.FromWarm != opts.WarmPath {
 		t.Fatalf("rerun %+v %v", again, err)
 	}
+
+	// Cleanup: never the live directories; the old databases go, the pointer stays.
+	if _, err := Cleanup(ctx, e, hotDir, opts.WarmPath); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("cleanup of the live hot directory: %v", err)
+	}
+	cr, err := Cleanup(ctx, e, opts.HotPath, opts.WarmPath)
+	if err != nil || cr.Bytes == 0 || len(cr.Tables) == 0 {
+		t.Fatalf("cleanup %+v %v", cr, err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.WarmPath, engine.WarmFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("old warm.db: %v", err)
+	}
+	if p, err := engine.ReadPointer(opts.WarmPath); err != nil || p == nil {
+		t.Fatalf("pointer after cleanup: %v %v", p, err)
+	}
+	if cr, err := Cleanup(ctx, e, opts.HotPath, opts.WarmPath); err != nil || len(cr.Removed) != 0 {
+		t.Fatalf("second cleanup %+v %v", cr, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = mustReopen(t, opts)
+	check(e)
+}
+
+func mustReopen(t *testing.T, opts engine.Options) *engine.Engine {
+	t.Helper()
+	e, err := engine.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // TestRunInterrupted stops a run at each step: the live store stays where it was and
