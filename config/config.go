@@ -46,6 +46,16 @@ type Config struct {
 
 // StorageConfig groups the three storage tiers.
 type StorageConfig struct {
+	// SchemaMigrations is "auto" (a database with an older schema is migrated when the
+	// worker opens it, after a pre-migration snapshot) or "manual" (it opens fenced,
+	// reads only, until `akosha migrate schema`). Default "auto".
+	SchemaMigrations string `yaml:"schema_migrations" env:"AKOSHA_SCHEMA_MIGRATIONS"`
+	// LegacyWarmPath is where releases before the managed layout kept the warm
+	// database; relative to the working directory. When it holds a warm.db and the warm
+	// path holds none, the worker says so and points to `akosha migrate storage --from`.
+	// Empty disables the check. Default "./data/warm".
+	LegacyWarmPath string `yaml:"legacy_warm_path" env:"AKOSHA_LEGACY_WARM_PATH"`
+
 	Hot  HotConfig  `yaml:"hot"`
 	Warm WarmConfig `yaml:"warm"`
 	Cold ColdConfig `yaml:"cold"`
@@ -236,6 +246,8 @@ func defaults() *Config {
 		Environment: "development",
 		DataDir:     "~/.akosha/dev",
 		Storage: StorageConfig{
+			SchemaMigrations: "auto",
+			LegacyWarmPath:   "./data/warm",
 			Hot: HotConfig{
 				Backend:         "duckdb-file",
 				WriteAheadLog:   true,

@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 	ch.oneOf("environment", c.Environment, "development", "staging", "production")
 
 	hot := c.Storage.Hot
+	ch.oneOf("storage.schema_migrations", c.Storage.SchemaMigrations, "auto", "manual")
 	ch.oneOf("storage.hot.backend", hot.Backend, "duckdb-file")
 	if !hot.WriteAheadLog {
 		ch.fail("storage.hot.write_ahead_log", "must be true: the engine cannot run without its write-ahead log")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -83,6 +84,13 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	if err != nil {
 		return nil, err
 	}
+	warmDir := cfg.Storage.Warm.Path // the warm directory in use: the store pointer's, if any
+	if p, err := engine.ReadPointer(warmDir); err != nil {
+		return nil, err
+	} else if p != nil {
+		warmDir = p.WarmPath
+	}
+	w.reportLegacy(warmDir)
 	w.engine, err = engine.Open(ctx, engine.Options{
 		HotPath:            cfg.Storage.Hot.Path,
 		WarmPath:           cfg.Storage.Warm.Path,
@@ -94,8 +102,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		Cold:               cold,
 		// Cold batches and reads stage Parquet files beside the backup snapshots, in the
 		// scratch directory cleared on start.
-		ScratchPath: filepath.Join(cfg.Storage.Warm.Path, "snapshots", "cold"),
-		Logger:      opts.Logger,
+		ScratchPath:            filepath.Join(scratchDir(warmDir), "cold"),
+		ManualSchemaMigrations: cfg.Storage.SchemaMigrations == "manual",
+		Logger:                 opts.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
@@ -204,8 +213,9 @@ func (w *Worker) serve(s *http.Server, ln net.Listener, name string) {
 // workflows on the ops queue.
 func (w *Worker) startPollers(shard int) error {
 	// Backup snapshots and verify downloads live in the scratch dir only while an activity
-	// runs; none runs yet, so anything there was left by a crash.
-	scratch := filepath.Join(w.cfg.Storage.Warm.Path, "snapshots")
+	// runs; none runs yet, so anything there was left by a crash. The pre-migration
+	// snapshots beside it (warm/snapshots/*.db) stay.
+	scratch := scratchDir(w.engine.Options().WarmPath)
 	if err := fsutil.ClearDir(scratch); err != nil {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
@@ -360,4 +370,31 @@ func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// scratchDir is where backups stage snapshots and cold batches their Parquet files:
+// under the warm directory in use, beside the pre-migration snapshots.
+func scratchDir(warmDir string) string { return filepath.Join(warmDir, "snapshots", "scratch") }
+
+// reportLegacy says so when the legacy warm path (the guide's ./data/warm) holds a
+// database and the warm directory in use holds none: it is not used until migrated.
+func (w *Worker) reportLegacy(warmDir string) {
+	legacy := w.cfg.Storage.LegacyWarmPath
+	if legacy == "" {
+		return
+	}
+	fi, err := os.Stat(filepath.Join(legacy, engine.WarmFile))
+	if err != nil {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(warmDir, engine.WarmFile)); err == nil {
+		if abs, _ := filepath.Abs(legacy); abs != filepath.Clean(warmDir) {
+			w.log.Info("a legacy warm database is still in place; it is not used", "legacy", legacy, "warm", warmDir)
+		}
+		return
+	}
+	abs, _ := filepath.Abs(legacy)
+	w.log.Warn(fmt.Sprintf("found a warm database in the legacy path %s (%d MB) and none in %s: it is not used; "+
+		"run `akosha migrate storage --from %s` to move it into the managed path", legacy, fi.Size()>>20, warmDir, abs),
+		"legacy", abs, "warm", warmDir)
 }

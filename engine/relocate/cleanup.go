@@ -16,7 +16,10 @@ import (
 // CleanupResult reports a cleanup.
 type CleanupResult struct {
 	Removed []string `json:"removed"`
-	Bytes   int64    `json:"bytes"`
+	// Kept are entries left in place: the store pointer, and the running engine's
+	// scratch directory (removable after a restart).
+	Kept  []string `json:"kept,omitempty"`
+	Bytes int64    `json:"bytes"`
 	// Tables are the live store's row counts and checksums, read in full before anything
 	// was deleted.
 	Tables []backup.Table `json:"tables"`
@@ -66,16 +69,19 @@ func Cleanup(ctx context.Context, e *engine.Engine, prevHot, prevWarm string) (*
 	if err != nil {
 		return nil, fmt.Errorf("read the live store in full before removing the old copy: %w", err)
 	}
+	// The engine's scratch directory stays where it was opened until a restart: kept.
+	scratch := live.ScratchPath
 	for _, d := range []struct{ dir, configured string }{{prevHot, conf.HotPath}, {prevWarm, conf.WarmPath}} {
-		if err := removeStoreDir(d.dir, d.dir == d.configured, res); err != nil {
+		if err := removeStoreDir(d.dir, d.dir == d.configured, scratch, res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-// removeStoreDir removes dir, or only its content (keeping the store pointer) if keep.
-func removeStoreDir(dir string, keep bool, res *CleanupResult) error {
+// removeStoreDir removes dir, or only its content (keeping the store pointer) if keep;
+// an entry holding scratch stays (and so does dir).
+func removeStoreDir(dir string, keep bool, scratch string, res *CleanupResult) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -83,18 +89,21 @@ func removeStoreDir(dir string, keep bool, res *CleanupResult) error {
 	if err != nil {
 		return err
 	}
+	kept := 0
 	for _, en := range entries {
-		if keep && (en.Name() == engine.PointerFile) {
+		p := filepath.Join(dir, en.Name())
+		if keep && en.Name() == engine.PointerFile || scratch != "" && within(filepath.Clean(scratch), p) {
+			res.Kept = append(res.Kept, p)
+			kept++
 			continue
 		}
-		p := filepath.Join(dir, en.Name())
 		res.Bytes += treeSize(p)
 		if err := os.RemoveAll(p); err != nil {
 			return err
 		}
 		res.Removed = append(res.Removed, p)
 	}
-	if !keep {
+	if !keep && kept == 0 {
 		if err := os.Remove(dir); err != nil {
 			return err
 		}
