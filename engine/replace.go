@@ -214,3 +214,40 @@ func StartHistory(ctx context.Context, opts Options, last uint64) error {
 	}
 	return nil
 }
+
+// ReplaceFiles puts staged database files in place of the live ones (stagedHot may be
+// empty: the hot database stays) and keeps the live ones as <file><keepSuffix>: journaled
+// renames inside each database's directory, then the engine reopens. The staged files
+// must be in the live directories and have no DuckDB .wal beside them. The engine must
+// be fenced. If the new files do not open, the engine is failed.
+func (e *Engine) ReplaceFiles(ctx context.Context, stagedHot, stagedWarm, keepSuffix string) error {
+	live := e.Options()
+	type pair struct{ staged, file string }
+	var pairs []pair
+	for _, f := range []pair{{stagedHot, filepath.Join(live.HotPath, HotFile)}, {stagedWarm, filepath.Join(live.WarmPath, WarmFile)}} {
+		if f.staged == "" {
+			continue
+		}
+		if filepath.Dir(f.staged) != filepath.Dir(f.file) {
+			return fmt.Errorf("%w: staged %s is not in %s", ErrInvalid, f.staged, filepath.Dir(f.file))
+		}
+		for _, p := range []string{f.file + keepSuffix, f.file + keepSuffix + ".wal", f.staged + ".wal"} {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%w: %s already exists", ErrInvalid, p)
+			}
+		}
+		pairs = append(pairs, f)
+	}
+	return e.Swap(ctx, func() error {
+		var moves []dirMove
+		for _, f := range pairs {
+			// DuckDB's own WAL of the live file (empty after the swap's checkpoint) goes
+			// aside with it, or DuckDB would replay it onto the new file.
+			if _, err := os.Lstat(f.file + ".wal"); err == nil {
+				moves = append(moves, dirMove{From: f.file + ".wal", To: f.file + keepSuffix + ".wal"})
+			}
+			moves = append(moves, dirMove{From: f.file, To: f.file + keepSuffix}, dirMove{From: f.staged, To: f.file})
+		}
+		return runMoves(journalPath(live), moves)
+	})
+}
