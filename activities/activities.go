@@ -60,7 +60,11 @@ type Activities struct {
 	Ops Recorder
 
 	backups backupLock
-	swaps   sync.Mutex // one in-place restore swap at a time
+	swaps   sync.Mutex // one in-place restore swap or storage migration at a time
+
+	// testHookMigrate, when set, runs before each step of a storage migration (tests
+	// stop the worker there).
+	testHookMigrate func(step string) error
 }
 
 // Error type names of non-retryable application errors.

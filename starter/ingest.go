@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,23 +75,47 @@ type apiClient struct {
 	http        *http.Client
 }
 
-// post sends one batch and decodes the API's answer.
+// fencedRetries bounds how often post retries a batch refused while writes are fenced
+// (a backup's snapshot, a migration's switch: usually well under a second).
+const fencedRetries = 60
+
+// post sends one batch and decodes the API's answer. A 503 (writes fenced) is retried
+// after the answer's Retry-After (at most 2 s apart, fencedRetries times): ingest is
+// idempotent, so a retry never duplicates.
 func (c *apiClient) post(ctx context.Context, contentType string, body []byte) (engine.IngestResult, error) {
 	var res engine.IngestResult
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/conversations", bytes.NewReader(body))
-	if err != nil {
-		return res, err
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/conversations", bytes.NewReader(body))
+		if err != nil {
+			return res, err
+		}
+		req.Header.Set("Content-Type", contentType)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return res, fmt.Errorf("POST %s/v1/conversations: %w", c.base, err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && attempt < fencedRetries {
+			wait := 200 * time.Millisecond
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+				wait = min(time.Duration(s)*time.Second, 2*time.Second)
+			}
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+		}
+		return decodeIngest(resp, b)
 	}
-	req.Header.Set("Content-Type", contentType)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return res, fmt.Errorf("POST %s/v1/conversations: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+func decodeIngest(resp *http.Response, b []byte) (res engine.IngestResult, err error) {
 	if resp.StatusCode != http.StatusOK {
 		return res, fmt.Errorf("POST /v1/conversations: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}

@@ -11,4 +11,7 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: BackupWorkflowName})
 	w.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: RestoreWorkflowName})
 	w.RegisterWorkflowWithOptions(AgingWorkflow, workflow.RegisterOptions{Name: AgingWorkflowName})
+	w.RegisterWorkflowWithOptions(MigrateStorageWorkflow, workflow.RegisterOptions{Name: MigrateStorageWorkflowName})
+	w.RegisterWorkflowWithOptions(MigrateCleanupWorkflow, workflow.RegisterOptions{Name: MigrateCleanupWorkflowName})
+	w.RegisterWorkflowWithOptions(MigrateSchemaWorkflow, workflow.RegisterOptions{Name: MigrateSchemaWorkflowName})
 }

@@ -26,6 +26,7 @@ func main() {
 			starter.RestoreCommand(),
 			starter.WALCommand(),
 			starter.AgeCommand(),
+			starter.MigrateCommand(),
 			starter.ColdCommand(),
 			starter.HealthCommand(),
 			starter.ScheduleCommand(),

@@ -32,10 +32,10 @@ import (
 )
 
 // ErrInvalid marks a target or request that can never work (retrying does not help).
-var ErrInvalid = errors.New("relocate: invalid")
+var ErrInvalid = errors.New("storage migration refused")
 
 // ErrMismatch marks a copy that did not verify; the live store is untouched.
-var ErrMismatch = errors.New("relocate: the copy does not match the live store")
+var ErrMismatch = errors.New("storage migration: the copy does not match the live store")
 
 // markerName marks a target directory a migration is copying into: a later run may clear
 // a target holding it (a partial copy), never one without it.
