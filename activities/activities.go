@@ -59,12 +59,12 @@ type Activities struct {
 	// Prometheus metrics).
 	Ops Recorder
 
+	// MigrateFault, if set, runs before each step of a storage migration (relocate.Step*)
+	// and fails it with its error: tests stop the worker there. Never set in production.
+	MigrateFault func(step string) error
+
 	backups backupLock
 	swaps   sync.Mutex // one in-place restore swap or storage migration at a time
-
-	// testHookMigrate, when set, runs before each step of a storage migration (tests
-	// stop the worker there).
-	testHookMigrate func(step string) error
 }
 
 // Error type names of non-retryable application errors.

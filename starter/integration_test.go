@@ -42,6 +42,9 @@ func testConfig(t *testing.T) *config.Config {
 	cfg.Storage.Hot.Path = filepath.Join(dir, "hot")
 	cfg.Storage.Warm.Path = filepath.Join(dir, "warm")
 	cfg.Storage.Hot.WALPath = filepath.Join(dir, "wal")
+	// The paths derived from the default data_dir (~/.akosha/dev) before it was set here.
+	cfg.Storage.Cold.Path = filepath.Join(dir, "cold")
+	cfg.Backup.Path = filepath.Join(dir, "backups")
 	cfg.API.Addr = "127.0.0.1:0"
 	cfg.Monitoring.MetricsEnabled = false
 	return cfg
@@ -196,9 +199,18 @@ func TestBackupWorkflowEndToEnd(t *testing.T) {
 func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// A snapshot left by a crashed backup is cleared when the worker starts.
-	stale := filepath.Join(cfg.Storage.Warm.Path, "snapshots", "backup-20261124T020000Z-deadbeef")
-	if err := os.MkdirAll(stale, 0o750); err != nil {
+	// A snapshot left by a crashed backup is cleared when the worker starts (in the scratch
+	// directory, and directly in warm/snapshots where releases before it put them); a
+	// pre-migration snapshot there stays.
+	stale := filepath.Join(cfg.Storage.Warm.Path, "snapshots", "scratch", "backup-20261124T020000Z-deadbeef")
+	staleOld := filepath.Join(cfg.Storage.Warm.Path, "snapshots", "backup-20261124T010000Z-deadbeef")
+	keep := filepath.Join(cfg.Storage.Warm.Path, "snapshots", "warm_20261120_101500.db")
+	for _, d := range []string{stale, staleOld} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(keep, []byte("snapshot"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
@@ -206,8 +218,13 @@ func backupEndToEnd(t *testing.T, c client.Client, cfg *config.Config) {
 		t.Fatal(err)
 	}
 	defer w.Stop(context.Background())
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale snapshot %s still there: %v", stale, err)
+	for _, d := range []string{stale, staleOld} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("stale snapshot %s still there: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("pre-migration snapshot removed: %v", err)
 	}
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(8, 500, 2, time.Now())); err != nil {
 		t.Fatal(err)

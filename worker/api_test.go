@@ -358,6 +358,7 @@ func TestStartFailsCleanly(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath = filepath.Join(dir, "hot"), filepath.Join(dir, "warm"), filepath.Join(dir, "wal")
+	cfg.Storage.Cold.Path, cfg.Backup.Path = filepath.Join(dir, "cold"), filepath.Join(dir, "backups")
 	cfg.Monitoring.MetricsEnabled = false
 	cfg.API.Addr = ln.Addr().String()
 	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), "AKOSHA_API_ADDR") {

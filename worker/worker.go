@@ -42,6 +42,9 @@ type Options struct {
 	// GracePeriod bounds the graceful part of Stop. Default DefaultGracePeriod.
 	GracePeriod time.Duration
 	Logger      *slog.Logger
+	// MigrateFault is passed to the activities (activities.Activities.MigrateFault):
+	// tests stop the worker at a step of a storage migration. Never set in production.
+	MigrateFault func(step string) error
 }
 
 // Worker is a running worker.
@@ -219,6 +222,17 @@ func (w *Worker) startPollers(shard int) error {
 	if err := fsutil.ClearDir(scratch); err != nil {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
+	// Releases before the scratch directory staged directly in warm/snapshots: their
+	// leftovers are directories there (the pre-migration snapshots are files).
+	if entries, err := os.ReadDir(filepath.Dir(scratch)); err == nil {
+		for _, en := range entries {
+			if en.IsDir() && en.Name() != filepath.Base(scratch) {
+				if err := os.RemoveAll(filepath.Join(filepath.Dir(scratch), en.Name())); err != nil {
+					return fmt.Errorf("clear backup scratch dir: %w", err)
+				}
+			}
+		}
+	}
 	acts := &activities.Activities{
 		Engine:             w.engine,
 		Shard:              shard,
@@ -235,6 +249,7 @@ func (w *Worker) startPollers(shard int) error {
 		WarmRetentionDays:  w.cfg.Storage.Warm.RetentionDays,
 		DiskWarningPercent: w.cfg.Monitoring.DiskUsageWarningPercent,
 		Temporal:           w.opts.Temporal,
+		MigrateFault:       w.opts.MigrateFault,
 	}
 	if w.ops != nil {
 		acts.Ops = w.ops

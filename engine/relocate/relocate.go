@@ -47,6 +47,8 @@ const (
 	StepVerify  = "verify"
 	StepCatchUp = "catch-up"
 	StepSwitch  = "switch"
+	// StepSwitched is only a Hook point: the switch is done, the run not yet reported.
+	StepSwitched = "switched"
 )
 
 // Options configure Run.
@@ -314,6 +316,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	if err := switchStore(ctx, e, o, cp.Generation, res); err != nil {
 		return nil, err
+	}
+	if o.Hook != nil {
+		if err := o.Hook(StepSwitched); err != nil {
+			return nil, err
+		}
 	}
 	os.Remove(filepath.Join(o.To, markerName))
 	fsutil.SyncDir(o.To)

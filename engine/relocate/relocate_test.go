@@ -109,7 +109,7 @@ func TestRunWhileWriting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(steps, ",") != "copy,verify,catch-up,switch" {
+	if strings.Join(steps, ",") != "copy,verify,catch-up,switch,switched" {
 		t.Fatalf("steps %v", steps)
 	}
 	hotDir, warmDir := Target(to)
