@@ -93,7 +93,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	} else if p != nil {
 		warmDir = p.WarmPath
 	}
-	w.reportLegacy(warmDir)
 	w.engine, err = engine.Open(ctx, engine.Options{
 		HotPath:            cfg.Storage.Hot.Path,
 		WarmPath:           cfg.Storage.Warm.Path,
@@ -112,6 +111,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
+	w.reportLegacy(ctx)
 	rec := w.engine.Recovery()
 	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
 		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
@@ -392,8 +392,9 @@ func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 func scratchDir(warmDir string) string { return filepath.Join(warmDir, "snapshots", "scratch") }
 
 // reportLegacy says so when the legacy warm path (the guide's ./data/warm) holds a
-// database and the warm directory in use holds none: it is not used until migrated.
-func (w *Worker) reportLegacy(warmDir string) {
+// database and the store holds no conversation: the legacy data is not used until
+// imported.
+func (w *Worker) reportLegacy(ctx context.Context) {
 	legacy := w.cfg.Storage.LegacyWarmPath
 	if legacy == "" {
 		return
@@ -402,14 +403,20 @@ func (w *Worker) reportLegacy(warmDir string) {
 	if err != nil {
 		return
 	}
-	if _, err := os.Stat(filepath.Join(warmDir, engine.WarmFile)); err == nil {
-		if abs, _ := filepath.Abs(legacy); abs != filepath.Clean(warmDir) {
-			w.log.Info("a legacy warm database is still in place; it is not used", "legacy", legacy, "warm", warmDir)
-		}
+	abs, _ := filepath.Abs(legacy)
+	warmDir := w.engine.Options().WarmPath
+	if abs == filepath.Clean(warmDir) {
 		return
 	}
-	abs, _ := filepath.Abs(legacy)
-	w.log.Warn(fmt.Sprintf("found a warm database in the legacy path %s (%d MB) and none in %s: it is not used; "+
+	counts, err := w.engine.TableCounts(ctx)
+	if err != nil {
+		return
+	}
+	if counts["hot.conversations"]+counts["warm.conversations"]+counts["warm.cold_ids"] > 0 {
+		w.log.Info("a legacy warm database is still in place; it is not used", "legacy", abs, "warm", warmDir)
+		return
+	}
+	w.log.Warn(fmt.Sprintf("found a warm database in the legacy path %s (%d MB) and no conversation in %s: it is not used; "+
 		"run `akosha migrate storage --from %s` to move it into the managed path", legacy, fi.Size()>>20, warmDir, abs),
 		"legacy", abs, "warm", warmDir)
 }

@@ -270,6 +270,41 @@ func TestDevSmoke(t *testing.T) {
 		t.Fatalf("stats after aging: %+v", aged)
 	}
 
+	// Migrations: the schema is current; the store moves to another directory and the
+	// old copy goes on cleanup.
+	if o := run("migrate", "schema", "--dry-run"); !strings.Contains(o, "no migration pending") || !strings.Contains(o, "this binary: version 3") {
+		t.Fatalf("migrate schema --dry-run: %s", o)
+	}
+	disk2 := filepath.Join(home, "disk2")
+	o = run("migrate", "storage", "--to", disk2, "--wait")
+	if !strings.Contains(o, "writes fenced") || !strings.Contains(o, "warm.conversations") || !strings.Contains(o, filepath.Join(disk2, "warm")) {
+		t.Fatalf("migrate storage: %s", o)
+	}
+	if got := stats(); got != aged {
+		t.Fatalf("stats after the move %+v, before %+v", got, aged)
+	}
+	mid := regexp.MustCompile(`workflow_id=(\S+)`).FindStringSubmatch(o)
+	if mid == nil {
+		t.Fatalf("no workflow id in: %s", o)
+	}
+	for _, bad := range []struct{ args, want string }{
+		{"migrate storage", "give --to DIR"},
+		{"migrate storage --to " + filepath.Join(disk2, "warm", "x") + " --wait", "inside one another"},
+		{"migrate cleanup " + mid[1] + " --wait", "flags go before the id"},
+	} {
+		cmd := exec.Command(bin, strings.Fields(bad.args)...)
+		cmd.Env = env
+		if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), bad.want) {
+			t.Fatalf("akosha %s: %v\n%s\nwant an error with %q", bad.args, err, b, bad.want)
+		}
+	}
+	if o := run("migrate", "cleanup", "--wait", mid[1]); !strings.Contains(o, `"removed"`) || !strings.Contains(o, filepath.Join(home, "warm", "warm.db")) {
+		t.Fatalf("migrate cleanup: %s", o)
+	}
+	if got := stats(); got != aged {
+		t.Fatalf("stats after the cleanup %+v, before %+v", got, aged)
+	}
+
 	// One conversation written and deleted after the backup: the WAL has both.
 	emb := strings.TrimSuffix(strings.Repeat("0.01,", 384), ",")
 	doHTTP(t, "POST", "http://"+api+"/v1/conversations",
@@ -319,7 +354,7 @@ func TestDevSmoke(t *testing.T) {
 		t.Fatalf("restore drop-previous: %s", o)
 	}
 	// Data stayed under AKOSHA_HOME.
-	for _, p := range []string{"hot/hot.db", "warm/warm.db", "wal", "temporal/temporal.db"} {
+	for _, p := range []string{"disk2/hot/hot.db", "disk2/warm/warm.db", "warm/current", "wal", "temporal/temporal.db"} {
 		if _, err := os.Stat(filepath.Join(home, p)); err != nil {
 			t.Errorf("expected %s under AKOSHA_HOME: %v", p, err)
 		}
