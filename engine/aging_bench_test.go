@@ -231,14 +231,14 @@ func BenchmarkAgeWarmToCold1M(b *testing.B) {
 
 // warmAgingDataset is the warm dataset of the backup benchmarks (benchdata.WarmDataset).
 func warmAgingDataset(b *testing.B, rows int) string {
-	return benchdata.WarmDataset(b, rows, func(dir string) error {
+	return benchdata.WarmDataset(b, rows, SchemaVersion, func(dir string) error {
 		return mustOpen(b, testOptions(dir)).Close()
 	})
 }
 
 // hotAgingDataset returns an engine data directory (hot/, warm/, wal/) whose hot.db holds
 // rows conversations and whose warm.db is empty, generated once under
-// $AKOSHA_BENCH_DIR/aging-hot-<rows> (default ~/.akosha/bench). The rows are written with
+// $AKOSHA_BENCH_DIR/aging-hot-s<schema version>-<rows> (default ~/.akosha/bench). The rows are written with
 // SQL straight into the engine's schema and the hot tier's DuckDB settings: 50 systems,
 // one conversation every 17 s from 2026-01-01 (all before agingBenchCutoff), content of
 // seven sentences (about 560 bytes, so the summary has to choose), pseudo-random
@@ -246,7 +246,7 @@ func warmAgingDataset(b *testing.B, rows int) string {
 // which is consistent.
 func hotAgingDataset(b *testing.B, rows int) string {
 	b.Helper()
-	return benchdata.Cached(b, fmt.Sprintf("aging-hot-%d", rows), func(dir string) error {
+	return benchdata.Cached(b, fmt.Sprintf("aging-hot-s%d-%d", SchemaVersion, rows), func(dir string) error {
 		opts := testOptions(dir)
 		if err := mustOpen(b, opts).Close(); err != nil { // creates the schema
 			return err

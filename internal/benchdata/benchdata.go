@@ -30,11 +30,13 @@ func Root(b testing.TB) string {
 // ones look to a compressor), scale, summary, one conversation every 17 s from
 // 2026-01-01, 50 systems, JSON metadata; about 446 MB for 1,000,000 rows. It is generated
 // once under Root and reused: generating takes about ten seconds per million rows.
-// createSchema creates the engine's (empty) databases in a data directory; the engine's
-// own tests pass theirs, as they cannot import a package that imports the engine.
-func WarmDataset(b testing.TB, rows int, createSchema func(dir string) error) string {
+// createSchema creates the engine's (empty) databases in a data directory, at schema
+// version schema (part of the cache's name: a new version generates a new dataset
+// rather than migrating a cached one); the engine's own tests pass theirs, as they
+// cannot import a package that imports the engine.
+func WarmDataset(b testing.TB, rows, schema int, createSchema func(dir string) error) string {
 	b.Helper()
-	return Cached(b, fmt.Sprintf("backup-%d", rows), func(dir string) error {
+	return Cached(b, fmt.Sprintf("warm-s%d-%d", schema, rows), func(dir string) error {
 		if err := createSchema(dir); err != nil {
 			return err
 		}

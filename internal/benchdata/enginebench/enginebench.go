@@ -13,7 +13,7 @@ import (
 
 // WarmDataset is benchdata.WarmDataset with the engine's schema.
 func WarmDataset(b testing.TB, rows int) string {
-	return benchdata.WarmDataset(b, rows, CreateSchema)
+	return benchdata.WarmDataset(b, rows, engine.SchemaVersion, CreateSchema)
 }
 
 // CreateSchema opens and closes an engine on the data directory dir (hot/, warm/, wal/),
