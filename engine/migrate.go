@@ -282,6 +282,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 	if err := os.Remove(filepath.Join(dir, journalName)); err != nil {
 		return rep, err
 	}
+	pruneSnapshots(dir, keepSnapshots)
 	rep.Duration = time.Since(start)
 	e.log.Info("schema migrated", "from", rep.From, "to", rep.To, "applied", len(rep.Applied), "duration", rep.Duration)
 	return rep, fsutil.SyncDir(dir)
@@ -444,4 +445,20 @@ func (e *Engine) schemaOnOpen(ctx context.Context) error {
 	}
 	e.log.Warn("writes fenced until the schema is migrated", "reason", reason)
 	return nil
+}
+
+// keepSnapshots is how many pre-migration snapshots of each tier are kept.
+const keepSnapshots = 3
+
+// pruneSnapshots removes all but the newest keep snapshots of each tier in dir (names
+// sort by their time).
+func pruneSnapshots(dir string, keep int) {
+	for _, tier := range []string{"hot", "warm"} {
+		m, _ := filepath.Glob(filepath.Join(dir, tier+"_*.db"))
+		slices.Sort(m)
+		for len(m) > keep {
+			os.Remove(m[0])
+			m = m[1:]
+		}
+	}
 }

@@ -216,3 +216,21 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 }
+
+func TestPruneSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"warm_20261101_000000.db", "warm_20261102_000000.db", "warm_20261102_000000_2.db", "warm_20261103_000000.db", "warm_20261104_000000.db", "hot_20261101_000000.db", journalName}
+	for _, n := range names {
+		os.WriteFile(filepath.Join(dir, n), nil, 0o640)
+	}
+	pruneSnapshots(dir, 3)
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var got []string
+	for _, p := range left {
+		got = append(got, filepath.Base(p))
+	}
+	want := "hot_20261101_000000.db migration.json warm_20261102_000000_2.db warm_20261103_000000.db warm_20261104_000000.db"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("left %v", got)
+	}
+}
