@@ -31,7 +31,11 @@ type Activities struct {
 	// databases' filesystem); Environment labels manifests and object tags.
 	BackupStore objstore.Store
 	ScratchDir  string
-	Environment string
+	// ScratchFollowsStore, with an Engine, puts the scratch directory at
+	// <warm dir in use>/snapshots/scratch instead of ScratchDir once a storage migration
+	// moved the store (so snapshots stay reflink-able and on the store's disk).
+	ScratchFollowsStore bool
+	Environment         string
 	// Compression is the default compression of backups (zstd or gzip).
 	Compression string
 	// HotRetentionDays is how long conversations stay hot before AgeHotToWarm moves them.
@@ -133,4 +137,12 @@ func classify(err error) error {
 		return temporal.NewApplicationError(err.Error(), ErrTypeFailed, err)
 	}
 	return err
+}
+
+// scratch is the scratch directory: ScratchDir, or beside the store in use.
+func (a *Activities) scratch() string {
+	if a.ScratchFollowsStore && a.Engine != nil {
+		return engine.ScratchDir(a.Engine.Options().WarmPath)
+	}
+	return a.ScratchDir
 }

@@ -106,7 +106,7 @@ func (a *Activities) Backup(ctx context.Context, p BackupParams) (res BackupResu
 	}
 	m, err := backup.Run(ctx, a.Engine, backup.Options{
 		Store:       a.BackupStore,
-		ScratchDir:  a.ScratchDir,
+		ScratchDir:  a.scratch(),
 		Environment: a.Environment,
 		Shard:       a.Shard,
 		Compression: compression,
@@ -173,7 +173,7 @@ func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (_ Verify
 	}
 	rep := a.reporter(ctx, "verify")
 	defer rep.keepAlive()()
-	v, err := backup.VerifyProgress(ctx, a.BackupStore, p.ID, a.ScratchDir, rep.report)
+	v, err := backup.VerifyProgress(ctx, a.BackupStore, p.ID, a.scratch(), rep.report)
 	switch {
 	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)

@@ -253,8 +253,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	opts := e.opts
 	// A schema migration the process died in is rolled back before anything opens.
-	if b, _ := os.ReadFile(filepath.Join(opts.WarmPath, "snapshots", journalName)); b != nil {
-		if err := restoreSnapshots(filepath.Join(opts.WarmPath, "snapshots"), opts); err != nil {
+	if b, _ := os.ReadFile(filepath.Join(snapshotsDir(opts.WarmPath), journalName)); b != nil {
+		if err := restoreSnapshots(snapshotsDir(opts.WarmPath), opts); err != nil {
 			return fmt.Errorf("roll back an interrupted schema migration: %w", err)
 		}
 		e.log.Warn("rolled back an interrupted schema migration: the databases are at their versions before it", "journal", string(b))

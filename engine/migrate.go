@@ -115,8 +115,14 @@ type SchemaMigration struct {
 // in manual mode.
 const schemaPendingReason = "schema migration pending"
 
-// SnapshotDir is where pre-migration snapshots go: inside the warm directory in use.
-func (e *Engine) SnapshotDir() string { return filepath.Join(e.Options().WarmPath, "snapshots") }
+// snapshotsDir is where the pre-migration snapshots of a store whose warm directory is
+// warmDir go (the guide's warm/snapshots).
+func snapshotsDir(warmDir string) string { return filepath.Join(warmDir, "snapshots") }
+
+// ScratchDir is the scratch directory of a store whose warm directory is warmDir: beside
+// the pre-migration snapshots, on the store's disk (backup snapshots are reflinks or
+// copies of its files; cold batches stage their Parquet files there).
+func ScratchDir(warmDir string) string { return filepath.Join(snapshotsDir(warmDir), "scratch") }
 
 // MigrateSchema applies the pending migrations (see the comment at the top of the file).
 // It fences writes while it runs (keeping a fence already in place, and lifting the one
@@ -196,7 +202,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 		file string
 	}{"hot": {e.hotConn, filepath.Join(opts.HotPath, HotFile)}, "warm": {e.warmConn, filepath.Join(opts.WarmPath, WarmFile)}}
 	// Snapshot every database a migration changes.
-	dir := filepath.Join(opts.WarmPath, "snapshots")
+	dir := snapshotsDir(opts.WarmPath)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return rep, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/workflows"
@@ -134,8 +135,15 @@ func dropPreviousCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			dirs := []string{cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath}
+			// After a storage migration the store's directories are the pointer's.
+			if p, err := engine.ReadPointer(cfg.Storage.Warm.Path); err != nil {
+				return err
+			} else if p != nil {
+				dirs = append(dirs, p.HotPath, p.WarmPath)
+			}
 			var found []string
-			for _, d := range []string{cfg.Storage.Hot.Path, cfg.Storage.Warm.Path, cfg.Storage.Hot.WALPath} {
+			for _, d := range dirs {
 				m, err := filepath.Glob(filepath.Clean(d) + ".before_restore.*")
 				if err != nil {
 					return err

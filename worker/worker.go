@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		Cold:               cold,
 		// Cold batches and reads stage Parquet files beside the backup snapshots, in the
 		// scratch directory cleared on start.
-		ScratchPath:            filepath.Join(scratchDir(warmDir), "cold"),
+		ScratchPath:            filepath.Join(engine.ScratchDir(warmDir), "cold"),
 		ManualSchemaMigrations: cfg.Storage.SchemaMigrations == "manual",
 		Logger:                 opts.Logger,
 	})
@@ -218,7 +218,7 @@ func (w *Worker) startPollers(shard int) error {
 	// Backup snapshots and verify downloads live in the scratch dir only while an activity
 	// runs; none runs yet, so anything there was left by a crash. The pre-migration
 	// snapshots beside it (warm/snapshots/*.db) stay.
-	scratch := scratchDir(w.engine.Options().WarmPath)
+	scratch := engine.ScratchDir(w.engine.Options().WarmPath)
 	if err := fsutil.ClearDir(scratch); err != nil {
 		return fmt.Errorf("clear backup scratch dir: %w", err)
 	}
@@ -234,22 +234,24 @@ func (w *Worker) startPollers(shard int) error {
 		}
 	}
 	acts := &activities.Activities{
-		Engine:             w.engine,
-		Shard:              shard,
-		Logger:             w.log,
-		BackupStore:        w.store,
-		Archiver:           w.archiver,
-		CheckPath:          w.cfg.DataPath,
-		ScratchDir:         scratch,
-		Environment:        w.cfg.Environment,
-		Compression:        w.cfg.Backup.Compression,
-		RetentionDays:      w.cfg.Backup.RetentionDays,
-		MinKeep:            w.cfg.Backup.MinKeep,
-		HotRetentionDays:   w.cfg.Storage.Hot.RetentionDays,
-		WarmRetentionDays:  w.cfg.Storage.Warm.RetentionDays,
-		DiskWarningPercent: w.cfg.Monitoring.DiskUsageWarningPercent,
-		Temporal:           w.opts.Temporal,
-		MigrateFault:       w.opts.MigrateFault,
+		Engine:      w.engine,
+		Shard:       shard,
+		Logger:      w.log,
+		BackupStore: w.store,
+		Archiver:    w.archiver,
+		CheckPath:   w.cfg.DataPath,
+		ScratchDir:  scratch,
+		// After a storage migration the scratch directory follows the store.
+		ScratchFollowsStore: true,
+		Environment:         w.cfg.Environment,
+		Compression:         w.cfg.Backup.Compression,
+		RetentionDays:       w.cfg.Backup.RetentionDays,
+		MinKeep:             w.cfg.Backup.MinKeep,
+		HotRetentionDays:    w.cfg.Storage.Hot.RetentionDays,
+		WarmRetentionDays:   w.cfg.Storage.Warm.RetentionDays,
+		DiskWarningPercent:  w.cfg.Monitoring.DiskUsageWarningPercent,
+		Temporal:            w.opts.Temporal,
+		MigrateFault:        w.opts.MigrateFault,
 	}
 	if w.ops != nil {
 		acts.Ops = w.ops
@@ -386,10 +388,6 @@ func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 	}()
 	return func() { cancel(); <-done }
 }
-
-// scratchDir is where backups stage snapshots and cold batches their Parquet files:
-// under the warm directory in use, beside the pre-migration snapshots.
-func scratchDir(warmDir string) string { return filepath.Join(warmDir, "snapshots", "scratch") }
 
 // reportLegacy says so when the legacy warm path (the guide's ./data/warm) holds a
 // database and the store holds no conversation: the legacy data is not used until
