@@ -37,7 +37,7 @@ func newAPI(t *testing.T, token string) *apiFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := NewMetrics(eng, nil, "test", dir, "duckdb-ssd")
+	metrics := NewMetrics(eng, nil, "test", "duckdb-ssd")
 	api := &API{Engine: eng, Token: token, MaxBodyBytes: 4 << 20, Limits: ingest.Limits{MaxRecords: 100}, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
 	mux := http.NewServeMux()
 	mux.Handle("/", api.Handler())

@@ -102,7 +102,7 @@ func BenchmarkHTTPIngestScrape(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			eng := benchEngine(b)
-			metrics := NewMetrics(eng, nil, "bench", eng.Options().WarmPath, "duckdb-ssd")
+			metrics := NewMetrics(eng, nil, "bench", "duckdb-ssd")
 			api := &API{Engine: eng, MaxBodyBytes: 64 << 20, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
 			mux := http.NewServeMux()
 			mux.Handle("/", api.Handler())

@@ -29,7 +29,7 @@ type Metrics struct {
 }
 
 // Operations are the operations the activities record.
-var Operations = []string{"backup", "verify", "prune", "restore", "restore_swap", "aging_hot_to_warm", "aging_warm_to_cold", "checkpoint"}
+var Operations = []string{"backup", "verify", "prune", "restore", "restore_swap", "aging_hot_to_warm", "aging_warm_to_cold", "checkpoint", "migration", "migration_cleanup", "schema_migration"}
 
 // Operation records one run of an operation (backup, verify, restore, aging, ...): its
 // outcome, duration and bytes, and when it last succeeded (activities.Recorder).
@@ -55,9 +55,10 @@ func (m *Metrics) LastSuccess(op string, t time.Time) {
 }
 
 // NewMetrics registers the collectors for eng. environment labels the seed guide's
-// storage metrics; warmPath is the mountpoint they measure; backend is the warm backend.
+// storage metrics, which measure the filesystem of the warm directory in use; backend is
+// the warm backend.
 // archiver, if not nil, adds the WAL archive's metrics.
-func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, warmPath, backend string) *Metrics {
+func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, backend string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		ingestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -97,7 +98,7 @@ func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, 
 	}
 	m.reg.MustRegister(m.ingestErrors, m.ingestLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&engineCollector{eng: eng, env: environment, warmPath: warmPath, backend: backend})
+		&engineCollector{eng: eng, env: environment, backend: backend})
 	if archiver != nil {
 		m.reg.MustRegister(&archiveCollector{a: archiver})
 	}
@@ -110,36 +111,38 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 type engineCollector struct {
-	eng                    *engine.Engine
-	env, warmPath, backend string
+	eng          *engine.Engine
+	env, backend string
 }
 
 var (
-	descWarmCount    = prometheus.NewDesc("akosha_warm_conversation_count", "Number of conversations in the warm store.", []string{"environment"}, nil)
-	descHotCount     = prometheus.NewDesc("akosha_hot_conversation_count", "Number of conversations in the hot store.", []string{"environment"}, nil)
-	descColdCount    = prometheus.NewDesc("akosha_cold_conversation_count", "Number of conversations in the cold store (its catalog).", []string{"environment"}, nil)
-	descSize         = prometheus.NewDesc("akosha_warm_storage_size_bytes", "Used space of the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
-	descUsage        = prometheus.NewDesc("akosha_warm_storage_usage_percent", "Percentage of the warm storage filesystem in use.", []string{"environment", "mountpoint"}, nil)
-	descAvail        = prometheus.NewDesc("akosha_warm_storage_available_bytes", "Available space on the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
-	descInfo         = prometheus.NewDesc("akosha_warm_storage_info", "Warm storage configuration (always 1).", []string{"environment", "path", "backend"}, nil)
-	descLastLSN      = prometheus.NewDesc("akosha_wal_last_lsn", "LSN of the last durable WAL record.", nil, nil)
-	descAppliedLSN   = prometheus.NewDesc("akosha_wal_applied_lsn", "LSN of the last WAL record applied to the hot store.", nil, nil)
-	descWALSegments  = prometheus.NewDesc("akosha_wal_segments", "WAL segment files on local disk.", nil, nil)
-	descWALBytes     = prometheus.NewDesc("akosha_wal_bytes", "Bytes of WAL segments on local disk.", nil, nil)
-	descIngestReqs   = prometheus.NewDesc("akosha_ingest_requests_total", "Acknowledged ingest requests.", nil, nil)
-	descIngestRecs   = prometheus.NewDesc("akosha_ingest_records_total", "Conversations durably ingested.", nil, nil)
-	descDuplicates   = prometheus.NewDesc("akosha_ingest_duplicates_total", "Re-sent conversations acknowledged as idempotent no-ops.", nil, nil)
-	descDeleted      = prometheus.NewDesc("akosha_deleted_records_total", "Conversations deleted through the API.", nil, nil)
-	descGroups       = prometheus.NewDesc("akosha_wal_group_commits_total", "WAL group commits (one fdatasync each).", nil, nil)
-	descFenced       = prometheus.NewDesc("akosha_engine_fenced", "1 while the engine refuses writes (maintenance, restore, DR).", nil, nil)
-	descUp           = prometheus.NewDesc("akosha_engine_up", "1 while the engine is open and has not failed.", nil, nil)
-	descScrapeErrors = prometheus.NewDesc("akosha_engine_scrape_error", "1 if reading engine statistics failed during this scrape.", nil, nil)
+	descWarmCount     = prometheus.NewDesc("akosha_warm_conversation_count", "Number of conversations in the warm store.", []string{"environment"}, nil)
+	descHotCount      = prometheus.NewDesc("akosha_hot_conversation_count", "Number of conversations in the hot store.", []string{"environment"}, nil)
+	descColdCount     = prometheus.NewDesc("akosha_cold_conversation_count", "Number of conversations in the cold store (its catalog).", []string{"environment"}, nil)
+	descSize          = prometheus.NewDesc("akosha_warm_storage_size_bytes", "Used space of the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
+	descUsage         = prometheus.NewDesc("akosha_warm_storage_usage_percent", "Percentage of the warm storage filesystem in use.", []string{"environment", "mountpoint"}, nil)
+	descAvail         = prometheus.NewDesc("akosha_warm_storage_available_bytes", "Available space on the warm storage filesystem in bytes.", []string{"environment", "mountpoint"}, nil)
+	descInfo          = prometheus.NewDesc("akosha_warm_storage_info", "Warm storage configuration (always 1).", []string{"environment", "path", "backend"}, nil)
+	descLastLSN       = prometheus.NewDesc("akosha_wal_last_lsn", "LSN of the last durable WAL record.", nil, nil)
+	descAppliedLSN    = prometheus.NewDesc("akosha_wal_applied_lsn", "LSN of the last WAL record applied to the hot store.", nil, nil)
+	descWALSegments   = prometheus.NewDesc("akosha_wal_segments", "WAL segment files on local disk.", nil, nil)
+	descWALBytes      = prometheus.NewDesc("akosha_wal_bytes", "Bytes of WAL segments on local disk.", nil, nil)
+	descIngestReqs    = prometheus.NewDesc("akosha_ingest_requests_total", "Acknowledged ingest requests.", nil, nil)
+	descIngestRecs    = prometheus.NewDesc("akosha_ingest_records_total", "Conversations durably ingested.", nil, nil)
+	descDuplicates    = prometheus.NewDesc("akosha_ingest_duplicates_total", "Re-sent conversations acknowledged as idempotent no-ops.", nil, nil)
+	descDeleted       = prometheus.NewDesc("akosha_deleted_records_total", "Conversations deleted through the API.", nil, nil)
+	descGroups        = prometheus.NewDesc("akosha_wal_group_commits_total", "WAL group commits (one fdatasync each).", nil, nil)
+	descFenced        = prometheus.NewDesc("akosha_engine_fenced", "1 while the engine refuses writes (maintenance, restore, DR).", nil, nil)
+	descUp            = prometheus.NewDesc("akosha_engine_up", "1 while the engine is open and has not failed.", nil, nil)
+	descScrapeErrors  = prometheus.NewDesc("akosha_engine_scrape_error", "1 if reading engine statistics failed during this scrape.", nil, nil)
+	descSchema        = prometheus.NewDesc("akosha_schema_version", "Schema version of each database (tier: hot, warm).", []string{"tier"}, nil)
+	descSchemaPending = prometheus.NewDesc("akosha_schema_migration_pending", "1 while a database's schema is older than the binary's (writes fenced in manual mode: run akosha migrate schema).", nil, nil)
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWarmCount, descHotCount, descColdCount, descSize, descUsage, descAvail, descInfo, descLastLSN,
 		descAppliedLSN, descWALSegments, descWALBytes, descIngestReqs, descIngestRecs, descDuplicates, descDeleted, descGroups,
-		descFenced, descUp, descScrapeErrors} {
+		descFenced, descUp, descScrapeErrors, descSchema, descSchemaPending} {
 		ch <- d
 	}
 }
@@ -151,7 +154,17 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
-	gauge(descInfo, 1, c.env, c.warmPath, c.backend)
+	// The warm directory in use: a storage migration moves it (the store pointer).
+	warmPath := c.eng.Options().WarmPath
+	gauge(descInfo, 1, c.env, warmPath, c.backend)
+	hv, wv := c.eng.SchemaVersions()
+	gauge(descSchema, float64(hv), "hot")
+	gauge(descSchema, float64(wv), "warm")
+	pending := 0.0
+	if len(c.eng.PendingMigrations()) > 0 {
+		pending = 1
+	}
+	gauge(descSchemaPending, pending)
 	up := 1.0
 	if c.eng.Healthy() != nil {
 		up = 0
@@ -168,12 +181,12 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDuplicates, cv.Duplicates)
 	counter(descDeleted, cv.DeletedRecords)
 	counter(descGroups, cv.Groups)
-	if total, avail, ok := fsutil.DiskUsage(c.warmPath); ok {
+	if total, avail, ok := fsutil.DiskUsage(warmPath); ok {
 		used := total - avail
-		gauge(descSize, float64(used), c.env, c.warmPath)
-		gauge(descAvail, float64(avail), c.env, c.warmPath)
+		gauge(descSize, float64(used), c.env, warmPath)
+		gauge(descAvail, float64(avail), c.env, warmPath)
 		if total > 0 {
-			gauge(descUsage, 100*float64(used)/float64(total), c.env, c.warmPath)
+			gauge(descUsage, 100*float64(used)/float64(total), c.env, warmPath)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 
 	var metrics *Metrics
 	if cfg.Monitoring.MetricsEnabled {
-		metrics = NewMetrics(w.engine, w.archiver, cfg.Environment, cfg.Storage.Warm.Path, cfg.Storage.Warm.Backend)
+		metrics = NewMetrics(w.engine, w.archiver, cfg.Environment, cfg.Storage.Warm.Backend)
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler())
 		mux.HandleFunc("GET /health", health)

@@ -95,7 +95,7 @@ func liveMetrics(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := worker.NewMetrics(eng, &walarchive.Archiver{Source: eng.WAL, Store: store}, "production", eng.Options().WarmPath, "duckdb-ssd")
+	metrics := worker.NewMetrics(eng, &walarchive.Archiver{Source: eng.WAL, Store: store}, "production", "duckdb-ssd")
 	// An operation's families appear with its first run.
 	metrics.Operation("backup", time.Now().Add(-time.Second), 1<<20, nil)
 	metrics.Operation("backup", time.Now(), 0, errors.New("failed"))
