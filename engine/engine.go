@@ -85,6 +85,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxGroupRecords bounds the conversations committed in one WAL group. Default 20000.
 	MaxGroupRecords int
+	// CreateMissing creates a missing hot or warm database even when the other exists
+	// (a restore of a legacy backup, which holds warm.db only). Without it Open refuses
+	// such a store (ErrLost): the database was lost, not new.
+	CreateMissing bool
 	// ManualSchemaMigrations opens a database with an older schema fenced (reads only)
 	// until MigrateSchema runs; by default Open migrates it (with pre-migration snapshots).
 	ManualSchemaMigrations bool
@@ -219,6 +223,13 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	} else if undone {
 		opts.Logger.Warn("rolled back an unfinished replace of the store directories", "journal", journalPath(opts))
 	}
+	// A store that lost one of its databases (a failed disk, a deleted directory) must
+	// not get an empty one in its place: that would look like a store without that tier.
+	if !opts.CreateMissing {
+		if err := checkLost(opts); err != nil {
+			return nil, err
+		}
+	}
 	for name, p := range map[string]string{"hot path": opts.HotPath, "warm path": opts.WarmPath, "WAL path": opts.WALPath} {
 		if err := os.MkdirAll(p, 0o750); err != nil {
 			return nil, fmt.Errorf("create %s: %w", name, err)
@@ -246,6 +257,25 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	go e.writer()
 	go e.applier()
 	return e, nil
+}
+
+// ErrLost: one of the store's databases is missing while the other exists.
+var ErrLost = errors.New("engine: a database of the store is missing")
+
+// checkLost refuses to open a store of which exactly one database file exists: the other
+// was lost, and creating an empty one would hide that. (Neither existing is a new store,
+// or one rebuilt from a WAL that starts at LSN 1.)
+func checkLost(opts Options) error {
+	hot, warm := filepath.Join(opts.HotPath, HotFile), filepath.Join(opts.WarmPath, WarmFile)
+	_, herr := os.Stat(hot)
+	_, werr := os.Stat(warm)
+	switch {
+	case herr == nil && errors.Is(werr, os.ErrNotExist):
+		return fmt.Errorf("%w: %s is missing while %s exists (a failed disk or a deleted directory?); nothing was created: restore it with `akosha dr disk-failure`", ErrLost, warm, hot)
+	case werr == nil && errors.Is(herr, os.ErrNotExist):
+		return fmt.Errorf("%w: %s is missing while %s exists (a failed disk or a deleted directory?); nothing was created: restore it with `akosha dr disk-failure`", ErrLost, hot, warm)
+	}
+	return nil
 }
 
 // openStores opens both databases and the WAL and replays what the databases have not

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -472,5 +474,28 @@ func TestDeleteCaller(t *testing.T) {
 	}
 	if _, err := decodeDelete(append(with, 0xff)); err == nil {
 		t.Fatal("trailing byte after the caller accepted")
+	}
+}
+
+// A store that lost a database is refused, and no empty one is created in its place.
+func TestOpenRefusesLostDatabase(t *testing.T) {
+	for _, lost := range []string{"warm", "hot"} {
+		opts := testOptions(t.TempDir())
+		e := mustOpen(t, opts)
+		if _, err := e.Ingest(context.Background(), convs("s", 0, 3)); err != nil {
+			t.Fatal(err)
+		}
+		e.Close()
+		dir := map[string]string{"warm": opts.WarmPath, "hot": opts.HotPath}[lost]
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(context.Background(), opts)
+		if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "akosha dr disk-failure") {
+			t.Fatalf("%s lost: %v", lost, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: the lost directory was created again: %v", lost, err)
+		}
 	}
 }

@@ -215,7 +215,8 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 
 	// 4. Replay: the engine's recovery applies the WAL; closing checkpoints.
 	t0 = time.Now()
-	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir})
+	// A legacy backup holds warm.db alone: its hot tier starts empty.
+	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir, CreateMissing: res.Legacy})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", replayError(err, opts.ExcludeTxIDs))
 	}
