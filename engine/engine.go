@@ -85,6 +85,11 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// MaxGroupRecords bounds the conversations committed in one WAL group. Default 20000.
 	MaxGroupRecords int
+	// KeepFailed returns, when the store does not open (a lost or damaged database, an
+	// unreadable WAL), a running engine in the failed state instead of an error: Healthy
+	// reports why, reads and writes are refused, and a disaster-recovery runbook can
+	// fence it and switch it to a restored store (SwitchStore), which clears the failure.
+	KeepFailed bool
 	// CreateMissing creates a missing hot or warm database even when the other exists
 	// (a restore of a legacy backup, which holds warm.db only). Without it Open refuses
 	// such a store (ErrLost): the database was lost, not new.
@@ -211,15 +216,48 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("%w: %s is empty", ErrInvalid, name)
 		}
 	}
-	configured := opts
-	opts, err := resolvePointer(opts)
-	if err != nil {
-		return nil, err
+	e := &Engine{
+		log:        opts.Logger.With("subsystem", "engine"),
+		reqs:       make(chan *request, 256),
+		applyq:     make(chan *applyBatch, 1),
+		applyDone:  make(chan struct{}),
+		inflight:   map[string]string{},
+		written:    map[string]int64{},
+		opened:     time.Now(),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		holds:      map[int]uint64{},
+		configured: opts,
 	}
+	e.opts = opts
+	e.current.Store(&opts)
+	if err := e.prepare(ctx, start); err != nil {
+		e.closeHandles()
+		if !opts.KeepFailed {
+			return nil, err
+		}
+		// Running, failed: writes and reads are refused with the reason, and a swap
+		// (SwitchStore, ReplaceDirs) can put a restored store in place.
+		e.fail(fmt.Errorf("open: %w", err))
+	}
+	go e.writer()
+	go e.applier()
+	return e, nil
+}
+
+// prepare resolves the store pointer, rolls back an interrupted replace, refuses a store
+// that lost a database, creates the directories of a new one, and opens it.
+func (e *Engine) prepare(ctx context.Context, start time.Time) error {
+	opts, err := resolvePointer(e.opts)
+	if err != nil {
+		return err
+	}
+	e.opts = opts
+	e.current.Store(&opts)
 	// A replace of the store's directories that a crash interrupted is rolled back first,
 	// before a missing directory could be created empty.
 	if undone, err := rollbackReplace(opts); err != nil {
-		return nil, err
+		return err
 	} else if undone {
 		opts.Logger.Warn("rolled back an unfinished replace of the store directories", "journal", journalPath(opts))
 	}
@@ -227,36 +265,15 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	// not get an empty one in its place: that would look like a store without that tier.
 	if !opts.CreateMissing {
 		if err := checkLost(opts); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for name, p := range map[string]string{"hot path": opts.HotPath, "warm path": opts.WarmPath, "WAL path": opts.WALPath} {
 		if err := os.MkdirAll(p, 0o750); err != nil {
-			return nil, fmt.Errorf("create %s: %w", name, err)
+			return fmt.Errorf("create %s: %w", name, err)
 		}
 	}
-	e := &Engine{
-		opts:      opts,
-		log:       opts.Logger.With("subsystem", "engine"),
-		reqs:      make(chan *request, 256),
-		applyq:    make(chan *applyBatch, 1),
-		applyDone: make(chan struct{}),
-		inflight:  map[string]string{},
-		written:   map[string]int64{},
-		opened:    time.Now(),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		holds:     map[int]uint64{},
-	}
-	e.configured = configured
-	e.current.Store(&opts)
-	if err := e.openStores(ctx, start); err != nil {
-		e.closeHandles()
-		return nil, err
-	}
-	go e.writer()
-	go e.applier()
-	return e, nil
+	return e.openStores(ctx, start)
 }
 
 // ErrLost: one of the store's databases is missing while the other exists.

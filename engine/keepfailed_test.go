@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// An engine opened with KeepFailed on a store that lost its warm database runs failed:
+// reads and writes are refused with the reason; fenced, it switches to a restored store
+// (here a copy taken before the loss) and is healthy again.
+func TestKeepFailedSwitchesToRestoredStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	opts := testOptions(dir)
+	e := mustOpen(t, opts)
+	if _, err := e.Ingest(ctx, convs("s", 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	for _, d := range []string{"hot", "warm"} {
+		copyTree(t, filepath.Join(dir, d), filepath.Join(restored, d))
+	}
+	if err := os.RemoveAll(opts.WarmPath); err != nil {
+		t.Fatal(err)
+	}
+
+	opts.KeepFailed = true
+	e, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Healthy(); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "warm.db is missing") {
+		t.Fatalf("health: %v", err)
+	}
+	if _, err := e.Ingest(ctx, convs("s", 100, 1)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("write on a failed engine: %v", err)
+	}
+	if _, err := e.Get(ctx, "s-1"); err == nil {
+		t.Fatal("read on a failed engine")
+	}
+	if _, err := os.Stat(opts.WarmPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the lost warm directory was created: %v", err)
+	}
+	if err := e.Fence(ctx, "dr", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.SwitchStore(ctx, filepath.Join(restored, "hot"), filepath.Join(restored, "warm"), "dr"); err != nil {
+		t.Fatal(err)
+	}
+	e.Unfence()
+	if err := e.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustStats(t, e); s.HotRows != 10 {
+		t.Fatalf("stats %+v", s)
+	}
+	if _, err := e.Ingest(ctx, convs("s", 100, 1)); err != nil {
+		t.Fatal(err)
+	}
+}
+
