@@ -66,4 +66,3 @@ func TestKeepFailedSwitchesToRestoredStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
