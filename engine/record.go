@@ -271,3 +271,15 @@ func Summarize(r wal.Record) (RecordSummary, error) {
 }
 
 func appendUvarintLen(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }
+
+// DeletedIDs returns the conversation ids a delete record removed (nil for other types).
+func DeletedIDs(r wal.Record) ([]string, error) {
+	if r.Type != RecordDelete {
+		return nil, nil
+	}
+	d, err := decodeDelete(r.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("LSN %d: %w", r.LSN, err)
+	}
+	return d.IDs, nil
+}

@@ -329,11 +329,22 @@ func CopyFile(ctx context.Context, src, dst string, progress func(done, total in
 // engine reopens there, replaying the WAL records the new databases lack. The engine must
 // be fenced. If the new databases do not open, the pointer is put back, the previous ones
 // are reopened, and the error says so; the previous directories are returned either way.
-func (e *Engine) SwitchStore(ctx context.Context, hotDir, warmDir, label string) (prev Options, err error) {
+//
+// before, if given, runs first inside the swap, with the databases and the WAL closed (a
+// disaster recovery puts a lost WAL directory aside there); an error there switches
+// nothing.
+func (e *Engine) SwitchStore(ctx context.Context, hotDir, warmDir, label string, before ...func() error) (prev Options, err error) {
 	prev = e.Options()
 	p := StorePointer{HotPath: hotDir, WarmPath: warmDir, Switched: time.Now().UTC(), Label: label,
 		PreviousHot: prev.HotPath, PreviousWarm: prev.WarmPath}
-	err = e.Swap(ctx, func() error { return e.setStore(p) })
+	err = e.Swap(ctx, func() error {
+		for _, fn := range before {
+			if err := fn(); err != nil {
+				return err
+			}
+		}
+		return e.setStore(p)
+	})
 	if err == nil {
 		return prev, nil
 	}

@@ -251,3 +251,18 @@ func (e *Engine) ReplaceFiles(ctx context.Context, stagedHot, stagedWarm, keepSu
 		return runMoves(journalPath(live), moves)
 	})
 }
+
+// ReadAppliedLSN reads the applied LSN a closed database file records (read-only).
+func ReadAppliedLSN(file string) (uint64, error) {
+	c, err := duckdb.NewConnector(file+"?access_mode=read_only", nil)
+	if err != nil {
+		return 0, err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var v string
+	if err := db.QueryRow(`SELECT value FROM akosha_meta WHERE key = 'applied_lsn'`).Scan(&v); err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(v, 10, 64)
+}

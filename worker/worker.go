@@ -106,10 +106,16 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		// scratch directory cleared on start.
 		ScratchPath:            filepath.Join(engine.ScratchDir(warmDir), "cold"),
 		ManualSchemaMigrations: cfg.Storage.SchemaMigrations == "manual",
-		Logger:                 opts.Logger,
+		// A store that does not open (a lost or damaged database) still gets a worker:
+		// not ready, refusing reads and writes, but running the disaster-recovery runbooks.
+		KeepFailed: true,
+		Logger:     opts.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	if err := w.engine.Healthy(); err != nil {
+		w.log.Error("the store did not open: the worker runs in recovery mode (not ready; reads and writes refused) until a disaster-recovery runbook restores it: akosha dr disk-failure --wait (or dr corruption)", "err", err)
 	}
 	w.reportLegacy(ctx)
 	rec := w.engine.Recovery()

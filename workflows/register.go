@@ -14,4 +14,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(MigrateStorageWorkflow, workflow.RegisterOptions{Name: MigrateStorageWorkflowName})
 	w.RegisterWorkflowWithOptions(MigrateCleanupWorkflow, workflow.RegisterOptions{Name: MigrateCleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(MigrateSchemaWorkflow, workflow.RegisterOptions{Name: MigrateSchemaWorkflowName})
+	w.RegisterWorkflowWithOptions(DisasterRecoveryWorkflow, workflow.RegisterOptions{Name: DisasterRecoveryWorkflowName})
 }

@@ -1,0 +1,625 @@
+package activities
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/restore"
+	"github.com/akosha/akosha/engine/wal"
+	"github.com/akosha/akosha/engine/walarchive"
+	"github.com/akosha/akosha/internal/fsutil"
+)
+
+// Disaster-recovery scenarios (the seed guide's runbook, section 7).
+const (
+	ScenarioDiskFailure        = "disk-failure"
+	ScenarioCorruption         = "corruption"
+	ScenarioAccidentalDeletion = "accidental-deletion"
+)
+
+// ErrTypeNothingToRecover is the error type of a runbook started on a healthy store.
+const ErrTypeNothingToRecover = "NothingToRecover"
+
+// DRAssessParams are the inputs of DRAssess.
+type DRAssessParams struct {
+	Scenario string `json:"scenario"`
+	// Window (RFC 3339) bounds the delete transactions an accidental deletion lists.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// TxIDs are the delete transactions to undo (default: every delete in the window).
+	TxIDs []uint64 `json:"txids,omitempty"`
+	// Force runs the runbook on a store that looks healthy (a drill).
+	Force bool `json:"force,omitempty"`
+}
+
+// DeleteTx is a delete transaction an accidental deletion would undo.
+type DeleteTx struct {
+	engine.RecordSummary
+	IDs []string `json:"ids"`
+}
+
+// DRAssessment is what DRAssess found.
+type DRAssessment struct {
+	Scenario    string `json:"scenario"`
+	Environment string `json:"environment"`
+	Healthy     bool   `json:"healthy"`
+	// Problem says what is wrong (empty when healthy).
+	Problem  string `json:"problem,omitempty"`
+	HotPath  string `json:"hot_path"`
+	WarmPath string `json:"warm_path"`
+	WALPath  string `json:"wal_path"`
+	// WALSurvived: the local WAL reads from the archive's end to its last record, so
+	// nothing acknowledged is lost (RPO 0).
+	WALSurvived bool      `json:"wal_survived"`
+	WALLastLSN  uint64    `json:"wal_last_lsn,omitempty"`
+	ArchivedLSN uint64    `json:"archived_lsn"`
+	ArchivedAt  time.Time `json:"archived_at,omitzero"` // time of the last archived record
+	// AppliedLSN is the newest applied LSN a surviving database records: writes up to it
+	// were acknowledged, so without the WAL at least AppliedLSN-ArchivedLSN are lost.
+	AppliedLSN uint64 `json:"applied_lsn,omitempty"`
+	// Deletes are the delete transactions an accidental deletion undoes.
+	Deletes []DeleteTx `json:"deletes,omitempty"`
+}
+
+// DRAssess diagnoses the shard's store for a scenario: disk-failure and corruption need
+// a broken store (a missing or unreadable database, or a scan error) unless forced;
+// accidental-deletion lists the delete transactions in the window. It also says whether
+// the local WAL survived, and how far the archive reaches.
+func (a *Activities) DRAssess(ctx context.Context, p DRAssessParams) (_ *DRAssessment, err error) {
+	defer a.observe(ctx, "dr_assess", time.Now(), new(int64), &err)
+	opts := a.Engine.Options()
+	as := &DRAssessment{Scenario: p.Scenario, Environment: a.Environment, HotPath: opts.HotPath, WarmPath: opts.WarmPath, WALPath: opts.WALPath}
+	switch p.Scenario {
+	case ScenarioDiskFailure, ScenarioCorruption, ScenarioAccidentalDeletion:
+	default:
+		return nil, invalid(fmt.Sprintf("scenario %q: want %s, %s or %s", p.Scenario, ScenarioDiskFailure, ScenarioCorruption, ScenarioAccidentalDeletion))
+	}
+	if a.BackupStore == nil {
+		return nil, invalid("no backup store configured: nothing to restore from")
+	}
+	if a.Archiver != nil {
+		a.Archiver.Sync(ctx) // best effort: a failed store has no WAL open to archive
+	}
+	if th, err := walarchive.ArchivedThrough(ctx, a.BackupStore, a.Shard); err == nil {
+		as.ArchivedLSN, as.ArchivedAt = th.LSN, th.Time
+	}
+	as.Problem = a.storeProblem(ctx, p.Scenario, opts)
+	as.Healthy = as.Problem == ""
+	as.WALSurvived, as.WALLastLSN = a.localWAL(opts, as.ArchivedLSN)
+	as.AppliedLSN = appliedLSN(opts)
+	switch p.Scenario {
+	case ScenarioDiskFailure, ScenarioCorruption:
+		if as.Healthy && !p.Force {
+			return as, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s: the store at %s opens and reads in full: nothing to recover (rehearse with `akosha dr drill`)", p.Scenario, opts.WarmPath), ErrTypeNothingToRecover, nil)
+		}
+	case ScenarioAccidentalDeletion:
+		if as.Deletes, err = a.deletes(ctx, p); err != nil {
+			return nil, err
+		}
+		if len(as.Deletes) == 0 {
+			return as, temporal.NewNonRetryableApplicationError("accidental-deletion: no delete transaction in the window (or with the txids) given, in the archived WAL", ErrTypeNothingToRecover, nil)
+		}
+	}
+	return as, nil
+}
+
+// storeProblem says what is wrong with the store, or "".
+func (a *Activities) storeProblem(ctx context.Context, scenario string, opts engine.Options) string {
+	for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Sprintf("%s: %v", f, err)
+		}
+	}
+	if err := a.Engine.Healthy(); err != nil {
+		return err.Error()
+	}
+	if scenario == ScenarioCorruption {
+		// Read every row of every table: a damaged block fails the scan.
+		err := a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
+			if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
+				return err
+			}
+			_, err := backup.TableChecksumsOf(ctx, warm, engine.WarmFile)
+			return err
+		})
+		if err != nil {
+			return "scan: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// localWAL tells whether the local WAL holds every record after the archive's end
+// (through its last one), and that last LSN.
+func (a *Activities) localWAL(opts engine.Options, archived uint64) (bool, uint64) {
+	l, release, err := openLocalWAL(a.Engine, opts.WALPath, archived+1)
+	if err != nil {
+		return false, 0
+	}
+	defer release()
+	segs, last := l.Segments(), l.LastLSN()
+	// Acknowledged writes reached at least the LSN a surviving database applied.
+	if last < appliedLSN(opts) {
+		return false, last
+	}
+	return last <= archived || len(segs) > 0 && segs[0].FirstLSN <= archived+1, last
+}
+
+// openLocalWAL returns the engine's WAL, or opens the one in dir when the engine has none
+// open (a store that did not open); an absent directory, or one without segments, is an
+// error: the WAL did not survive.
+func openLocalWAL(e *engine.Engine, dir string, start uint64) (*wal.Log, func(), error) {
+	if l := e.WAL(); l != nil {
+		return l, func() {}, nil
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(m) == 0 {
+		return nil, nil, fmt.Errorf("no WAL segment in %s", dir)
+	}
+	l, _, err := wal.Open(dir, wal.Options{StartLSN: start})
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, func() { l.Close() }, nil
+}
+
+// appliedLSN is the highest applied LSN a surviving database of the store records.
+func appliedLSN(opts engine.Options) uint64 {
+	var best uint64
+	for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
+		if lsn, err := engine.ReadAppliedLSN(f); err == nil {
+			best = max(best, lsn)
+		}
+	}
+	return best
+}
+
+// deletes lists the delete transactions of the archived WAL in the window or with the
+// txids given.
+func (a *Activities) deletes(ctx context.Context, p DRAssessParams) ([]DeleteTx, error) {
+	from, err := parseTime("from", p.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseTime("to", p.To)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.TxIDs) == 0 && from.IsZero() {
+		return nil, invalid("accidental-deletion: give the window's start (from) or the txids of the deletes")
+	}
+	tmp, err := os.MkdirTemp(a.scratch(), "dr-wal-")
+	if err != nil {
+		if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
+			return nil, err
+		}
+		if tmp, err = os.MkdirTemp(a.scratch(), "dr-wal-"); err != nil {
+			return nil, err
+		}
+	}
+	defer os.RemoveAll(tmp)
+	var out []DeleteTx
+	stop := errors.New("stop")
+	err = walarchive.Read(ctx, a.BackupStore, a.Shard, 1, 0, tmp, func(r wal.Record) error {
+		if !to.IsZero() && r.Time.After(to) {
+			return stop
+		}
+		if r.Type != engine.RecordDelete || !from.IsZero() && r.Time.Before(from) {
+			return nil
+		}
+		if len(p.TxIDs) > 0 && !slices.Contains(p.TxIDs, r.TxID) {
+			return nil
+		}
+		s, err := engine.Summarize(r)
+		if err != nil {
+			return err
+		}
+		ids, err := engine.DeletedIDs(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, DeleteTx{RecordSummary: s, IDs: ids})
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return nil, err
+	}
+	for _, id := range p.TxIDs {
+		if !slices.ContainsFunc(out, func(d DeleteTx) bool { return d.TxID == id }) {
+			return nil, invalid(fmt.Sprintf("txid %d: not a delete transaction in the archived WAL (see akosha wal list --type delete)", id))
+		}
+	}
+	return out, nil
+}
+
+// DRFence fences the shard's writes for a runbook (a failed engine too).
+func (a *Activities) DRFence(ctx context.Context, reason string) error {
+	return classify(a.Engine.Fence(ctx, reason, time.Minute))
+}
+
+// DRUnfence lifts the fence: writes resume.
+func (a *Activities) DRUnfence(ctx context.Context) error {
+	a.Engine.Unfence()
+	return nil
+}
+
+// SalvageResult reports a forensic salvage.
+type SalvageResult struct {
+	// Prefix is where the Parquet files went in the backup store.
+	Prefix string `json:"prefix"`
+	// Tables are the tables exported (<file>/<table>: rows); Failed those that did not
+	// read, with the error.
+	Tables map[string]int64  `json:"tables"`
+	Failed map[string]string `json:"failed,omitempty"`
+	Bytes  int64             `json:"bytes"`
+}
+
+// DRSalvage exports every readable table of the shard's databases to Parquet in the
+// backup store under forensics/<shard>/<time>/ (for the post-mortem of a corruption);
+// tables that do not read are listed, not fatal. It reads the files on disk, so the
+// engine must not hold them open (a failed engine), or it reads through the engine.
+func (a *Activities) DRSalvage(ctx context.Context, stamp string) (_ *SalvageResult, err error) {
+	var bytes int64
+	defer func() { a.observe(ctx, "dr_salvage", time.Now(), &bytes, &err) }()
+	rep := a.reporter(ctx, "salvage")
+	defer rep.keepAlive()()
+	opts := a.Engine.Options()
+	res := &SalvageResult{Prefix: fmt.Sprintf("forensics/%d/%s/", a.Shard, stamp), Tables: map[string]int64{}, Failed: map[string]string{}}
+	if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(a.scratch(), "salvage-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
+		name := filepath.Base(f)
+		if _, err := os.Stat(f); err != nil {
+			res.Failed[name] = err.Error()
+			continue
+		}
+		if err := salvageFile(ctx, f, tmp, res); err != nil {
+			res.Failed[name] = err.Error()
+		}
+	}
+	entries, _ := os.ReadDir(tmp)
+	for _, en := range entries {
+		p := filepath.Join(tmp, en.Name())
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		info, err := a.BackupStore.Put(ctx, res.Prefix+strings.Replace(en.Name(), "--", "/", 1), fh, objstore.PutOptions{ContentType: "application/vnd.apache.parquet"})
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("upload %s: %w", en.Name(), err)
+		}
+		res.Bytes += info.Size
+	}
+	bytes = res.Bytes
+	return res, nil
+}
+
+// salvageFile exports each table of the database file f into dir as
+// <file>--<table>.parquet, recording rows or the failure per table.
+func salvageFile(ctx context.Context, f, dir string, res *SalvageResult) error {
+	c, err := duckdb.NewConnector(f+"?access_mode=read_only", nil)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	name := filepath.Base(f)
+	for _, t := range tables {
+		out := filepath.Join(dir, name+"--"+t+".parquet")
+		var n int64
+		err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM "%s"`, t)).Scan(&n)
+		if err == nil {
+			_, err = db.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT * FROM "%s") TO '%s' (FORMAT parquet, COMPRESSION zstd)`, t, strings.ReplaceAll(out, "'", "''")))
+		}
+		if err != nil {
+			os.Remove(out)
+			res.Failed[name+"/"+t] = err.Error()
+			continue
+		}
+		res.Tables[name+"/"+t] = n
+	}
+	return nil
+}
+
+// DRRestoreParams are the inputs of DRRestore.
+type DRRestoreParams struct {
+	// Dir is the fresh directory the store is restored into (hot/, warm/, wal/); empty:
+	// the configured spare path, else a new directory beside the warm directory.
+	Dir string `json:"dir,omitempty"`
+	// Drill restores into a scratch directory and removes it after the checks.
+	Drill bool `json:"drill,omitempty"`
+	// Label names the run (the directory's suffix).
+	Label string `json:"label"`
+}
+
+// DRRestoreResult reports DRRestore.
+type DRRestoreResult struct {
+	Dir string `json:"dir"`
+	*restore.Result
+	// LocalReplayed are the records of the surviving local WAL replayed after the archive.
+	LocalReplayed int    `json:"local_replayed"`
+	LastLSN       uint64 `json:"last_lsn"`
+	// Counts are the restored store's table row counts.
+	Counts map[string]int64 `json:"counts"`
+}
+
+// DRRestore provisions a fresh directory and restores into it the newest backup that
+// passes its checks, the archived WAL after it, and then the local WAL's records after
+// the archive's end when the local WAL survived; the store is opened, checked and closed.
+// The live store is not touched.
+func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRestoreResult, err error) {
+	var bytes int64
+	defer func() { a.observe(ctx, "dr_restore", time.Now(), &bytes, &err) }()
+	rep := a.reporter(ctx, "restore")
+	defer rep.keepAlive()()
+	dir := p.Dir
+	switch {
+	case p.Drill:
+		if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
+			return nil, err
+		}
+		tmp, err := os.MkdirTemp(a.scratch(), "dr-drill-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = filepath.Join(tmp, "store")
+	case dir == "":
+		dir = filepath.Join(filepath.Dir(filepath.Clean(a.Engine.Configured().WarmPath)), "dr-"+safeName(p.Label))
+	}
+	res := &DRRestoreResult{Dir: dir}
+	if r, err := restore.ReadResult(dir); err == nil && r.Label == p.Label && !p.Drill {
+		res.Result = r // a retry after the restore finished
+	} else {
+		os.RemoveAll(dir + ".partial")
+		os.RemoveAll(dir)
+		r, err := restore.Restore(ctx, restore.Options{Store: a.BackupStore, Shard: a.Shard, From: restore.LatestGood, Dir: dir, Label: p.Label,
+			Progress: func(step string, done, total int64) { rep.report(done, total) }})
+		if err != nil {
+			return nil, restoreError(err)
+		}
+		res.Result = r
+	}
+	store := engine.Options{HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal")}
+	// The local WAL's records after what was replayed from the archive.
+	live := a.Engine.Options()
+	if n, last, err := appendLocal(a.Engine, live.WALPath, store.WALPath, res.ToLSN); err != nil {
+		a.logger(ctx).Warn("the local WAL does not read: restored to the archive's end", "err", err)
+	} else {
+		res.LocalReplayed = n
+		res.LastLSN = last
+	}
+	res.LastLSN = max(res.LastLSN, res.ToLSN)
+	eng, err := engine.Open(ctx, store)
+	if err != nil {
+		return nil, fmt.Errorf("open the restored store: %w", err)
+	}
+	res.Counts, err = eng.TableCounts(ctx)
+	if cerr := eng.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check the restored store: %w", err)
+	}
+	if p.Drill {
+		res.Dir = "(drill: removed)"
+	}
+	return res, nil
+}
+
+// appendLocal appends to the WAL in dst the records of the local WAL (the engine's, or
+// the one in walDir when the engine has none open) after LSN after; the store's next open
+// replays them. It returns how many and the last LSN.
+func appendLocal(e *engine.Engine, walDir, dst string, after uint64) (int, uint64, error) {
+	src, release, err := openLocalWAL(e, walDir, after+1)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer release()
+	last := src.LastLSN()
+	if last <= after {
+		return 0, after, nil
+	}
+	if segs := src.Segments(); len(segs) == 0 || segs[0].FirstLSN > after+1 {
+		return 0, 0, fmt.Errorf("the local WAL starts after LSN %d: records are missing", after+1)
+	}
+	out, _, err := wal.Open(dst, wal.Options{StartLSN: after + 1})
+	if err != nil {
+		return 0, 0, err
+	}
+	if out.LastLSN() != after {
+		out.Close()
+		return 0, 0, fmt.Errorf("the restored WAL ends at LSN %d, the restore at %d", out.LastLSN(), after)
+	}
+	n := 0
+	var batch []wal.Entry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := out.Append(batch)
+		n += len(batch)
+		batch = batch[:0]
+		return err
+	}
+	stop := errors.New("stop")
+	err = src.ReadFrom(after+1, func(r wal.Record) error {
+		if r.LSN > last {
+			return stop
+		}
+		batch = append(batch, wal.Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: slices.Clone(r.Payload)})
+		if len(batch) >= 1024 {
+			return flush()
+		}
+		return nil
+	})
+	if errors.Is(err, stop) {
+		err = nil
+	}
+	if err == nil {
+		err = flush()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, last, err
+}
+
+// DRSwitchParams are the inputs of DRSwitch.
+type DRSwitchParams struct {
+	Dir   string `json:"dir"` // the restored store (DRRestore's)
+	Label string `json:"label"`
+	// FreshWAL puts the local WAL directory aside (<wal>.lost.<time>) and starts an empty
+	// one: it did not survive, and the restored store ends at the archive's end.
+	FreshWAL bool `json:"fresh_wal,omitempty"`
+}
+
+// DRSwitchResult reports DRSwitch.
+type DRSwitchResult struct {
+	Previous []string `json:"previous"` // the broken store's directories, kept for forensics
+	WALAside string   `json:"wal_aside,omitempty"`
+}
+
+// DRSwitch switches the fenced engine (a failed one too) to the restored store: the store
+// pointer names its hot and warm directories and the engine reopens there with the local
+// WAL (or a fresh one). The broken directories stay where they are.
+func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitchResult, err error) {
+	defer a.observe(ctx, "dr_switch", time.Now(), new(int64), &err)
+	hot, warm := filepath.Join(p.Dir, "hot"), filepath.Join(p.Dir, "warm")
+	live := a.Engine.Options()
+	res := &DRSwitchResult{}
+	if live.HotPath == hot && live.WarmPath == warm && a.Engine.Healthy() == nil {
+		return res, nil // a retry after the switch
+	}
+	if a.Engine.Fenced() == nil {
+		return nil, invalid("the engine is not fenced: run DRFence first")
+	}
+	var before []func() error
+	if p.FreshWAL {
+		res.WALAside = live.WALPath + ".lost." + time.Now().UTC().Format("20060102T150405Z")
+		before = append(before, func() error {
+			if _, err := os.Stat(live.WALPath); err == nil {
+				if err := os.Rename(live.WALPath, res.WALAside); err != nil {
+					return err
+				}
+			}
+			if err := os.MkdirAll(live.WALPath, 0o750); err != nil {
+				return err
+			}
+			return fsutil.SyncDir(filepath.Dir(live.WALPath))
+		})
+	}
+	prev, err := a.Engine.SwitchStore(ctx, hot, warm, p.Label, before...)
+	if err != nil {
+		return nil, err
+	}
+	os.RemoveAll(filepath.Join(p.Dir, "wal")) // its records are in the databases now
+	res.Previous = []string{prev.HotPath, prev.WarmPath}
+	return res, nil
+}
+
+// DRVerifyParams are the inputs of DRVerify.
+type DRVerifyParams struct {
+	// IDs must be readable (the rows an accidental deletion brings back).
+	IDs []string `json:"ids,omitempty"`
+}
+
+// DRVerifyResult reports DRVerify.
+type DRVerifyResult struct {
+	Counts map[string]int64 `json:"counts"`
+	// Back is how many of the ids are readable again.
+	Back int `json:"back"`
+}
+
+// DRVerify checks the recovered store: healthy, every table reads in full, and the ids
+// given are readable.
+func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerifyResult, err error) {
+	defer a.observe(ctx, "dr_verify", time.Now(), new(int64), &err)
+	if err := a.Engine.Healthy(); err != nil {
+		return nil, classify(err)
+	}
+	err = a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
+		if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
+			return err
+		}
+		_, err := backup.TableChecksumsOf(ctx, warm, engine.WarmFile)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan the recovered store: %w", err)
+	}
+	res := &DRVerifyResult{}
+	if res.Counts, err = a.Engine.TableCounts(ctx); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, id := range p.IDs {
+		if _, err := a.Engine.Get(ctx, id); err == nil {
+			res.Back++
+		} else if errors.Is(err, engine.ErrNotFound) {
+			missing = append(missing, id)
+		} else {
+			return nil, err
+		}
+	}
+	if len(missing) > 0 {
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d deleted conversations are not back (e.g. %q)", len(missing), len(p.IDs), missing[0]), ErrTypeDRVerify, nil)
+	}
+	return res, nil
+}
+
+// ErrTypeDRVerify is the error type of a recovery whose result does not check out.
+const ErrTypeDRVerify = "DRVerifyFailed"
+
+func restoreError(err error) error {
+	switch {
+	case errors.Is(err, walarchive.ErrGap):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
+	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
+	}
+	return classify(err)
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
