@@ -39,7 +39,7 @@ func newDREnv(t *testing.T, as activities.DRAssessment, first ...func(e *drEnv))
 	e.OnActivity(a.DRFence, mock.Anything, mock.Anything).Return(nil)
 	e.OnActivity(a.DRUnfence, mock.Anything).Return(nil)
 	e.OnActivity(a.DRSalvage, mock.Anything, mock.Anything).Return(&activities.SalvageResult{Prefix: "forensics/0/x/"}, nil)
-	e.OnActivity(a.DRRestore, mock.Anything, mock.Anything).After(20*time.Second).Return(func(_ context.Context, p activities.DRRestoreParams) (*activities.DRRestoreResult, error) {
+	e.OnActivity(a.DRRestore, mock.Anything, mock.Anything).After(20 * time.Second).Return(func(_ context.Context, p activities.DRRestoreParams) (*activities.DRRestoreResult, error) {
 		return &activities.DRRestoreResult{Dir: "/data/dr-x", Result: &restore.Result{Replayed: 5}, LocalReplayed: 3}, nil
 	})
 	e.OnActivity(a.DRSwitch, mock.Anything, mock.Anything).Return(&activities.DRSwitchResult{Previous: []string{"/data/hot", "/data/warm"}}, nil)
