@@ -249,11 +249,13 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 // that lost a database, creates the directories of a new one, and opens it.
 func (e *Engine) prepare(ctx context.Context, start time.Time) error {
 	opts, err := resolvePointer(e.opts)
+	if opts.HotPath != "" {
+		e.opts = opts
+		e.current.Store(&opts)
+	}
 	if err != nil {
 		return err
 	}
-	e.opts = opts
-	e.current.Store(&opts)
 	// A replace of the store's directories that a crash interrupted is rolled back first,
 	// before a missing directory could be created empty.
 	if undone, err := rollbackReplace(opts); err != nil {

@@ -88,18 +88,21 @@ func writePointer(anchor string, configured Options, p StorePointer) error {
 }
 
 // resolvePointer returns opts with the hot and warm paths the store pointer in
-// opts.WarmPath names, if there is one.
+// opts.WarmPath names, if there is one; when one of them is missing, it returns them with
+// an ErrLost error.
 func resolvePointer(opts Options) (Options, error) {
 	p, err := ReadPointer(opts.WarmPath)
 	if err != nil || p == nil {
 		return opts, err
 	}
+	ptr := filepath.Join(opts.WarmPath, PointerFile)
+	opts.HotPath, opts.WarmPath = p.HotPath, p.WarmPath
 	for _, d := range []string{p.HotPath, p.WarmPath} {
 		if _, err := os.Stat(d); err != nil {
-			return opts, fmt.Errorf("the store pointer %s names %s: %w (put the directory back, or remove the pointer to use the configured paths)", filepath.Join(opts.WarmPath, PointerFile), d, err)
+			// opts names the pointer's directories even so: they are the store's, lost.
+			return opts, fmt.Errorf("%w: the store pointer %s names %s: %v (a failed disk? restore with `akosha dr disk-failure`)", ErrLost, ptr, d, err)
 		}
 	}
-	opts.HotPath, opts.WarmPath = p.HotPath, p.WarmPath
 	return opts, nil
 }
 

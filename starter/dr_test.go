@@ -1,0 +1,165 @@
+package starter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/worker"
+	"github.com/akosha/akosha/worker/ingest"
+	"github.com/akosha/akosha/workflows"
+)
+
+// TestDRDiskFailureEndToEnd: a shard with a verified backup and writes after it (some
+// archived, the newest only in the local WAL) loses its warm directory while the worker
+// is down. The restarted worker runs in recovery mode (not ready); DisasterRecoveryWorkflow
+// restores the newest good backup, the archived WAL and the local WAL into a fresh
+// directory and switches to it: every acknowledged write is back, RPO 0. Then the same
+// with the WAL directory lost too: the writes after the archive's end are lost, and the
+// report says how many at least.
+func TestDRDiskFailureEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	cfg := testConfig(t)
+	cfg.Backup.WALArchiveSeconds = 3600 // the test archives through backups and DR only
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := func() *worker.Worker {
+		t.Helper()
+		w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := start()
+	defer func() { w.Stop(context.Background()) }()
+	acked := 0
+	write := func(seed int64, n int) {
+		t.Helper()
+		r, err := w.Engine().Ingest(ctx, ingest.Synthetic(seed, n, 2, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked += r.Inserted
+	}
+	seed := int64(100)
+	localOnly := func(n int) {
+		t.Helper()
+		e, err := engine.Open(ctx, engine.Options{HotPath: cfg.Storage.Hot.Path, WarmPath: cfg.Storage.Warm.Path, WALPath: cfg.Storage.Hot.WALPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed++
+		r, err := e.Ingest(ctx, ingest.Synthetic(seed, n, 2, time.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked += r.Inserted
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runDR := func(in workflows.DRInput) workflows.DRReport {
+		t.Helper()
+		var out bytes.Buffer
+		var rep workflows.DRReport
+		id := fmt.Sprintf("test-dr-%d", time.Now().UnixNano())
+		if err := startWorkflow(ctx, c, &out, id, workflows.DisasterRecoveryWorkflowName, in, true, &rep); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return rep
+	}
+	write(1, 400)
+	var b workflows.BackupResult
+	var out bytes.Buffer
+	if err := startWorkflow(ctx, c, &out, "test-dr-backup", workflows.BackupWorkflowName, workflows.BackupInput{}, true, &b); err != nil {
+		t.Fatal(err)
+	}
+	write(2, 100) // after the backup: in the local WAL only
+
+	// A healthy store: nothing to recover.
+	var rep workflows.DRReport
+	err := startWorkflow(ctx, c, &out, "test-dr-healthy", workflows.DisasterRecoveryWorkflowName, workflows.DRInput{Scenario: "disk-failure"}, true, &rep)
+	if err == nil || !strings.Contains(err.Error(), "nothing to recover") {
+		t.Fatalf("DR on a healthy store: %v", err)
+	}
+
+	// The worker archives the WAL as it stops; writes made after that (here by an engine
+	// opened without a worker) are in the local WAL only.
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	localOnly(70)
+	// The warm directory is lost while the worker is down.
+	if err := os.RemoveAll(cfg.Storage.Warm.Path); err != nil {
+		t.Fatal(err)
+	}
+	w = start()
+	if err := w.Engine().Healthy(); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("a worker on a store without warm.db: %v", err)
+	}
+	if resp, err := http.Get("http://" + w.APIAddr() + "/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/ready in recovery mode: %v %v", resp, err)
+	}
+	rep = runDR(workflows.DRInput{Scenario: "disk-failure"})
+	if rep.Outcome != "recovered" || !rep.RPO.Exact || rep.RPO.LostRecords != 0 || rep.RTOSeconds <= 0 || rep.Restore == nil || rep.Restore.LocalReplayed == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, s := range rep.Steps {
+		t.Logf("step %-8s %5d ms", s.Name, s.DurationMS)
+	}
+	if err := w.Engine().Healthy(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.Engine().Stats(ctx)
+	if err != nil || s.HotRows != int64(acked) {
+		t.Fatalf("after recovery: %d conversations, %d acknowledged (%v)", s.HotRows, acked, err)
+	}
+	write(3, 50) // writes go on, to the restored store
+	if p, _ := engine.ReadPointer(cfg.Storage.Warm.Path); p == nil || !strings.HasPrefix(p.WarmPath, rep.Restore.Dir) {
+		t.Fatalf("pointer %+v", p)
+	}
+
+	// Now the WAL is lost too. The archive reaches what DR archived and the backup after;
+	// the writes since are lost, and reported.
+	var b2 workflows.BackupResult
+	if err := startWorkflow(ctx, c, &out, "test-dr-backup-2", workflows.BackupWorkflowName, workflows.BackupInput{}, true, &b2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	archived := acked
+	localOnly(60)
+	live := filepath.Join(rep.Restore.Dir, "warm")
+	for _, d := range []string{live, cfg.Storage.Hot.WALPath} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = start()
+	rep = runDR(workflows.DRInput{Scenario: "disk-failure"})
+	if rep.Outcome != "recovered" || rep.RPO.Exact || rep.RPO.LostRecords == 0 || rep.RPO.Since.IsZero() || rep.Switch == nil || rep.Switch.WALAside == "" {
+		t.Fatalf("report with the WAL lost %+v", rep)
+	}
+	if s, err := w.Engine().Stats(ctx); err != nil || s.HotRows != int64(archived) {
+		t.Fatalf("with the WAL lost: %d conversations, %d archived (%v)", s.HotRows, archived, err)
+	}
+	t.Logf("lost with the WAL: at least %d records (%d conversations written after the backup)", rep.RPO.LostRecords, acked-archived)
+	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(5, 10, 1, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
