@@ -27,6 +27,7 @@ func main() {
 			starter.WALCommand(),
 			starter.AgeCommand(),
 			starter.MigrateCommand(),
+			starter.DRCommand(),
 			starter.ColdCommand(),
 			starter.HealthCommand(),
 			starter.ScheduleCommand(),
