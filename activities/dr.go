@@ -286,14 +286,32 @@ func (a *Activities) DRSalvage(ctx context.Context, stamp string) (_ *SalvageRes
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
-		name := filepath.Base(f)
-		if _, err := os.Stat(f); err != nil {
-			res.Failed[name] = err.Error()
-			continue
+	if a.Engine.Healthy() == nil {
+		// The engine holds the files open: read them through it.
+		err := a.Engine.Read(func(hot, warm *sql.DB) error {
+			for _, db := range []struct {
+				q    querier
+				name string
+			}{{hot, engine.HotFile}, {warm, engine.WarmFile}} {
+				if err := salvageTables(ctx, db.q, db.name, tmp, res); err != nil {
+					res.Failed[db.name] = err.Error()
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if err := salvageFile(ctx, f, tmp, res); err != nil {
-			res.Failed[name] = err.Error()
+	} else {
+		for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
+			name := filepath.Base(f)
+			if _, err := os.Stat(f); err != nil {
+				res.Failed[name] = err.Error()
+				continue
+			}
+			if err := salvageFile(ctx, f, tmp, res); err != nil {
+				res.Failed[name] = err.Error()
+			}
 		}
 	}
 	entries, _ := os.ReadDir(tmp)
@@ -323,6 +341,18 @@ func salvageFile(ctx context.Context, f, dir string, res *SalvageResult) error {
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
+	return salvageTables(ctx, db, filepath.Base(f), dir, res)
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// salvageTables exports every table db reads as <name>--<table>.parquet into dir.
+func salvageTables(ctx context.Context, db querier, name, dir string, res *SalvageResult) error {
 	rows, err := db.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name`)
 	if err != nil {
 		return err
@@ -337,7 +367,6 @@ func salvageFile(ctx context.Context, f, dir string, res *SalvageResult) error {
 		tables = append(tables, t)
 	}
 	rows.Close()
-	name := filepath.Base(f)
 	for _, t := range tables {
 		out := filepath.Join(dir, name+"--"+t+".parquet")
 		var n int64

@@ -454,3 +454,14 @@ func (e *Engine) View(ctx context.Context, fn func(hot, warm *sql.Tx) error) err
 	}
 	return fn(txs[0], txs[1])
 }
+
+// Read runs fn with the database handles (each statement its own transaction; a swap
+// waits until fn returns).
+func (e *Engine) Read(fn func(hot, warm *sql.DB) error) error {
+	hot, warm, release, err := e.handles()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(hot, warm)
+}
