@@ -63,9 +63,11 @@ type Activities struct {
 	// Prometheus metrics).
 	Ops Recorder
 
-	// MigrateFault, if set, runs before each step of a storage migration (relocate.Step*)
-	// and fails it with its error: tests stop the worker there. Never set in production.
-	MigrateFault func(step string) error
+	// Fault, if set, runs at each step of a storage migration (relocate.Step*) and of a
+	// disaster-recovery runbook (after its activity's work, named after it: "DRRestore",
+	// ...) and fails it with its error: tests stop the worker there. Never set in
+	// production.
+	Fault func(step string) error
 
 	backups backupLock
 	swaps   sync.Mutex // one in-place restore swap or storage migration at a time
@@ -145,4 +147,12 @@ func (a *Activities) scratch() string {
 		return engine.ScratchDir(a.Engine.Options().WarmPath)
 	}
 	return a.ScratchDir
+}
+
+// fault runs the Fault hook at step, if set.
+func (a *Activities) fault(step string) error {
+	if a.Fault != nil {
+		return a.Fault(step)
+	}
+	return nil
 }

@@ -467,6 +467,9 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 	if p.Drill {
 		res.Dir = "(drill: removed)"
 	}
+	if err := a.fault("DRRestore"); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -490,9 +493,13 @@ func appendLocal(e *engine.Engine, walDir, dst string, after uint64) (int, uint6
 	if err != nil {
 		return 0, 0, err
 	}
-	if out.LastLSN() != after {
+	switch got := out.LastLSN(); {
+	case got == last:
 		out.Close()
-		return 0, 0, fmt.Errorf("the restored WAL ends at LSN %d, the restore at %d", out.LastLSN(), after)
+		return int(last - after), last, nil // appended by an earlier attempt
+	case got != after:
+		out.Close()
+		return 0, 0, fmt.Errorf("the restored WAL ends at LSN %d, the restore at %d", got, after)
 	}
 	n := 0
 	var batch []wal.Entry
@@ -555,7 +562,11 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 		return res, nil // a retry after the switch
 	}
 	if a.Engine.Fenced() == nil {
-		return nil, invalid("the engine is not fenced: run DRFence first")
+		// A worker started since the fence step (the one that fenced died): fence again;
+		// the runbook's unfence step lifts it.
+		if err := a.Engine.Fence(ctx, "disaster recovery: switch ("+p.Label+")", time.Minute); err != nil {
+			return nil, classify(err)
+		}
 	}
 	var before []func() error
 	if p.FreshWAL {
@@ -578,6 +589,9 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	}
 	os.RemoveAll(filepath.Join(p.Dir, "wal")) // its records are in the databases now
 	res.Previous = []string{prev.HotPath, prev.WarmPath}
+	if err := a.fault("DRSwitch"); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

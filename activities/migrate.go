@@ -61,7 +61,7 @@ func (a *Activities) MigrateStorage(ctx context.Context, p MigrateStorageParams)
 				r.report(done, total)
 			}
 		},
-		Hook: a.MigrateFault,
+		Hook: a.Fault,
 	})
 	if err != nil {
 		return nil, migrateError(err)

@@ -38,9 +38,21 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 	cfg.Backup.WALArchiveSeconds = 3600 // the test archives through backups and DR only
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	killed := make(chan string, 1)
+	fault := ""
 	start := func() *worker.Worker {
 		t.Helper()
-		w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
+		f := fault
+		w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: func(step string) error {
+			if step != f {
+				return nil
+			}
+			select {
+			case killed <- step:
+			default:
+			}
+			return fmt.Errorf("worker killed at %s", step)
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,6 +121,7 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 	if err := os.RemoveAll(cfg.Storage.Warm.Path); err != nil {
 		t.Fatal(err)
 	}
+	fault = "DRRestore" // this worker dies once the restore is done
 	w = start()
 	if err := w.Engine().Healthy(); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("a worker on a store without warm.db: %v", err)
@@ -116,7 +129,20 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 	if resp, err := http.Get("http://" + w.APIAddr() + "/ready"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/ready in recovery mode: %v %v", resp, err)
 	}
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		<-killed
+		w.Stop(ctx)
+		fault = ""
+		w = start() // the runbook resumes on the new worker
+	}()
 	rep = runDR(workflows.DRInput{Scenario: "disk-failure"})
+	select {
+	case <-restarted:
+	default:
+		t.Fatal("the runbook finished without the worker being killed")
+	}
 	if rep.Outcome != "recovered" || !rep.RPO.Exact || rep.RPO.LostRecords != 0 || rep.RTOSeconds <= 0 || rep.Restore == nil || rep.Restore.LocalReplayed == 0 {
 		t.Fatalf("report %+v", rep)
 	}

@@ -48,7 +48,7 @@ func TestMigrateStorageKillWorker(t *testing.T) {
 		t.Helper()
 		var err error
 		w, err = worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second,
-			MigrateFault: func(step string) error {
+			Fault: func(step string) error {
 				if step != fault {
 					return nil
 				}

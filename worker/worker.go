@@ -42,9 +42,9 @@ type Options struct {
 	// GracePeriod bounds the graceful part of Stop. Default DefaultGracePeriod.
 	GracePeriod time.Duration
 	Logger      *slog.Logger
-	// MigrateFault is passed to the activities (activities.Activities.MigrateFault):
-	// tests stop the worker at a step of a storage migration. Never set in production.
-	MigrateFault func(step string) error
+	// Fault is passed to the activities (activities.Activities.Fault): tests stop the
+	// worker at a step of a migration or a runbook. Never set in production.
+	Fault func(step string) error
 }
 
 // Worker is a running worker.
@@ -257,7 +257,7 @@ func (w *Worker) startPollers(shard int) error {
 		WarmRetentionDays:   w.cfg.Storage.Warm.RetentionDays,
 		DiskWarningPercent:  w.cfg.Monitoring.DiskUsageWarningPercent,
 		Temporal:            w.opts.Temporal,
-		MigrateFault:        w.opts.MigrateFault,
+		Fault:               w.opts.Fault,
 	}
 	if w.ops != nil {
 		acts.Ops = w.ops
