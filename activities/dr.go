@@ -561,6 +561,10 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	if live.HotPath == hot && live.WarmPath == warm && a.Engine.Healthy() == nil {
 		return res, nil // a retry after the switch
 	}
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
 	if a.Engine.Fenced() == nil {
 		// A worker started since the fence step (the one that fenced died): fence again;
 		// the runbook's unfence step lifts it.

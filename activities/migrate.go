@@ -11,6 +11,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/relocate"
+	"github.com/akosha/akosha/engine/walarchive"
 )
 
 // MigrateStorageParams are the inputs of the MigrateStorage activity.
@@ -127,6 +128,14 @@ func (a *Activities) ImportLegacy(ctx context.Context, p ImportLegacyParams) (_ 
 		return nil, migrateError(err)
 	}
 	bytes = res.Bytes
+	// Record the history change, so a point-in-time restore from a backup taken before
+	// the import does not replay across it (the workflow backs the new store up next).
+	if a.BackupStore != nil {
+		tl := walarchive.Timeline{NewStart: res.NewStart, Time: time.Now().UTC(), Label: label(ctx)}
+		if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
+			return nil, fmt.Errorf("the import is done, but recording it in the WAL archive failed: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -142,6 +151,12 @@ type MigrateCleanupParams struct {
 func (a *Activities) MigrateCleanup(ctx context.Context, p MigrateCleanupParams) (_ *relocate.CleanupResult, err error) {
 	var bytes int64
 	defer func() { a.observe(ctx, "migration_cleanup", time.Now(), &bytes, &err) }()
+	// Its full read of the store must not run beside a switch (which would wait for it,
+	// fenced, with every reader behind it).
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
 	rep := a.reporter(ctx, "cleanup")
 	defer rep.keepAlive()()
 	res, err := relocate.Cleanup(ctx, a.Engine, p.PreviousHot, p.PreviousWarm)
@@ -179,6 +194,10 @@ const ErrTypeSchemaMigration = "SchemaMigrationFailed"
 // (engine.MigrateSchema). A failure restores the snapshots and is not retried.
 func (a *Activities) MigrateSchema(ctx context.Context) (_ *engine.SchemaMigration, err error) {
 	defer a.observe(ctx, "schema_migration", time.Now(), new(int64), &err)
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
 	rep := a.reporter(ctx, "migrate")
 	defer rep.keepAlive()()
 	res, err := a.Engine.MigrateSchema(ctx)

@@ -134,6 +134,10 @@ type Engine struct {
 	// reopens the databases (which must not migrate them again).
 	hotSchema, warmSchema atomic.Int64
 	migrating             bool
+	// schemaBlock refuses writes while a database's schema is older than the binary's
+	// (manual mode, or a migration that failed on open); apart from fences, which other
+	// operations set and lift, so that only MigrateSchema lifts it.
+	schemaBlock atomic.Pointer[FencedError]
 	// testHookMigration, when set, runs before each migration (tests inject failures).
 	testHookMigrate func(Migration) error
 
@@ -249,19 +253,20 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 // that lost a database, creates the directories of a new one, and opens it.
 func (e *Engine) prepare(ctx context.Context, start time.Time) error {
 	opts, err := resolvePointer(e.opts)
-	if opts.HotPath != "" {
-		e.opts = opts
-		e.current.Store(&opts)
-	}
 	if err != nil {
 		return err
 	}
+	e.opts = opts
+	e.current.Store(&opts)
 	// A replace of the store's directories that a crash interrupted is rolled back first,
 	// before a missing directory could be created empty.
 	if undone, err := rollbackReplace(opts); err != nil {
 		return err
 	} else if undone {
 		opts.Logger.Warn("rolled back an unfinished replace of the store directories", "journal", journalPath(opts))
+	}
+	if err := checkPointed(e.configured, opts); err != nil {
+		return err
 	}
 	// A store that lost one of its databases (a failed disk, a deleted directory) must
 	// not get an empty one in its place: that would look like a store without that tier.
@@ -584,8 +589,14 @@ func (e *Engine) liftFence(f *FencedError) {
 	}
 }
 
-// Fenced returns the current fence, or nil.
-func (e *Engine) Fenced() *FencedError { return e.fence.Load() }
+// Fenced returns the current fence, or the schema block (writes refused until the
+// schema is migrated, manual mode), or nil.
+func (e *Engine) Fenced() *FencedError {
+	if f := e.fence.Load(); f != nil {
+		return f
+	}
+	return e.schemaBlock.Load()
+}
 
 // Healthy returns nil while the engine is open and has not failed.
 func (e *Engine) Healthy() error {
@@ -658,7 +669,7 @@ func (e *Engine) closeHandles() error {
 // previous files back — opens a good set. The *Engine stays the same throughout; the WAL
 // is a new *wal.Log (see WAL).
 func (e *Engine) Swap(ctx context.Context, fn func() error) error {
-	if e.Fenced() == nil {
+	if e.fence.Load() == nil {
 		return fmt.Errorf("%w: swap needs the engine fenced", ErrInvalid)
 	}
 	// Once queued, the swap runs to its end: waiting for it must not stop early and
@@ -669,6 +680,11 @@ func (e *Engine) Swap(ctx context.Context, fn func() error) error {
 
 // swap runs in the writer goroutine with the applier idle.
 func (e *Engine) swap(ctx context.Context, fn func() error) error {
+	if e.ckptPaused.Load() > 0 {
+		// The copy point's read transactions keep the databases open inside DuckDB: a
+		// reopen would wait for them, with every reader waiting behind it.
+		return fmt.Errorf("%w: a storage migration is copying the store files; swap after it", ErrFenced)
+	}
 	e.readMu.Lock()
 	defer e.readMu.Unlock()
 	if e.failure.Load() == nil && e.hot != nil {

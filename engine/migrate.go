@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/akosha/akosha/internal/fsutil"
@@ -125,8 +124,9 @@ func snapshotsDir(warmDir string) string { return filepath.Join(warmDir, "snapsh
 func ScratchDir(warmDir string) string { return filepath.Join(snapshotsDir(warmDir), "scratch") }
 
 // MigrateSchema applies the pending migrations (see the comment at the top of the file).
-// It fences writes while it runs (keeping a fence already in place, and lifting the one
-// an engine opened in manual mode sets). On a failure the databases are restored from
+// It fences writes while it runs (keeping a fence already in place), holds readers off
+// while the databases change, and lifts the write block of an engine opened in manual
+// mode. On a failure the databases are restored from
 // the snapshots and the error is returned with the report.
 func (e *Engine) MigrateSchema(ctx context.Context) (*SchemaMigration, error) {
 	mine, ferr := e.TryFence(ctx, "schema migration", 30*time.Second)
@@ -139,8 +139,18 @@ func (e *Engine) MigrateSchema(ctx context.Context) (*SchemaMigration, error) {
 	}
 	var rep *SchemaMigration
 	_, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqFunc, fn: func(ctx context.Context) error {
+		if e.ckptPaused.Load() > 0 {
+			return fmt.Errorf("%w: a storage migration is copying the store files; migrate the schema after it", ErrFenced)
+		}
+		// Readers wait: a read transaction begun before the DDL would make DuckDB refuse
+		// the CHECKPOINT that ends the migration.
+		e.readMu.Lock()
 		var err error
 		rep, err = e.migrateNow(ctx, time.Now())
+		if err == nil {
+			e.generation.Add(1) // the files changed: snapshots and copies taken before are stale
+		}
+		e.readMu.Unlock()
 		var mf *migrationFailed
 		if errors.As(err, &mf) {
 			e.migrating = true // the reopen must not migrate again
@@ -152,10 +162,8 @@ func (e *Engine) MigrateSchema(ctx context.Context) (*SchemaMigration, error) {
 		}
 		return err
 	}})
-	if err == nil {
-		if f := e.fence.Load(); f != nil && strings.HasPrefix(f.Reason, schemaPendingReason) {
-			e.liftFence(f)
-		}
+	if err == nil && len(e.PendingMigrations()) == 0 {
+		e.schemaBlock.Store(nil)
 	}
 	return rep, err
 }
@@ -417,12 +425,14 @@ func (e *Engine) testHookMigration(m PendingMigration) error {
 	return nil
 }
 
-// schemaOnOpen handles older databases as Open finds them: migrated (by default), or
-// fenced until MigrateSchema. A migration that fails on open is rolled back and the engine
-// opens fenced at the old versions, the error in the fence's reason.
+// schemaOnOpen handles older databases as Open (or a swap) finds them: migrated (by
+// default), or with writes refused until MigrateSchema (schemaBlock). A migration that
+// fails on open is rolled back and the engine opens with writes refused at the old
+// versions, the error in the reason.
 func (e *Engine) schemaOnOpen(ctx context.Context) error {
 	hv, wv := e.SchemaVersions()
 	if hv == latestVersion() && wv == latestVersion() {
+		e.schemaBlock.Store(nil)
 		return nil
 	}
 	reason := fmt.Sprintf("%s: hot.db at version %d, warm.db at %d, this binary's is %d: run `akosha migrate schema`", schemaPendingReason, hv, wv, latestVersion())
@@ -444,12 +454,10 @@ func (e *Engine) schemaOnOpen(ctx context.Context) error {
 			return err
 		}
 		reason = fmt.Sprintf("%s (it failed on open and was rolled back: %v)", reason, mf.err)
-		e.fence.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: time.Minute})
 	}
-	if e.fence.Load() == nil {
-		e.fence.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: time.Minute})
-	}
-	e.log.Warn("writes fenced until the schema is migrated", "reason", reason)
+	// Not a fence: other operations lift their fences; only MigrateSchema lifts this.
+	e.schemaBlock.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: time.Minute})
+	e.log.Warn("writes refused until the schema is migrated", "reason", reason)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -232,5 +233,46 @@ func TestPruneSnapshots(t *testing.T) {
 	want := "hot_20261101_000000.db migration.json warm_20261102_000000_2.db warm_20261103_000000.db warm_20261104_000000.db"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("left %v", got)
+	}
+}
+
+// A read in progress when the migration starts waits for it rather than failing it, and
+// another operation's fence coming and going does not let writes past a pending schema.
+func TestMigrateSchemaWithReaderAndForeignFence(t *testing.T) {
+	ctx := context.Background()
+	opts := oldStore(t)
+	opts.ManualSchemaMigrations = true
+	e := mustOpen(t, opts)
+	defer e.Close()
+	f, err := e.TryFence(ctx, "someone else's", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.LiftFence(f)
+	if _, err := e.Ingest(ctx, convs("m", 200, 1)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("write with the schema pending, after another fence was lifted: %v", err)
+	}
+	reading := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- e.View(ctx, func(hot, warm *sql.Tx) error {
+			var n int
+			if err := warm.QueryRow(`SELECT count(*) FROM conversations`).Scan(&n); err != nil {
+				return err
+			}
+			close(reading)
+			time.Sleep(300 * time.Millisecond)
+			return warm.QueryRow(`SELECT count(*) FROM conversations`).Scan(&n)
+		})
+	}()
+	<-reading
+	if _, err := e.MigrateSchema(ctx); err != nil {
+		t.Fatalf("migration beside a reader: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Ingest(ctx, convs("m", 200, 1)); err != nil {
+		t.Fatal(err)
 	}
 }

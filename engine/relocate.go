@@ -88,22 +88,28 @@ func writePointer(anchor string, configured Options, p StorePointer) error {
 }
 
 // resolvePointer returns opts with the hot and warm paths the store pointer in
-// opts.WarmPath names, if there is one; when one of them is missing, it returns them with
-// an ErrLost error.
+// opts.WarmPath names, if there is one.
 func resolvePointer(opts Options) (Options, error) {
 	p, err := ReadPointer(opts.WarmPath)
 	if err != nil || p == nil {
 		return opts, err
 	}
-	ptr := filepath.Join(opts.WarmPath, PointerFile)
 	opts.HotPath, opts.WarmPath = p.HotPath, p.WarmPath
-	for _, d := range []string{p.HotPath, p.WarmPath} {
+	return opts, nil
+}
+
+// checkPointed refuses a store pointer whose directories are missing (after an
+// interrupted replace of them was rolled back): they are the store's, lost.
+func checkPointed(configured, opts Options) error {
+	if opts.WarmPath == configured.WarmPath {
+		return nil
+	}
+	for _, d := range []string{opts.HotPath, opts.WarmPath} {
 		if _, err := os.Stat(d); err != nil {
-			// opts names the pointer's directories even so: they are the store's, lost.
-			return opts, fmt.Errorf("%w: the store pointer %s names %s: %v (a failed disk? restore with `akosha dr disk-failure`)", ErrLost, ptr, d, err)
+			return fmt.Errorf("%w: the store pointer %s names %s: %v (a failed disk? restore with `akosha dr disk-failure`)", ErrLost, filepath.Join(configured.WarmPath, PointerFile), d, err)
 		}
 	}
-	return opts, nil
+	return nil
 }
 
 // Configured returns the hot and warm directories of the configuration, before the store
@@ -181,9 +187,6 @@ func (e *Engine) BeginCopy(ctx context.Context) (_ *CopyPoint, err error) {
 	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
 		return nil, err
 	}
-	if e.ckptPaused.Load() > 0 {
-		return nil, fmt.Errorf("%w: another copy of the store is running", ErrInvalid)
-	}
 	cp := &CopyPoint{}
 	var resumed bool
 	resume := func() {
@@ -192,29 +195,37 @@ func (e *Engine) BeginCopy(ctx context.Context) (_ *CopyPoint, err error) {
 			e.resumeCheckpoints()
 		}
 	}
-	_, err = e.submit(ctx, &request{kind: reqFunc, fn: func(ctx context.Context) error {
+	paused := false
+	// Once queued, the pause happens: never leave it behind a cancelled wait.
+	_, err = e.submit(context.WithoutCancel(ctx), &request{kind: reqFunc, fn: func(ctx context.Context) error {
+		if e.ckptPaused.Load() > 0 {
+			return fmt.Errorf("%w: another copy of the store is running", ErrInvalid)
+		}
 		res, err := e.checkpoint(ctx)
 		if err != nil {
 			return err
 		}
 		cp.LSN = res.LSN
+		e.ckptPaused.Add(1) // counted first: resume restores both settings
+		paused = true
 		for _, c := range []*sql.Conn{e.hotConn, e.warmConn} {
 			if _, err := c.ExecContext(ctx, `SET checkpoint_threshold = '1TB'`); err != nil {
 				return fmt.Errorf("pause DuckDB's automatic checkpoints: %w", err)
 			}
 		}
-		e.ckptPaused.Add(1)
 		return nil
 	}})
-	if err != nil {
-		return nil, err
-	}
 	defer func() {
 		if err != nil {
 			cp.Close()
-			resume()
+			if paused {
+				resume()
+			}
 		}
 	}()
+	if err != nil {
+		return nil, err
+	}
 	hot, warm, release, err := e.handles()
 	if err != nil {
 		return nil, err

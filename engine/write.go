@@ -258,7 +258,7 @@ func (e *Engine) checkWritable() error {
 	if err := e.Healthy(); err != nil {
 		return err
 	}
-	if f := e.fence.Load(); f != nil {
+	if f := e.Fenced(); f != nil {
 		return f
 	}
 	return nil

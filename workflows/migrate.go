@@ -94,6 +94,13 @@ func MigrateStorageWorkflow(ctx workflow.Context, in MigrateStorageInput) (*Migr
 		memo[MemoTo] = "managed paths"
 		memo[MemoFenceMS] = res.Import.Fence.Milliseconds()
 		setMemo("imported")
+		// A base for point-in-time restores on the new history.
+		var b activities.BackupResult
+		if err := workflow.ExecuteActivity(actx, a.Backup, activities.BackupParams{}).Get(ctx, &b); err != nil {
+			workflow.GetLogger(ctx).Warn("imported, but the backup after it failed: take one before relying on point-in-time restore", "err", err)
+		} else {
+			res.Backup = &b
+		}
 		progress.set(StepDone, 1, 1, workflow.Now(ctx))
 		return res, nil
 	}

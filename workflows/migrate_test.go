@@ -96,13 +96,14 @@ func TestMigrateStorageWorkflowImport(t *testing.T) {
 		order = append(order, i.ActivityType.Name)
 	})
 	env.OnActivity(a.ImportLegacy, mock.Anything, activities.ImportLegacyParams{From: "/srv/app/data/warm"}).Return(&relocate.ImportResult{From: "/srv/app/data/warm", SchemaFrom: 2}, nil)
+	env.OnActivity(a.Backup, mock.Anything, mock.Anything).Return(activities.BackupResult{ID: "after-import"}, nil)
 	env.ExecuteWorkflow(MigrateStorageWorkflow, MigrateStorageInput{From: "/srv/app/data/warm"})
 	var res MigrateStorageResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	// No backup: an import changes no data the store had (it must hold none).
-	if strings.Join(order, ",") != "ImportLegacy" || res.Import == nil || res.Import.SchemaFrom != 2 || res.Move != nil {
+	// No backup before (the store holds nothing), one after: a base on the new history.
+	if strings.Join(order, ",") != "ImportLegacy,Backup" || res.Import == nil || res.Import.SchemaFrom != 2 || res.Move != nil || res.Backup == nil {
 		t.Fatalf("activities %v, result %+v", order, res)
 	}
 }

@@ -28,7 +28,10 @@ type ImportResult struct {
 	// Counts are the live store's table row counts after the import.
 	Counts map[string]int64 `json:"counts"`
 	// SchemaFrom is the legacy warm.db's schema version (it is migrated on the reopen).
-	SchemaFrom int           `json:"schema_from"`
+	SchemaFrom int `json:"schema_from"`
+	// NewStart is the first LSN after the import: the shard's history changed there (a
+	// point-in-time restore from an earlier backup must not replay across it).
+	NewStart uint64 `json:"new_start"`
 	Fence      time.Duration `json:"fence_ns"`
 	Total      time.Duration `json:"total_ns"`
 }
@@ -131,6 +134,7 @@ func Import(ctx context.Context, e *engine.Engine, from string) (res *ImportResu
 		return nil, fmt.Errorf("the engine has no store open: %w", e.Healthy())
 	}
 	last := l.LastLSN()
+	res.NewStart = last + 1
 	for _, p := range staged {
 		if err := continueAt(ctx, p, last); err != nil {
 			return nil, err
@@ -222,6 +226,10 @@ func continueAt(ctx context.Context, p string, last uint64) error {
 	}
 	db := sql.OpenDB(c)
 	_, err = db.ExecContext(ctx, `UPDATE akosha_meta SET value = ? WHERE key = 'applied_lsn'`, strconv.FormatUint(last, 10))
+	if err == nil {
+		// The import starts a new history of the shard at last+1 (as an in-place restore).
+		_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO akosha_meta VALUES ('timeline', ?)`, strconv.FormatUint(last+1, 10))
+	}
 	if err == nil {
 		_, err = db.ExecContext(ctx, `CHECKPOINT`)
 	}

@@ -189,16 +189,22 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	live := e.Options()
 	hotDir, warmDir := Target(o.To)
 	res = &Result{FromHot: live.HotPath, FromWarm: live.WarmPath, ToHot: hotDir, ToWarm: warmDir}
-	if live.HotPath == hotDir && live.WarmPath == warmDir {
+	// A retry after the switch: the pointer names the target. (The row counts were
+	// compared before the pointer was reported written, unless the process died between:
+	// then the engine's open, which replays the WAL, is the check.)
+	if p, err := e.Pointer(); err == nil && p != nil && p.HotPath == hotDir && p.WarmPath == warmDir && live.WarmPath == warmDir {
 		res.AlreadySwitched = true
-		if p, err := e.Pointer(); err == nil && p != nil {
-			res.FromHot, res.FromWarm = p.PreviousHot, p.PreviousWarm
-		}
+		res.FromHot, res.FromWarm = p.PreviousHot, p.PreviousWarm
 		os.Remove(filepath.Join(o.To, markerName))
 		return res, nil
 	}
 	if err := CheckTarget(o.To, e, o.Forbidden); err != nil {
 		return nil, err
+	}
+	// Someone else's fence (a restore, an operator, a pending schema migration) would
+	// make the switch wait after the whole copy: refuse now (retryable).
+	if f := e.Fenced(); f != nil {
+		return nil, fmt.Errorf("storage migration: %w", f)
 	}
 	// A partial copy of an earlier run goes; the marker first, so the target is never
 	// left full and unmarked.
@@ -232,14 +238,16 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	t := time.Now()
+	// Held from before the copy point (which is at or after what is applied now), so
+	// the archiver never removes a record the catch-up needs.
+	release := e.HoldWAL(e.AppliedLSN() + 1)
+	defer release()
 	cp, err := e.BeginCopy(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("copy point: %w", err)
 	}
 	defer cp.Close()
 	res.CopyLSN = cp.LSN
-	release := e.HoldWAL(cp.LSN + 1)
-	defer release()
 	type sums struct {
 		tables []backup.Table
 		err    error
