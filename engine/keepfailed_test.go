@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -64,5 +65,41 @@ func TestKeepFailedSwitchesToRestoredStore(t *testing.T) {
 	}
 	if _, err := e.Ingest(ctx, convs("s", 100, 1)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An in-place restore on a store moved by a storage migration, interrupted after its
+// first rename: the next open rolls the replace back in the pointer's directories before
+// it checks them, and opens.
+func TestInterruptedReplaceOnMovedStore(t *testing.T) {
+	ctx := context.Background()
+	conf := testOptions(t.TempDir())
+	moved := testOptions(filepath.Join(t.TempDir(), "disk2"))
+	moved.WALPath = conf.WALPath
+	e := mustOpen(t, moved)
+	if _, err := e.Ingest(ctx, convs("s", 0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if err := writePointer(conf.WarmPath, conf, StorePointer{HotPath: moved.HotPath, WarmPath: moved.WarmPath}); err != nil {
+		t.Fatal(err)
+	}
+	staged := moved.HotPath + ".restore-new"
+	copyTree(t, moved.HotPath, staged)
+	moves := []dirMove{{From: moved.HotPath, To: moved.HotPath + ".before"}, {From: staged, To: moved.HotPath}}
+	b, _ := json.Marshal(replaceJournal{Moves: moves})
+	if err := os.WriteFile(journalPath(moved), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moves[0].From, moves[0].To); err != nil { // the crash: after the first move
+		t.Fatal(err)
+	}
+	e, err := Open(ctx, conf)
+	if err != nil {
+		t.Fatalf("open after the interrupted replace: %v", err)
+	}
+	defer e.Close()
+	if s := mustStats(t, e); s.HotRows != 5 || e.Options().HotPath != moved.HotPath {
+		t.Fatalf("stats %+v on %s", s, e.Options().HotPath)
 	}
 }
