@@ -31,9 +31,9 @@ type ImportResult struct {
 	SchemaFrom int `json:"schema_from"`
 	// NewStart is the first LSN after the import: the shard's history changed there (a
 	// point-in-time restore from an earlier backup must not replay across it).
-	NewStart uint64 `json:"new_start"`
-	Fence      time.Duration `json:"fence_ns"`
-	Total      time.Duration `json:"total_ns"`
+	NewStart uint64        `json:"new_start"`
+	Fence    time.Duration `json:"fence_ns"`
+	Total    time.Duration `json:"total_ns"`
 }
 
 // Import moves an offline legacy store — the directory from holding a warm.db (and maybe
