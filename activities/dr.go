@@ -245,8 +245,15 @@ func (a *Activities) deletes(ctx context.Context, p DRAssessParams) ([]DeleteTx,
 	return out, nil
 }
 
-// DRFence fences the shard's writes for a runbook (a failed engine too).
+// DRFenceReason starts the reason of a runbook's fence (the metrics tell runbooks by it).
+const DRFenceReason = "disaster recovery"
+
+// DRFence fences the shard's writes for a runbook (a failed engine too); reason follows
+// DRFenceReason.
 func (a *Activities) DRFence(ctx context.Context, reason string) error {
+	if !strings.HasPrefix(reason, DRFenceReason) {
+		reason = DRFenceReason + ": " + reason
+	}
 	return classify(a.Engine.Fence(ctx, reason, time.Minute))
 }
 
@@ -568,7 +575,7 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	if a.Engine.Fenced() == nil {
 		// A worker started since the fence step (the one that fenced died): fence again;
 		// the runbook's unfence step lifts it.
-		if err := a.Engine.Fence(ctx, "disaster recovery: switch ("+p.Label+")", time.Minute); err != nil {
+		if err := a.Engine.Fence(ctx, DRFenceReason+": switch ("+p.Label+")", time.Minute); err != nil {
 			return nil, classify(err)
 		}
 	}

@@ -34,7 +34,7 @@ import (
 
 // testConfig returns a configuration with every data path under t.TempDir() and the
 // servers on loopback ephemeral ports.
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()

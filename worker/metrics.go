@@ -3,12 +3,14 @@ package worker
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/fsutil"
@@ -29,7 +31,8 @@ type Metrics struct {
 }
 
 // Operations are the operations the activities record.
-var Operations = []string{"backup", "verify", "prune", "restore", "restore_swap", "aging_hot_to_warm", "aging_warm_to_cold", "checkpoint", "migration", "migration_cleanup", "schema_migration"}
+var Operations = []string{"backup", "verify", "prune", "restore", "restore_swap", "aging_hot_to_warm", "aging_warm_to_cold", "checkpoint",
+	"migration", "migration_cleanup", "schema_migration", "dr_assess", "dr_salvage", "dr_restore", "dr_switch", "dr_verify"}
 
 // Operation records one run of an operation (backup, verify, restore, aging, ...): its
 // outcome, duration and bytes, and when it last succeeded (activities.Recorder).
@@ -135,6 +138,7 @@ var (
 	descFenced        = prometheus.NewDesc("akosha_engine_fenced", "1 while the engine refuses writes (maintenance, restore, DR).", nil, nil)
 	descUp            = prometheus.NewDesc("akosha_engine_up", "1 while the engine is open and has not failed.", nil, nil)
 	descScrapeErrors  = prometheus.NewDesc("akosha_engine_scrape_error", "1 if reading engine statistics failed during this scrape.", nil, nil)
+	descDR            = prometheus.NewDesc("akosha_disaster_recovery_active", "1 while a disaster-recovery runbook has the store's writes fenced.", nil, nil)
 	descSchema        = prometheus.NewDesc("akosha_schema_version", "Schema version of each database (tier: hot, warm).", []string{"tier"}, nil)
 	descSchemaPending = prometheus.NewDesc("akosha_schema_migration_pending", "1 while a database's schema is older than the binary's (writes fenced in manual mode: run akosha migrate schema).", nil, nil)
 )
@@ -142,7 +146,7 @@ var (
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWarmCount, descHotCount, descColdCount, descSize, descUsage, descAvail, descInfo, descLastLSN,
 		descAppliedLSN, descWALSegments, descWALBytes, descIngestReqs, descIngestRecs, descDuplicates, descDeleted, descGroups,
-		descFenced, descUp, descScrapeErrors, descSchema, descSchemaPending} {
+		descFenced, descUp, descScrapeErrors, descSchema, descSchemaPending, descDR} {
 		ch <- d
 	}
 }
@@ -170,11 +174,15 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 0
 	}
 	gauge(descUp, up)
-	fenced := 0.0
-	if c.eng.Fenced() != nil {
+	fenced, dr := 0.0, 0.0
+	if f := c.eng.Fenced(); f != nil {
 		fenced = 1
+		if strings.HasPrefix(f.Reason, activities.DRFenceReason) {
+			dr = 1
+		}
 	}
 	gauge(descFenced, fenced)
+	gauge(descDR, dr)
 	cv := c.eng.Counters()
 	counter(descIngestReqs, cv.IngestRequests)
 	counter(descIngestRecs, cv.IngestRecords)
