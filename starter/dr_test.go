@@ -15,6 +15,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/internal/s3test"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker"
 	"github.com/akosha/akosha/worker/ingest"
@@ -194,15 +195,24 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 
 // TestDRCorruptionEndToEnd: bytes overwritten in the middle of warm.db while the worker is
 // down. The store still opens, but the runbook's scan finds the damage; it salvages every
-// table that still reads to Parquet in the backup store, restores, switches and verifies;
-// every acknowledged write is back.
+// table that still reads to Parquet in the backup store (S3: versitygw), restores from it,
+// switches and verifies; every acknowledged write is back.
 func TestDRCorruptionEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a Temporal server")
+		t.Skip("starts a Temporal server and versitygw")
 	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
+	srv := s3test.Shared(t)
+	bucket, err := srv.NewBucket(context.Background(), "dr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	cfg := testConfig(t)
+	cfg.Backup.Bucket, cfg.Backup.Prefix, cfg.Backup.Endpoint, cfg.Backup.Region, cfg.Backup.PathStyle =
+		bucket, "prod", srv.Endpoint, s3test.Region, true
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
