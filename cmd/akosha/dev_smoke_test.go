@@ -75,51 +75,19 @@ func TestDevSmoke(t *testing.T) {
 	home := t.TempDir()
 	p := freePorts(t, 4)
 	api := fmt.Sprintf("127.0.0.1:%d", p[0])
-	env := append(os.Environ(),
-		"AKOSHA_HOME="+home,
-		"AKOSHA_API_ADDR="+api,
-		fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", p[1]),
-		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", p[2]),
-	)
-	dev := exec.Command(bin, "dev", "--temporal-port", fmt.Sprint(p[2]), "--ui-port", fmt.Sprint(p[3]))
-	dev.Env = env
-	var stderr bytes.Buffer
-	dev.Stderr = &stderr
-	stdout, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
+	env := devEnv(home, p)
+	d := startDev(t, bin, env, p)
+	dev, stderr := d.cmd, d.stderr
 	killed := false
 	defer func() {
 		if !killed {
-			dev.Process.Kill()
-			dev.Wait()
+			d.kill()
 		}
 		if t.Failed() {
 			t.Logf("akosha dev stderr:\n%s", stderr.String())
 		}
 	}()
-	banner := make(chan string, 1)
-	go func() {
-		var b strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			b.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "checkpoint --wait") {
-				banner <- b.String()
-			}
-		}
-		banner <- b.String()
-	}()
-	var out string
-	select {
-	case out = <-banner:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("akosha dev printed no banner within 3 minutes")
-	}
+	out := d.banner
 	for _, want := range []string{"HTTP API", "Temporal UI", home, "schedule akosha-backup-daily: created (daily 02:00 UTC"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, out)
@@ -130,15 +98,7 @@ func TestDevSmoke(t *testing.T) {
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", p[3]))
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", p[1]))
 
-	run := func(args ...string) string {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("akosha %s: %v\n%s", strings.Join(args, " "), err, b)
-		}
-		return string(b)
-	}
+	run := func(args ...string) string { return runAkosha(t, bin, env, args...) }
 	// stdoutOf runs a command whose progress goes to stderr and returns its stdout.
 	stdoutOf := func(args ...string) string {
 		cmd := exec.Command(bin, args...)
@@ -361,6 +321,76 @@ func TestDevSmoke(t *testing.T) {
 	}
 }
 
+// runAkosha runs the binary with args and returns its output; it must succeed.
+func runAkosha(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("akosha %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return string(b)
+}
+
+// devEnv is the environment of an `akosha dev` with its data in home, on ports p (API,
+// metrics, Temporal, UI).
+func devEnv(home string, p []int) []string {
+	return append(os.Environ(),
+		"AKOSHA_HOME="+home,
+		fmt.Sprintf("AKOSHA_API_ADDR=127.0.0.1:%d", p[0]),
+		fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", p[1]),
+		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", p[2]),
+	)
+}
+
+// devProcess is a running `akosha dev`.
+type devProcess struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	banner string
+}
+
+func (d *devProcess) kill() {
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+}
+
+// startDev starts `akosha dev` and waits for its banner (at most 3 minutes).
+func startDev(t *testing.T, bin string, env []string, p []int) *devProcess {
+	t.Helper()
+	dev := exec.Command(bin, "dev", "--temporal-port", fmt.Sprint(p[2]), "--ui-port", fmt.Sprint(p[3]))
+	dev.Env = env
+	d := &devProcess{cmd: dev, stderr: &bytes.Buffer{}}
+	dev.Stderr = d.stderr
+	stdout, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	banner := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "checkpoint --wait") {
+				banner <- b.String()
+			}
+		}
+		banner <- b.String()
+	}()
+	select {
+	case d.banner = <-banner:
+	case <-time.After(3 * time.Minute):
+		d.kill()
+		t.Fatalf("akosha dev printed no banner within 3 minutes:\n%s", d.stderr.String())
+	}
+	return d
+}
+
 // doHTTP sends body with method to url (with header name/value pairs) and fails the
 // test unless the answer is 2xx.
 func doHTTP(t *testing.T, method, url, body string, header ...string) {
@@ -381,5 +411,65 @@ func doHTTP(t *testing.T, method, url, body string, header ...string) {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+}
+
+// TestDevDiskFailureKill9: `akosha dev` killed with SIGKILL while it holds acknowledged
+// writes that are in its local WAL only, its warm directory deleted, started again: it
+// runs in recovery mode (not ready), and `akosha dr disk-failure --wait` brings every
+// acknowledged write back (RPO 0).
+func TestDevDiskFailureKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	home := t.TempDir()
+	p := freePorts(t, 4)
+	api := fmt.Sprintf("http://127.0.0.1:%d", p[0])
+	env := devEnv(home, p)
+	d := startDev(t, bin, env, p)
+	defer func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("akosha dev stderr:\n%s", d.stderr.String())
+		}
+	}()
+	waitHTTP(t, api+"/ready")
+	run := func(args ...string) string { return runAkosha(t, bin, env, args...) }
+	run("ingest", "--synthetic", "2000", "--days", "2", "--seed", "1")
+	run("backup", "--wait")
+	run("ingest", "--synthetic", "300", "--days", "1", "--seed", "2") // after the backup
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	d.cmd.Wait()
+	if err := os.RemoveAll(filepath.Join(home, "warm")); err != nil {
+		t.Fatal(err)
+	}
+
+	d = startDev(t, bin, env, p)
+	health := exec.Command(bin, "health")
+	health.Env = env
+	if o, err := health.CombinedOutput(); err == nil || !strings.Contains(string(o), "warm.db is missing") {
+		t.Fatalf("health of a store without warm.db: %v %s", err, o)
+	}
+	o := run("dr", "disk-failure", "--wait")
+	for _, want := range []string{"disk-failure runbook, shard 0: recovered", "RPO 0 WAL records lost", "RTO "} {
+		if !strings.Contains(o, want) {
+			t.Fatalf("dr disk-failure output lacks %q:\n%s", want, o)
+		}
+	}
+	waitHTTP(t, api+"/ready")
+	resp, err := http.Get(api + "/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		HotRows int64 `json:"hot_rows"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.HotRows != 2300 {
+		t.Fatalf("after recovery: %+v %v", st, err)
+	}
+	if o := run("dr", "history"); !strings.Contains(o, "recovered") {
+		t.Fatalf("dr history: %s", o)
 	}
 }
