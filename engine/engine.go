@@ -128,7 +128,8 @@ type Engine struct {
 	holdMu  sync.Mutex
 	holds   map[int]uint64
 	holdSeq int
-	// ckptPaused counts BeginCopy pauses: no checkpoint but a swap's or Close's runs.
+	// ckptPaused counts BeginCopy pauses: periodic and requested checkpoints, swaps and
+	// schema migrations are refused meanwhile; Close still checkpoints.
 	ckptPaused atomic.Int64
 	// Schema versions of the open databases; migrating is set while a failed migration
 	// reopens the databases (which must not migrate them again).

@@ -154,10 +154,12 @@ func (e *Engine) WALRemovableThrough() uint64 {
 var ErrCheckpointsPaused = errors.New("engine: checkpoints are paused while a storage migration copies the database files; retry when it is done")
 
 // CopyPoint is a consistent point of the store, LSN, for copying its files while writes
-// go on: the files hold every record up to LSN and do not change until Close (DuckDB
-// writes committed changes to its own .wal files and moves them into the database file
-// only at checkpoints, which are paused), and Hot and Warm are read transactions that
-// see the databases as of LSN, for comparing the copy with.
+// go on: the files hold every record up to LSN, and the blocks of that checkpointed state
+// are not rewritten until Close (DuckDB writes committed changes to its own .wal files and
+// moves them into the database file only at checkpoints, which are paused; large writes
+// may fill free blocks or extend the file, which the checkpointed state does not use).
+// Hot and Warm are read transactions that see the databases as of LSN, for comparing the
+// copy with.
 type CopyPoint struct {
 	LSN       uint64
 	HotFile   string
@@ -376,7 +378,12 @@ func (e *Engine) SwitchStore(ctx context.Context, hotDir, warmDir, label string,
 // inside a swap, with the databases closed.
 func (e *Engine) setStore(p StorePointer) error {
 	if err := writePointer(e.configured.WarmPath, e.configured, p); err != nil {
-		return fmt.Errorf("write the store pointer: %w", err)
+		// The rename may have happened before the error (a failed directory fsync): then
+		// the pointer names the new store, and so must the engine.
+		if got, rerr := resolvePointer(e.configured); rerr != nil || got.HotPath != p.HotPath || got.WarmPath != p.WarmPath {
+			return fmt.Errorf("write the store pointer: %w", err)
+		}
+		e.log.Warn("the store pointer was renamed into place but its directory did not sync; going on with it", "err", err)
 	}
 	e.opts.HotPath, e.opts.WarmPath = p.HotPath, p.WarmPath
 	o := e.opts

@@ -115,7 +115,7 @@ func MigrateStorageWorkflow(ctx workflow.Context, in MigrateStorageInput) (*Migr
 	}
 	progress.set(relocate.StepCopy, 0, 0, workflow.Now(ctx))
 	if err := workflow.ExecuteActivity(actx, a.MigrateStorage, activities.MigrateStorageParams{To: in.To}).Get(ctx, &res.Move); err != nil {
-		setMemo("failed (the live store was not switched)")
+		setMemo("failed: see the error (before the switch, the live store is untouched)")
 		return nil, err
 	}
 	memo[MemoFrom] = res.Move.FromWarm

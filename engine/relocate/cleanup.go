@@ -72,7 +72,7 @@ func Cleanup(ctx context.Context, e *engine.Engine, prevHot, prevWarm string) (*
 	// The engine's scratch directory stays where it was opened until a restart: kept.
 	scratch := live.ScratchPath
 	for _, d := range []struct{ dir, configured string }{{prevHot, conf.HotPath}, {prevWarm, conf.WarmPath}} {
-		if err := removeStoreDir(d.dir, d.dir == d.configured, scratch, res); err != nil {
+		if err := removeStoreDir(d.dir, filepath.Clean(d.dir) == filepath.Clean(d.configured), scratch, res); err != nil {
 			return res, err
 		}
 	}

@@ -105,6 +105,14 @@ func Import(ctx context.Context, e *engine.Engine, from string) (res *ImportResu
 		if err != nil {
 			return nil, fmt.Errorf("copy %s: %w", src, err)
 		}
+		// DuckDB's own WAL of a legacy database not shut down cleanly holds committed
+		// changes: it goes with the file (the checksums above read it too).
+		os.Remove(dst + ".wal")
+		if _, err := os.Stat(src + ".wal"); err == nil {
+			if _, _, err := engine.CopyFile(ctx, src+".wal", dst+".wal", nil); err != nil {
+				return nil, fmt.Errorf("copy %s.wal: %w", src, err)
+			}
+		}
 		res.Bytes += n
 		res.Files = append(res.Files, src)
 		got, err := backup.TableChecksums(ctx, dst, filepath.Base(src))

@@ -34,7 +34,9 @@ import (
 // ErrInvalid marks a target or request that can never work (retrying does not help).
 var ErrInvalid = errors.New("storage migration refused")
 
-// ErrMismatch marks a copy that did not verify; the live store is untouched.
+// ErrMismatch marks a copy that did not verify. Before a switch the live store is
+// untouched; after one (the counts differ) the switch was undone, unless the error says
+// switching back failed.
 var ErrMismatch = errors.New("storage migration: the copy does not match the live store")
 
 // markerName marks a target directory a migration is copying into: a later run may clear
@@ -444,7 +446,9 @@ func catchUp(ctx context.Context, e *engine.Engine, hotDir, warmDir, walDir stri
 	} else {
 		to = from - 1
 	}
-	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir})
+	lo := e.Options()
+	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir,
+		Threads: lo.Threads, MaxMemoryGB: lo.MaxMemoryGB, ManualSchemaMigrations: true})
 	if err != nil {
 		return 0, fmt.Errorf("open the copy: %w", err)
 	}
