@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/akosha/akosha/engine"
@@ -368,5 +369,70 @@ func TestDRAccidentalDeletionEndToEnd(t *testing.T) {
 		workflows.DRInput{Scenario: "accidental-deletion", From: time.Now().Add(time.Hour).Format(time.RFC3339)}, true, &rep)
 	if err == nil || !strings.Contains(err.Error(), "no delete transaction") {
 		t.Fatalf("empty window: %v", err)
+	}
+}
+
+// TestDRApprovalGateEndToEnd: on a production shard the runbook waits at the gate (its
+// progress says so); a rejection without a reason is refused, one with a reason ends the
+// runbook without touching the store.
+func TestDRApprovalGateEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	cfg := testConfig(t)
+	cfg.Environment = "production"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(context.Background())
+	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(1, 100, 1, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var b workflows.BackupResult
+	if err := startWorkflow(ctx, c, &out, "gate-backup", workflows.BackupWorkflowName, workflows.BackupInput{}, true, &b); err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "gate-dr", TaskQueue: workflows.OpsTaskQueue}, workflows.DisasterRecoveryWorkflowName,
+		workflows.DRInput{Scenario: "disk-failure", Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		v, err := c.QueryWorkflow(ctx, "gate-dr", "", workflows.ProgressQuery)
+		var p workflows.Progress
+		if err == nil && v.Get(&p) == nil && p.Step == workflows.StepAwaitingApproval {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("never waited at the gate: %+v %v", p, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	decide := func(d workflows.ApprovalDecision) error {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: "gate-dr", UpdateName: workflows.ApproveUpdate,
+			WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{d}})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, nil)
+	}
+	if err := decide(workflows.ApprovalDecision{Approve: false}); err == nil || !strings.Contains(err.Error(), "needs a reason") {
+		t.Fatalf("a rejection without a reason: %v", err)
+	}
+	if err := decide(workflows.ApprovalDecision{Approve: false, Reason: "wrong shard", By: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.DRReport
+	if err := run.Get(ctx, &rep); err != nil || rep.Outcome != "rejected: wrong shard" {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if w.Engine().Fenced() != nil || w.Engine().Options().WarmPath != cfg.Storage.Warm.Path {
+		t.Fatal("a rejected runbook changed the store")
 	}
 }

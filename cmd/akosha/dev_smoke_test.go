@@ -439,6 +439,10 @@ func TestDevDiskFailureKill9(t *testing.T) {
 	run("ingest", "--synthetic", "2000", "--days", "2", "--seed", "1")
 	run("backup", "--wait")
 	run("ingest", "--synthetic", "300", "--days", "1", "--seed", "2") // after the backup
+	// The monthly drill: a scratch restore, nothing live touched.
+	if o := run("dr", "drill"); !strings.Contains(o, "drill passed") || !strings.Contains(o, "RPO 0 WAL records lost") {
+		t.Fatalf("dr drill: %s", o)
+	}
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	d.cmd.Wait()
 	if err := os.RemoveAll(filepath.Join(home, "warm")); err != nil {
