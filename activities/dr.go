@@ -508,34 +508,7 @@ func appendLocal(e *engine.Engine, walDir, dst string, after uint64) (int, uint6
 		out.Close()
 		return 0, 0, fmt.Errorf("the restored WAL ends at LSN %d, the restore at %d", got, after)
 	}
-	n := 0
-	var batch []wal.Entry
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		_, err := out.Append(batch)
-		n += len(batch)
-		batch = batch[:0]
-		return err
-	}
-	stop := errors.New("stop")
-	err = src.ReadFrom(after+1, func(r wal.Record) error {
-		if r.LSN > last {
-			return stop
-		}
-		batch = append(batch, wal.Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: slices.Clone(r.Payload)})
-		if len(batch) >= 1024 {
-			return flush()
-		}
-		return nil
-	})
-	if errors.Is(err, stop) {
-		err = nil
-	}
-	if err == nil {
-		err = flush()
-	}
+	n, err := wal.CopyRange(out, src, after+1, last)
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // getwd returns the directory whose git checkout data must stay out of.
@@ -39,7 +40,7 @@ func (c *Config) checkIsolation(ch *checker) {
 		switch {
 		case !filepath.IsAbs(p):
 			ch.fail(f.key, "%q is a relative path: data paths must be absolute so data is never written inside the project checkout; %s", p, isolationHint)
-		case root != "" && (within(filepath.Clean(p), root) || within(evalExisting(p), root)):
+		case root != "" && (fsutil.Within(filepath.Clean(p), root) || fsutil.Within(fsutil.EvalExisting(p), root)):
 			ch.fail(f.key, "%q: data must not be written inside the project checkout %s; %s", p, root, isolationHint)
 		default:
 			continue
@@ -73,29 +74,6 @@ func findCheckout(dir string) string {
 	}
 }
 
-// evalExisting resolves symlinks in the longest existing prefix of the
-// absolute path p, which need not exist yet.
-func evalExisting(p string) string {
-	rest := ""
-	for dir := filepath.Clean(p); ; {
-		if r, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return p
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
-	}
-}
-
-// within reports whether path p is root or lies below it.
-func within(p, root string) bool {
-	rel, err := filepath.Rel(root, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
 // DataPath resolves a data path given on the command line (flag names it in errors):
 // "~" is expanded and a relative path taken from the working directory, and, unless
 // AllowProjectPaths is set, a path inside the project checkout is refused, as for the
@@ -112,7 +90,7 @@ func (c *Config) DataPath(flag, p string) (string, error) {
 		return p, nil
 	}
 	if wd, err := getwd(); err == nil {
-		if root := findCheckout(wd); root != "" && (within(p, root) || within(evalExisting(p), root)) {
+		if root := findCheckout(wd); root != "" && (fsutil.Within(p, root) || fsutil.Within(fsutil.EvalExisting(p), root)) {
 			return "", fmt.Errorf("%s %q: data must not be written inside the project checkout %s; %s", flag, p, root, isolationHint)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 func TestValidate(t *testing.T) {
@@ -205,7 +207,7 @@ func TestFindCheckout(t *testing.T) {
 		}
 	}
 	// plain may itself sit inside some checkout; it must not be found at plain.
-	if got := findCheckout(plain); got == plain || within(got, plain) && got != "" {
+	if got := findCheckout(plain); got == plain || fsutil.Within(got, plain) && got != "" {
 		t.Errorf("findCheckout(%q) = %q, want a directory above it or none", plain, got)
 	}
 }

@@ -573,6 +573,18 @@ func (e *Engine) TryFence(ctx context.Context, reason string, retryAfter time.Du
 	return mine, nil
 }
 
+// fenceOrJoin fences writes for reason or, when another fence is in place, waits for the
+// writes accepted before it; it returns the fence to lift (nil when it was another's,
+// which liftFence ignores).
+func (e *Engine) fenceOrJoin(ctx context.Context, reason string, retryAfter time.Duration) (*FencedError, error) {
+	mine, ferr := e.TryFence(ctx, reason, retryAfter)
+	if mine != nil || !errors.Is(ferr, ErrFenced) {
+		return mine, ferr
+	}
+	_, err := e.submit(ctx, &request{kind: reqBarrier})
+	return nil, err
+}
+
 // LiftFence lifts f if it is still the current fence: a caller lifts only its own.
 func (e *Engine) LiftFence(f *FencedError) { e.liftFence(f) }
 

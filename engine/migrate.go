@@ -129,16 +129,13 @@ func ScratchDir(warmDir string) string { return filepath.Join(snapshotsDir(warmD
 // mode. On a failure the databases are restored from
 // the snapshots and the error is returned with the report.
 func (e *Engine) MigrateSchema(ctx context.Context) (*SchemaMigration, error) {
-	mine, ferr := e.TryFence(ctx, "schema migration", 30*time.Second)
-	if mine != nil {
-		defer e.liftFence(mine)
-	} else if !errors.Is(ferr, ErrFenced) {
-		return nil, ferr
-	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
+	mine, err := e.fenceOrJoin(ctx, "schema migration", 30*time.Second)
+	if err != nil {
 		return nil, err
 	}
+	defer e.liftFence(mine)
 	var rep *SchemaMigration
-	_, err := e.submit(context.WithoutCancel(ctx), &request{kind: reqFunc, fn: func(ctx context.Context) error {
+	_, err = e.submit(context.WithoutCancel(ctx), &request{kind: reqFunc, fn: func(ctx context.Context) error {
 		if e.ckptPaused.Load() > 0 {
 			return fmt.Errorf("%w: a storage migration is copying the store files; migrate the schema after it", ErrFenced)
 		}

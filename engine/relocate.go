@@ -181,14 +181,11 @@ func (c *CopyPoint) Close() {
 // BeginCopy fences writes briefly, checkpoints both databases, pauses checkpoints, opens
 // the read transactions, and lifts the fence (an operator's fence already in place stays).
 func (e *Engine) BeginCopy(ctx context.Context) (_ *CopyPoint, err error) {
-	mine, ferr := e.TryFence(ctx, "storage migration: copy point", 5*time.Second)
-	if mine != nil {
-		defer e.liftFence(mine)
-	} else if !errors.Is(ferr, ErrFenced) {
-		return nil, ferr
-	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
+	mine, err := e.fenceOrJoin(ctx, "storage migration: copy point", 5*time.Second)
+	if err != nil {
 		return nil, err
 	}
+	defer e.liftFence(mine)
 	cp := &CopyPoint{}
 	var resumed bool
 	resume := func() {

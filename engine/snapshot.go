@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/akosha/akosha/engine/wal"
@@ -63,14 +61,11 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		}
 	}()
 	start := time.Now()
-	mine, ferr := e.TryFence(ctx, "snapshot", 5*time.Second) // nil if already fenced
-	if mine != nil {
-		defer func() { e.liftFence(mine) }()
-	} else if !errors.Is(ferr, ErrFenced) {
-		return nil, ferr
-	} else if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
-		return nil, err // already fenced: still wait for writes accepted before the fence
+	mine, err := e.fenceOrJoin(ctx, "snapshot", 5*time.Second) // nil if already fenced
+	if err != nil {
+		return nil, err
 	}
+	defer func() { e.liftFence(mine) }()
 	gen := e.generation.Load()
 	cp, err := e.Checkpoint(ctx)
 	if err != nil {
@@ -117,37 +112,9 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 const ficlone = 0x40049409
 
 // cloneOrCopy writes src to the new file dst, durably: a reflink clone where the filesystem
-// supports one, else a copy (the kernel's copy_file_range through io.Copy).
+// supports one, else a copy (CopyFile).
 func cloneOrCopy(src, dst string) (size int64, cloned bool, err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, false, err
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return 0, false, err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		return 0, false, err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, out.Fd(), ficlone, in.Fd()); errno == 0 {
-		cloned = true
-	} else if n, err := io.Copy(out, in); err != nil { // copy_file_range between *os.File
-		return 0, false, err
-	} else if n != fi.Size() {
-		return 0, false, fmt.Errorf("copied %d of %d bytes", n, fi.Size())
-	}
-	if err := out.Sync(); err != nil {
-		return 0, false, err
-	}
-	return fi.Size(), cloned, nil
+	return CopyFile(context.Background(), src, dst, nil)
 }
 
 // recordTime returns when the WAL record at lsn was written, or zero if it is not in the

@@ -11,8 +11,6 @@ import (
 
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/engine"
-	"github.com/akosha/akosha/internal/clicfg"
-	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/schedules"
 	"github.com/akosha/akosha/workflows"
 )
@@ -102,11 +100,7 @@ func AgeCommand() *cli.Command {
 
 // runAging starts AgingWorkflow with p and, with wait, returns its result.
 func runAging(c *cli.Context, p activities.AgeParams, wait bool) (*workflows.AgingResult, error) {
-	cfg, log, err := clicfg.Load(c)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := tclient.Dial(c.Context, cfg, log)
+	tc, _, err := dial(c)
 	if err != nil {
 		return nil, err
 	}
@@ -132,11 +126,7 @@ func runAging(c *cli.Context, p activities.AgeParams, wait bool) (*workflows.Agi
 
 // nextAgingRun is the next time the shard's aging schedule runs, or why there is none.
 func nextAgingRun(c *cli.Context, shard int) string {
-	cfg, log, err := clicfg.Load(c)
-	if err != nil {
-		return "unknown: " + err.Error()
-	}
-	tc, err := tclient.Dial(c.Context, cfg, log)
+	tc, _, err := dial(c)
 	if err != nil {
 		return "unknown: " + err.Error()
 	}

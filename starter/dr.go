@@ -18,7 +18,6 @@ import (
 
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/internal/clicfg"
-	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -206,11 +205,7 @@ func drDecideCommand(approve bool) *cli.Command {
 			if !approve && c.String("reason") == "" {
 				return errors.New("dr reject: --reason is required")
 			}
-			cfg, log, err := clicfg.Load(c)
-			if err != nil {
-				return err
-			}
-			tc, err := tclient.Dial(c.Context, cfg, log)
+			tc, _, err := dial(c)
 			if err != nil {
 				return err
 			}
@@ -241,11 +236,7 @@ func drHistoryCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON, with each closed run's report"},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, log, err := clicfg.Load(c)
-			if err != nil {
-				return err
-			}
-			tc, err := tclient.Dial(c.Context, cfg, log)
+			tc, cfg, err := dial(c)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
-	"github.com/akosha/akosha/internal/s3test"
 	"github.com/akosha/akosha/internal/stores"
 	"github.com/akosha/akosha/worker"
 	"github.com/akosha/akosha/worker/ingest"
@@ -204,23 +203,11 @@ func TestDRCorruptionEndToEnd(t *testing.T) {
 	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
-	srv := s3test.Shared(t)
-	bucket, err := srv.NewBucket(context.Background(), "dr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	cfg := testConfig(t)
-	cfg.Backup.Bucket, cfg.Backup.Prefix, cfg.Backup.Endpoint, cfg.Backup.Region, cfg.Backup.PathStyle =
-		bucket, "prod", srv.Endpoint, s3test.Region, true
+	useS3Backups(t, cfg, "dr", "prod")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Stop(context.Background()) }()
+	w := startWorker(ctx, t, c, cfg, nil)
 	// 20,000 conversations over 60 days, the older ones aged to warm: a warm.db of many blocks.
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(1, 20000, 60, time.Now())); err != nil {
 		t.Fatal(err)
@@ -258,10 +245,7 @@ func TestDRCorruptionEndToEnd(t *testing.T) {
 	}
 	f.Close()
 
-	w, err = worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w = startWorker(ctx, t, c, cfg, nil)
 	var rep workflows.DRReport
 	if err := startWorkflow(ctx, c, &out, "test-dr-corruption", workflows.DisasterRecoveryWorkflowName, workflows.DRInput{Scenario: "corruption"}, true, &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -306,11 +290,7 @@ func TestDRAccidentalDeletionEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { w.Stop(context.Background()) }()
+	w := startWorker(ctx, t, c, cfg, nil)
 	e := w.Engine()
 	if _, err := e.Ingest(ctx, ingest.Synthetic(1, 1000, 3, time.Now())); err != nil {
 		t.Fatal(err)
@@ -385,11 +365,7 @@ func TestDRApprovalGateEndToEnd(t *testing.T) {
 	cfg.Environment = "production"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(context.Background())
+	w := startWorker(ctx, t, c, cfg, nil)
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(1, 100, 1, time.Now())); err != nil {
 		t.Fatal(err)
 	}

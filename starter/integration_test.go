@@ -50,6 +50,32 @@ func testConfig(t testing.TB) *config.Config {
 	return cfg
 }
 
+// useS3Backups points cfg's backup store at a new bucket of the shared versitygw server
+// (and its credentials at the test's environment).
+func useS3Backups(t *testing.T, cfg *config.Config, bucketName, prefix string) {
+	t.Helper()
+	srv := s3test.Shared(t)
+	bucket, err := srv.NewBucket(context.Background(), bucketName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	cfg.Backup.Bucket, cfg.Backup.Prefix, cfg.Backup.Endpoint, cfg.Backup.Region, cfg.Backup.PathStyle =
+		bucket, prefix, srv.Endpoint, s3test.Region, true
+}
+
+// startWorker starts a worker of cfg on c (stopped when the test ends, if still running).
+func startWorker(ctx context.Context, t *testing.T, c client.Client, cfg *config.Config, fault func(string) error) *worker.Worker {
+	t.Helper()
+	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: fault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop(context.Background()) })
+	return w
+}
+
 // TestCheckpointWorkflowEndToEnd runs a real Temporal server (temporaltest), a real worker
 // with a real engine, and CheckpointWorkflow started both the way `akosha checkpoint --wait`
 // does and by type name with JSON input, the way the Temporal CLI does.
@@ -182,16 +208,8 @@ func TestBackupWorkflowEndToEnd(t *testing.T) {
 		backupEndToEnd(t, c, cfg)
 	})
 	t.Run("s3", func(t *testing.T) {
-		srv := s3test.Shared(t)
-		bucket, err := srv.NewBucket(context.Background(), "e2e")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 		cfg := testConfig(t)
-		cfg.Backup.Bucket, cfg.Backup.Prefix, cfg.Backup.Endpoint, cfg.Backup.Region, cfg.Backup.PathStyle =
-			bucket, "staging", srv.Endpoint, s3test.Region, true
+		useS3Backups(t, cfg, "e2e", "staging")
 		backupEndToEnd(t, c, cfg)
 	})
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/akosha/akosha/activities"
 	"github.com/akosha/akosha/internal/clicfg"
-	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -106,11 +105,7 @@ func migrateStorageCommand() *cli.Command {
 // start starts a workflow on the ops queue; with wait it follows it and decodes its
 // result (the output is only the JSON with --json).
 func start(c *cli.Context, id, typ string, in any, wait bool, res any) error {
-	cfg, log, err := clicfg.Load(c)
-	if err != nil {
-		return err
-	}
-	tc, err := tclient.Dial(c.Context, cfg, log)
+	tc, _, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -187,11 +182,7 @@ func migrateCleanupCommand() *cli.Command {
 				return errors.New("migrate cleanup: give the workflow id of the storage migration (printed by `akosha migrate storage`, or see temporal workflow list)")
 			}
 			mid := c.Args().First()
-			cfg, log, err := clicfg.Load(c)
-			if err != nil {
-				return err
-			}
-			tc, err := tclient.Dial(c.Context, cfg, log)
+			tc, _, err := dial(c)
 			if err != nil {
 				return err
 			}

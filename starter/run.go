@@ -17,20 +17,30 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/akosha/akosha/activities"
+	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/workflows"
 )
 
+// dial loads the configuration and dials Temporal with it.
+func dial(c *cli.Context) (client.Client, *config.Config, error) {
+	cfg, log, err := clicfg.Load(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := tclient.Dial(c.Context, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tc, cfg, nil
+}
+
 // runWorkflow is the action of a command that starts one workflow: load the
 // configuration, dial Temporal, start it on the ops queue and, with wait, follow it and
 // print its result as JSON.
 func runWorkflow(c *cli.Context, id, workflowType string, input, result any) error {
-	cfg, log, err := clicfg.Load(c)
-	if err != nil {
-		return err
-	}
-	tc, err := tclient.Dial(c.Context, cfg, log)
+	tc, _, err := dial(c)
 	if err != nil {
 		return err
 	}

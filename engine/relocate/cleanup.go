@@ -37,7 +37,7 @@ func Cleanup(ctx context.Context, e *engine.Engine, prevHot, prevWarm string) (*
 	live, conf := e.Options(), e.Configured()
 	for _, prev := range []string{prevHot, prevWarm} {
 		for _, d := range []string{live.HotPath, live.WarmPath, live.WALPath} {
-			if within(filepath.Clean(d), filepath.Clean(prev)) {
+			if fsutil.Within(filepath.Clean(d), filepath.Clean(prev)) {
 				return nil, fmt.Errorf("%w: %s holds the live directory %s: not removed", ErrInvalid, prev, d)
 			}
 		}
@@ -92,7 +92,7 @@ func removeStoreDir(dir string, keep bool, scratch string, res *CleanupResult) e
 	kept := 0
 	for _, en := range entries {
 		p := filepath.Join(dir, en.Name())
-		if keep && en.Name() == engine.PointerFile || scratch != "" && within(filepath.Clean(scratch), p) {
+		if keep && en.Name() == engine.PointerFile || scratch != "" && fsutil.Within(filepath.Clean(scratch), p) {
 			res.Kept = append(res.Kept, p)
 			kept++
 			continue

@@ -16,6 +16,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
+	"github.com/akosha/akosha/internal/fsutil"
 )
 
 // ImportResult reports an Import.
@@ -50,7 +51,7 @@ func Import(ctx context.Context, e *engine.Engine, from string) (res *ImportResu
 	}
 	live := e.Options()
 	for _, d := range []string{live.HotPath, live.WarmPath, live.WALPath} {
-		if evalExisting(filepath.Clean(from)) == evalExisting(filepath.Clean(d)) {
+		if fsutil.EvalExisting(filepath.Clean(from)) == fsutil.EvalExisting(filepath.Clean(d)) {
 			return nil, fmt.Errorf("%w: from: %q is the engine's own directory", ErrInvalid, from)
 		}
 	}

@@ -110,9 +110,9 @@ func CheckTarget(to string, e *engine.Engine, forbidden []string) error {
 		return fmt.Errorf("%w: to: %q is a relative path; give an absolute one", ErrInvalid, to)
 	}
 	to = filepath.Clean(to)
-	real := evalExisting(to)
+	real := fsutil.EvalExisting(to)
 	for _, f := range forbidden {
-		if f != "" && (within(to, f) || within(real, evalExisting(f))) {
+		if f != "" && (fsutil.Within(to, f) || fsutil.Within(real, fsutil.EvalExisting(f))) {
 			return fmt.Errorf("%w: to: %q is inside the project checkout %s: data must not be written there", ErrInvalid, to, f)
 		}
 	}
@@ -121,11 +121,11 @@ func CheckTarget(to string, e *engine.Engine, forbidden []string) error {
 		{"the hot directory", live.HotPath}, {"the warm directory", live.WarmPath}, {"the WAL directory", live.WALPath},
 		{"the configured warm directory", conf.WarmPath}, {"the configured hot directory", conf.HotPath},
 	} {
-		dir := evalExisting(filepath.Clean(d.dir))
+		dir := fsutil.EvalExisting(filepath.Clean(d.dir))
 		if real == dir {
 			return fmt.Errorf("%w: to: %q is %s itself", ErrInvalid, to, d.what)
 		}
-		if within(real, dir) || within(dir, real) {
+		if fsutil.Within(real, dir) || fsutil.Within(dir, real) {
 			return fmt.Errorf("%w: to: %q and %s %s are inside one another", ErrInvalid, to, d.what, d.dir)
 		}
 	}
@@ -403,42 +403,9 @@ func catchUp(ctx context.Context, e *engine.Engine, hotDir, warmDir, walDir stri
 		if err != nil {
 			return 0, err
 		}
-		var batch []wal.Entry
-		next := from
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			first, err := l.Append(batch)
-			if err == nil && first != next {
-				err = fmt.Errorf("records appended at LSN %d, read at %d", first, next)
-			}
-			next += uint64(len(batch))
-			batch = batch[:0]
-			return err
-		}
-		stop := errors.New("stop")
-		err = live.ReadFrom(from, func(r wal.Record) error {
-			if r.LSN > to {
-				return stop
-			}
-			batch = append(batch, wal.Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: append([]byte(nil), r.Payload...)})
-			if len(batch) >= 1024 {
-				return flush()
-			}
-			return nil
-		})
-		if errors.Is(err, stop) {
-			err = nil
-		}
-		if err == nil {
-			err = flush()
-		}
+		_, err = wal.CopyRange(l, live, from, to)
 		if cerr := l.Close(); err == nil {
 			err = cerr
-		}
-		if err == nil && next != to+1 {
-			err = fmt.Errorf("read records %d..%d of the live WAL, need up to %d", from, next-1, to)
 		}
 		if err != nil {
 			return 0, err
@@ -491,26 +458,4 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return fi.Size()
-}
-
-// within tells whether p is root or below it (both clean).
-func within(p, root string) bool {
-	rel, err := filepath.Rel(root, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
-}
-
-// evalExisting resolves symlinks in the longest existing prefix of the clean absolute p.
-func evalExisting(p string) string {
-	rest := ""
-	for dir := p; ; {
-		if r, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(r, rest)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return p
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
-	}
 }

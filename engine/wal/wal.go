@@ -767,3 +767,49 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// CopyRange appends to dst the records from..to of src, keeping their LSNs, txids, times
+// and types (dst's next LSN must be from), and returns how many it copied.
+func CopyRange(dst, src *Log, from, to uint64) (int, error) {
+	if to < from {
+		return 0, nil
+	}
+	if next := dst.LastLSN() + 1; next != from {
+		return 0, fmt.Errorf("wal: copy records %d..%d into a log whose next LSN is %d", from, to, next)
+	}
+	n := 0
+	var batch []Entry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		first, err := dst.Append(batch)
+		if err == nil && first != from+uint64(n) {
+			err = fmt.Errorf("wal: records appended at LSN %d, read at %d", first, from+uint64(n))
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return err
+	}
+	stop := errors.New("stop")
+	err := src.ReadFrom(from, func(r Record) error {
+		if r.LSN > to {
+			return stop
+		}
+		batch = append(batch, Entry{TxID: r.TxID, Time: r.Time, Type: r.Type, Payload: append([]byte(nil), r.Payload...)})
+		if len(batch) >= 1024 {
+			return flush()
+		}
+		return nil
+	})
+	if errors.Is(err, stop) {
+		err = nil
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err == nil && uint64(n) != to-from+1 {
+		err = fmt.Errorf("wal: read records %d..%d, need up to %d: records are missing", from, from+uint64(n)-1, to)
+	}
+	return n, err
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -81,4 +82,27 @@ func DiskUsagePercent(path string) (float64, bool) {
 		return 0, false
 	}
 	return 100 * float64(total-avail) / float64(total), true
+}
+
+// EvalExisting resolves symlinks in the longest existing prefix of the absolute path p,
+// which need not exist yet.
+func EvalExisting(p string) string {
+	rest := ""
+	for dir := filepath.Clean(p); ; {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+}
+
+// Within reports whether path p is root or lies below it (both clean).
+func Within(p, root string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
