@@ -115,12 +115,24 @@ func (a *Activities) logger(ctx context.Context) *slog.Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
+	return l.With(a.opAttrs(ctx)...)
+}
+
+// opAttrs identify the running operation on log lines: workflow id, run id, shard, step
+// (the activity) and attempt.
+func (a *Activities) opAttrs(ctx context.Context) []any {
 	if !activity.IsActivity(ctx) {
-		return l.With("shard", a.Shard)
+		return []any{"shard", a.Shard}
 	}
 	info := activity.GetInfo(ctx)
-	return l.With("workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID, "shard", a.Shard,
-		"step", info.ActivityType.Name, "attempt", info.Attempt)
+	return []any{"workflow_id", info.WorkflowExecution.ID, "run_id", info.WorkflowExecution.RunID, "shard", a.Shard,
+		"step", info.ActivityType.Name, "attempt", info.Attempt}
+}
+
+// opCtx is ctx carrying opAttrs to the engine, whose lines for the calls made with it
+// (fences, snapshots, swaps, migrations) then name the operation too.
+func (a *Activities) opCtx(ctx context.Context) context.Context {
+	return engine.WithLogAttrs(ctx, a.opAttrs(ctx)...)
 }
 
 // classify makes errors that retrying cannot fix non-retryable. Fenced stays retryable:

@@ -303,3 +303,44 @@ func TestAgingActivities(t *testing.T) {
 		t.Fatalf("bad stage: %v", err)
 	}
 }
+
+// The engine's own lines for an operation (here the fence and unfence of a runbook) carry
+// the operation's workflow id, run id, shard and step.
+func TestEngineLinesCarryOperation(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	eng, err := engine.Open(context.Background(), engine.Options{
+		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	acts := &Activities{Engine: eng, Shard: 3}
+	env.RegisterActivity(acts)
+	if _, err := env.ExecuteActivity(acts.DRFence, "disaster recovery: test"); err != nil {
+		t.Fatal(err)
+	}
+	eng.Unfence()
+	var fenced, unfenced map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(logs.Bytes()), []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) != nil {
+			continue
+		}
+		switch m["msg"] {
+		case "fenced":
+			fenced = m
+		case "unfenced":
+			unfenced = m
+		}
+	}
+	for _, m := range []map[string]any{fenced, unfenced} {
+		if m == nil || m["workflow_id"] == nil || m["run_id"] == nil || m["shard"] != float64(3) || m["step"] != "DRFence" || m["subsystem"] != "engine" {
+			t.Fatalf("engine line %v in\n%s", m, logs.String())
+		}
+	}
+}

@@ -77,6 +77,7 @@ type backupLock struct {
 // new backup: a half-uploaded one has no manifest and does not count. A second backup
 // of the same shard while one runs is refused (non-retryable BackupRunning).
 func (a *Activities) Backup(ctx context.Context, p BackupParams) (res BackupResult, err error) {
+	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "backup", time.Now(), &res.StoredBytes, &err)
 	info := activity.GetInfo(ctx)
 	if !a.backups.mu.TryLock() {

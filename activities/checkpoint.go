@@ -18,6 +18,7 @@ type CheckpointResult struct {
 // Checkpoint runs CHECKPOINT on the shard's hot and warm databases and reports the WAL
 // LSN they now hold and the file sizes.
 func (a *Activities) Checkpoint(ctx context.Context) (_ CheckpointResult, err error) {
+	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "checkpoint", time.Now(), new(int64), &err)
 	res, err := a.Engine.Checkpoint(ctx)
 	if err != nil {

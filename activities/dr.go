@@ -251,6 +251,7 @@ const DRFenceReason = "disaster recovery"
 // DRFence fences the shard's writes for a runbook (a failed engine too); reason follows
 // DRFenceReason.
 func (a *Activities) DRFence(ctx context.Context, reason string) error {
+	ctx = a.opCtx(ctx)
 	if !strings.HasPrefix(reason, DRFenceReason) {
 		reason = DRFenceReason + ": " + reason
 	}
@@ -418,6 +419,7 @@ type DRRestoreResult struct {
 // the archive's end when the local WAL survived; the store is opened, checked and closed.
 // The live store is not touched.
 func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRestoreResult, err error) {
+	ctx = a.opCtx(ctx)
 	var bytes int64
 	defer func() { a.observe(ctx, "dr_restore", time.Now(), &bytes, &err) }()
 	rep := a.reporter(ctx, "restore")
@@ -534,6 +536,7 @@ type DRSwitchResult struct {
 // pointer names its hot and warm directories and the engine reopens there with the local
 // WAL (or a fresh one). The broken directories stay where they are.
 func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitchResult, err error) {
+	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "dr_switch", time.Now(), new(int64), &err)
 	hot, warm := filepath.Join(p.Dir, "hot"), filepath.Join(p.Dir, "warm")
 	live := a.Engine.Options()

@@ -29,6 +29,7 @@ const ErrTypeMigrateMismatch = "MigrationMismatch"
 // package relocate). A retry (the worker died) starts over in p.To, clearing the partial
 // copy; one after the switch returns it as done.
 func (a *Activities) MigrateStorage(ctx context.Context, p MigrateStorageParams) (_ *relocate.Result, err error) {
+	ctx = a.opCtx(ctx)
 	var bytes int64
 	defer func() { a.observe(ctx, "migration", time.Now(), &bytes, &err) }()
 	to, err := a.checkTo(p.To)
@@ -115,6 +116,7 @@ type ImportLegacyParams struct {
 // ImportLegacy moves an offline legacy store (the guide's ./data/warm) into the shard's
 // managed paths, which must hold no conversation yet (relocate.Import).
 func (a *Activities) ImportLegacy(ctx context.Context, p ImportLegacyParams) (_ *relocate.ImportResult, err error) {
+	ctx = a.opCtx(ctx)
 	var bytes int64
 	defer func() { a.observe(ctx, "migration", time.Now(), &bytes, &err) }()
 	if !a.swaps.TryLock() {
@@ -149,6 +151,7 @@ type MigrateCleanupParams struct {
 // MigrateCleanup deletes the databases a storage migration left behind, after verifying
 // the live store once more (relocate.Cleanup).
 func (a *Activities) MigrateCleanup(ctx context.Context, p MigrateCleanupParams) (_ *relocate.CleanupResult, err error) {
+	ctx = a.opCtx(ctx)
 	var bytes int64
 	defer func() { a.observe(ctx, "migration_cleanup", time.Now(), &bytes, &err) }()
 	// Its full read of the store must not run beside a switch (which would wait for it,
@@ -193,6 +196,7 @@ const ErrTypeSchemaMigration = "SchemaMigrationFailed"
 // MigrateSchema applies the pending schema migrations, each database snapshotted first
 // (engine.MigrateSchema). A failure restores the snapshots and is not retried.
 func (a *Activities) MigrateSchema(ctx context.Context) (_ *engine.SchemaMigration, err error) {
+	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "schema_migration", time.Now(), new(int64), &err)
 	if !a.swaps.TryLock() {
 		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)

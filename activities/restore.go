@@ -192,6 +192,7 @@ type SwapResult struct {
 // writes resume. If the new store does not open, the previous one is put back and the
 // error is non-retryable. One swap runs at a time per worker.
 func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResult, err error) {
+	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "restore_swap", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID

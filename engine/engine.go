@@ -53,6 +53,7 @@ type FencedError struct {
 	Reason     string
 	Since      time.Time
 	RetryAfter time.Duration
+	attrs      []any // the log attributes of the call that fenced
 }
 
 func (e *FencedError) Error() string {
@@ -545,8 +546,8 @@ func (e *Engine) Fence(ctx context.Context, reason string, retryAfter time.Durat
 	if retryAfter <= 0 {
 		retryAfter = 30 * time.Second
 	}
-	e.fence.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter})
-	e.log.Info("fenced", "reason", reason)
+	e.fence.Store(&FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter, attrs: logAttrs(ctx)})
+	e.logFor(ctx).Info("fenced", "reason", reason)
 	_, err := e.submit(ctx, &request{kind: reqBarrier})
 	return err
 }
@@ -558,14 +559,14 @@ func (e *Engine) TryFence(ctx context.Context, reason string, retryAfter time.Du
 	if retryAfter <= 0 {
 		retryAfter = 30 * time.Second
 	}
-	mine := &FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter}
+	mine := &FencedError{Reason: reason, Since: time.Now().UTC(), RetryAfter: retryAfter, attrs: logAttrs(ctx)}
 	if !e.fence.CompareAndSwap(nil, mine) {
 		if f := e.fence.Load(); f != nil {
 			return nil, f
 		}
 		return e.TryFence(ctx, reason, retryAfter)
 	}
-	e.log.Info("fenced", "reason", reason)
+	e.logFor(ctx).Info("fenced", "reason", reason)
 	if _, err := e.submit(ctx, &request{kind: reqBarrier}); err != nil {
 		e.liftFence(mine)
 		return nil, err
@@ -590,15 +591,15 @@ func (e *Engine) LiftFence(f *FencedError) { e.liftFence(f) }
 
 // Unfence resumes accepting writes.
 func (e *Engine) Unfence() {
-	if e.fence.Swap(nil) != nil {
-		e.log.Info("unfenced")
+	if f := e.fence.Swap(nil); f != nil {
+		e.log.With(f.attrs...).Info("unfenced", "reason", f.Reason)
 	}
 }
 
 // liftFence lifts f if it is still the current fence (not replaced by another Fence).
 func (e *Engine) liftFence(f *FencedError) {
 	if f != nil && e.fence.CompareAndSwap(f, nil) {
-		e.log.Info("unfenced", "reason", f.Reason)
+		e.log.With(f.attrs...).Info("unfenced", "reason", f.Reason)
 	}
 }
 
@@ -731,7 +732,7 @@ func (e *Engine) swap(ctx context.Context, fn func() error) error {
 		return errors.Join(fnErr, err)
 	}
 	e.failure.Store(nil) // a good set of files is open again
-	e.log.Info("swapped store files", "last_lsn", e.wal.LastLSN(), "replayed", e.recovery.Replayed, "fn_err", fnErr)
+	e.logFor(ctx).Info("swapped store files", "hot", e.opts.HotPath, "warm", e.opts.WarmPath, "last_lsn", e.wal.LastLSN(), "replayed", e.recovery.Replayed, "fn_err", fnErr)
 	return fnErr
 }
 

@@ -238,7 +238,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 	if err := fsutil.WriteFileDurable(filepath.Join(dir, journalName), b); err != nil {
 		return rep, fmt.Errorf("write the migration journal: %w", err)
 	}
-	e.log.Info("schema migration: snapshots taken", "snapshots", rep.Snapshots, "pending", len(todo))
+	e.logFor(ctx).Info("schema migration: snapshots taken", "snapshots", rep.Snapshots, "pending", len(todo))
 
 	err := func() error {
 		before := map[string]int64{}
@@ -285,7 +285,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 	if err != nil {
 		rep.Err = err.Error()
 		rep.Duration = time.Since(start)
-		e.log.Error("schema migration failed: the pre-migration snapshots go back", "err", err)
+		e.logFor(ctx).Error("schema migration failed: the pre-migration snapshots go back", "err", err)
 		return rep, &migrationFailed{dir: dir, err: err}
 	}
 	e.hotSchema.Store(int64(rep.To["hot"]))
@@ -295,7 +295,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 	}
 	pruneSnapshots(dir, keepSnapshots)
 	rep.Duration = time.Since(start)
-	e.log.Info("schema migrated", "from", rep.From, "to", rep.To, "applied", len(rep.Applied), "duration", rep.Duration)
+	e.logFor(ctx).Info("schema migrated", "from", rep.From, "to", rep.To, "applied", len(rep.Applied), "duration", rep.Duration)
 	return rep, fsutil.SyncDir(dir)
 }
 

@@ -103,7 +103,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 	}
 	e.liftFence(mine)
 	snap.FenceDuration = time.Since(start)
-	e.log.Info("snapshot taken", "dir", dir, "lsn", snap.LSN, "fence", snap.FenceDuration)
+	e.logFor(ctx).Info("snapshot taken", "dir", dir, "lsn", snap.LSN, "fence", snap.FenceDuration)
 	return snap, nil
 }
 

@@ -53,6 +53,8 @@ type request struct {
 	// reqFunc: run in the writer, with every logged write applied and none in progress
 	fn   func(context.Context) error
 	resp chan response
+	// attrs are the caller's log attributes (WithLogAttrs), for what the writer logs.
+	attrs []any
 }
 
 type response struct {
@@ -268,6 +270,7 @@ func (e *Engine) checkWritable() error {
 // request may still be applied: callers retry idempotently (ingest) or check.
 func (e *Engine) submit(ctx context.Context, r *request) (response, error) {
 	r.resp = make(chan response, 1)
+	r.attrs = logAttrs(ctx)
 	e.closeMu.RLock()
 	if e.closed {
 		e.closeMu.RUnlock()
@@ -363,6 +366,9 @@ func (e *Engine) drain() {
 
 func (e *Engine) handleOne(r *request) {
 	ctx := context.Background()
+	if len(r.attrs) > 0 {
+		ctx = WithLogAttrs(ctx, r.attrs...)
+	}
 	var resp response
 	switch r.kind {
 	case reqBarrier:
