@@ -12,6 +12,8 @@ import (
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/akosha/akosha/engine"
@@ -72,6 +74,37 @@ type DRAssessment struct {
 	AppliedLSN uint64 `json:"applied_lsn,omitempty"`
 	// Deletes are the delete transactions an accidental deletion undoes.
 	Deletes []DeleteTx `json:"deletes,omitempty"`
+	// SearchAttributes: the namespace has the runbooks' search attributes registered
+	// (the workflow sets them only then: setting an unregistered one fails its task).
+	SearchAttributes bool `json:"search_attributes"`
+}
+
+// Custom search attributes DisasterRecoveryWorkflow sets (workflows.SearchAttributeTypes).
+const (
+	SearchScenarioName = "AkoshaScenario"
+	SearchShardName    = "AkoshaShard"
+	SearchOutcomeName  = "AkoshaOutcome"
+	SearchRTOName      = "AkoshaRTOSeconds"
+)
+
+// SearchAttributeNames are the custom search attributes DisasterRecoveryWorkflow sets.
+var SearchAttributeNames = []string{SearchScenarioName, SearchShardName, SearchOutcomeName, SearchRTOName}
+
+// searchAttributesRegistered tells whether the worker's namespace has every name.
+func (a *Activities) searchAttributesRegistered(ctx context.Context) bool {
+	if a.Temporal == nil || !activity.IsActivity(ctx) {
+		return false
+	}
+	resp, err := a.Temporal.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: activity.GetInfo(ctx).WorkflowNamespace})
+	if err != nil {
+		return false
+	}
+	for _, n := range SearchAttributeNames {
+		if _, ok := resp.GetCustomAttributes()[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // DRAssess diagnoses the shard's store for a scenario: disk-failure and corruption need
@@ -100,6 +133,7 @@ func (a *Activities) DRAssess(ctx context.Context, p DRAssessParams) (_ *DRAsses
 	as.Healthy = as.Problem == ""
 	as.WALSurvived, as.WALLastLSN = a.localWAL(opts, as.ArchivedLSN)
 	as.AppliedLSN = appliedLSN(opts)
+	as.SearchAttributes = a.searchAttributesRegistered(ctx)
 	switch p.Scenario {
 	case ScenarioDiskFailure, ScenarioCorruption:
 		if as.Healthy && !p.Force {

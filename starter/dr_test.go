@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
@@ -365,6 +367,11 @@ func TestDRApprovalGateEndToEnd(t *testing.T) {
 	cfg.Environment = "production"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The runbooks' search attributes, as `akosha dev` registers them.
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: ts.GetDefaultNamespace(), SearchAttributes: workflows.SearchAttributeTypes}); err != nil {
+		t.Fatal(err)
+	}
 	w := startWorker(ctx, t, c, cfg, nil)
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(1, 100, 1, time.Now())); err != nil {
 		t.Fatal(err)
@@ -410,5 +417,17 @@ func TestDRApprovalGateEndToEnd(t *testing.T) {
 	}
 	if w.Engine().Fenced() != nil || w.Engine().Options().WarmPath != cfg.Storage.Warm.Path {
 		t.Fatal("a rejected runbook changed the store")
+	}
+	// The run is found by its search attributes.
+	query := fmt.Sprintf("%s = 'disk-failure' AND %s = 'rejected: wrong shard'", workflows.SearchScenario.GetName(), workflows.SearchOutcome.GetName())
+	for i := 0; ; i++ {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: ts.GetDefaultNamespace(), Query: query})
+		if err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == "gate-dr" {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("list by search attributes: %v %v", resp, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

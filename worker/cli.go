@@ -21,6 +21,7 @@ import (
 	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/internal/tclient"
 	"github.com/akosha/akosha/schedules"
+	"github.com/akosha/akosha/workflows"
 )
 
 // signalContext ends on SIGINT or SIGTERM.
@@ -110,7 +111,9 @@ func runDev(ctx context.Context, out io.Writer, o devOptions, cfg *config.Config
 		FrontendPort: o.temporalPort,
 		UIPort:       o.uiPort,
 		Namespace:    cfg.Temporal.Namespace,
-		Logger:       log,
+		// The runbooks' search attributes (AkoshaScenario, AkoshaOutcome, ...).
+		SearchAttributes: workflows.SearchAttributeTypes,
+		Logger:           log,
 	})
 	if err != nil {
 		return fmt.Errorf("start embedded Temporal: %w", err)

@@ -140,6 +140,7 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 	}
 	followProgress(ctx, &progress, func(p activities.StepProgress) bool { return p.Step == progress.Step })
 	memo := map[string]any{MemoShard: in.Shard, MemoScenario: in.Scenario, MemoDrill: in.Drill, MemoOutcome: "running"}
+	searchable := false // the namespace has the search attributes (the assessment says)
 	setMemo := func(outcome string) {
 		memo[MemoOutcome] = outcome
 		if rep.RTOSeconds > 0 {
@@ -147,6 +148,13 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		}
 		if err := workflow.UpsertMemo(ctx, memo); err != nil {
 			workflow.GetLogger(ctx).Warn("memo not updated", "err", err)
+		}
+		if searchable {
+			err := workflow.UpsertTypedSearchAttributes(ctx, SearchScenario.ValueSet(in.Scenario), SearchShard.ValueSet(int64(in.Shard)),
+				SearchOutcome.ValueSet(outcome), SearchRTO.ValueSet(rep.RTOSeconds))
+			if err != nil {
+				workflow.GetLogger(ctx).Warn("search attributes not updated", "err", err)
+			}
 		}
 	}
 	setMemo("running")
@@ -180,6 +188,7 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 	}
 	as := rep.Assessment
 	rep.RPO = rpo(as)
+	searchable = as.SearchAttributes
 
 	// The approval gate, before anything changes.
 	if !in.Drill && !in.AutoApprove && as.Environment == "production" {
