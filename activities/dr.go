@@ -47,10 +47,11 @@ type DRAssessParams struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// DeleteTx is a delete transaction an accidental deletion would undo.
+// DeleteTx is a delete transaction an accidental deletion would undo (its ids stay on the
+// worker: a large delete would not fit a workflow's payload).
 type DeleteTx struct {
 	engine.RecordSummary
-	IDs []string `json:"ids"`
+	IDs []string `json:"-"`
 }
 
 // DRAssessment is what DRAssess found.
@@ -113,6 +114,8 @@ func (a *Activities) searchAttributesRegistered(ctx context.Context) bool {
 // the local WAL survived, and how far the archive reaches.
 func (a *Activities) DRAssess(ctx context.Context, p DRAssessParams) (_ *DRAssessment, err error) {
 	defer a.observe(ctx, "dr_assess", time.Now(), new(int64), &err)
+	rep := a.reporter(ctx, "assess")
+	defer rep.keepAlive()()
 	opts := a.Engine.Options()
 	as := &DRAssessment{Scenario: p.Scenario, Environment: a.Environment, HotPath: opts.HotPath, WarmPath: opts.WarmPath, WALPath: opts.WALPath}
 	switch p.Scenario {
@@ -289,12 +292,19 @@ func (a *Activities) DRFence(ctx context.Context, reason string) error {
 	if !strings.HasPrefix(reason, DRFenceReason) {
 		reason = DRFenceReason + ": " + reason
 	}
-	return classify(a.Engine.Fence(ctx, reason, time.Minute))
+	if f := a.Engine.CurrentFence(); f != nil && strings.HasPrefix(f.Reason, DRFenceReason) {
+		return nil // a retry: the runbook's fence is in place
+	}
+	// Another fence (a snapshot's, a restore's) lifts: retried until then.
+	_, err := a.Engine.TryFence(ctx, reason, time.Minute)
+	return classify(err)
 }
 
-// DRUnfence lifts the fence: writes resume.
+// DRUnfence lifts the runbook's fence (only a fence a runbook set): writes resume.
 func (a *Activities) DRUnfence(ctx context.Context) error {
-	a.Engine.Unfence()
+	if f := a.Engine.CurrentFence(); f != nil && strings.HasPrefix(f.Reason, DRFenceReason) {
+		a.Engine.LiftFence(f)
+	}
 	return nil
 }
 
@@ -320,10 +330,8 @@ func (a *Activities) DRSalvage(ctx context.Context, stamp string) (_ *SalvageRes
 	defer rep.keepAlive()()
 	opts := a.Engine.Options()
 	res := &SalvageResult{Prefix: fmt.Sprintf("forensics/%d/%s/", a.Shard, stamp), Tables: map[string]int64{}, Failed: map[string]string{}}
-	if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(a.scratch(), "salvage-")
+	// Staged beside the configured warm directory, not in the damaged store.
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(a.Engine.Configured().WarmPath)), ".akosha-salvage-")
 	if err != nil {
 		return nil, err
 	}
@@ -428,12 +436,17 @@ func salvageTables(ctx context.Context, db querier, name, dir string, res *Salva
 
 // DRRestoreParams are the inputs of DRRestore.
 type DRRestoreParams struct {
-	// Dir is the fresh directory the store is restored into (hot/, warm/, wal/); empty:
-	// the configured spare path, else a new directory beside the warm directory.
+	// Dir is the fresh directory the store is restored into (hot/, warm/, wal/): it must
+	// not exist (or hold this run's finished restore). Empty: dr-<label> beside the
+	// configured warm directory.
 	Dir string `json:"dir,omitempty"`
+	// RequireLocal fails the restore when the local WAL's records after the archive do not
+	// read (the assessment found the WAL intact: losing them would be silent).
+	RequireLocal bool `json:"require_local,omitempty"`
 	// Drill restores into a scratch directory and removes it after the checks.
 	Drill bool `json:"drill,omitempty"`
-	// Label names the run (the directory's suffix).
+	// Label names the run: workflow id and run id (the default directory is named after
+	// the workflow id; a finished restore is reused only by the same run).
 	Label string `json:"label"`
 }
 
@@ -458,6 +471,9 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 	defer func() { a.observe(ctx, "dr_restore", time.Now(), &bytes, &err) }()
 	rep := a.reporter(ctx, "restore")
 	defer rep.keepAlive()()
+	// The local WAL stays whole while this runs: the archiver must not remove records
+	// the restore reads from it after the archive's end.
+	defer a.Engine.HoldWAL(1)()
 	dir := p.Dir
 	switch {
 	case p.Drill:
@@ -471,14 +487,21 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 		defer os.RemoveAll(tmp)
 		dir = filepath.Join(tmp, "store")
 	case dir == "":
-		dir = filepath.Join(filepath.Dir(filepath.Clean(a.Engine.Configured().WarmPath)), "dr-"+safeName(p.Label))
+		id, _, _ := strings.Cut(p.Label, "/") // the workflow id, without the run id
+		dir = filepath.Join(filepath.Dir(filepath.Clean(a.Engine.Configured().WarmPath)), "dr-"+safeName(id))
+	default:
+		if err := a.checkDRDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	res := &DRRestoreResult{Dir: dir}
 	if r, err := restore.ReadResult(dir); err == nil && r.Label == p.Label && !p.Drill {
 		res.Result = r // a retry after the restore finished
 	} else {
-		os.RemoveAll(dir + ".partial")
-		os.RemoveAll(dir)
+		if _, err := os.Lstat(dir); err == nil {
+			return nil, invalid(fmt.Sprintf("dir %s exists and is not this runbook's restore: give a new directory", dir))
+		}
+		os.RemoveAll(dir + ".partial") // restore's own staging, left by an interrupted attempt
 		r, err := restore.Restore(ctx, restore.Options{Store: a.BackupStore, Shard: a.Shard, From: restore.LatestGood, Dir: dir, Label: p.Label,
 			Progress: func(step string, done, total int64) { rep.report(done, total) }})
 		if err != nil {
@@ -490,6 +513,9 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 	// The local WAL's records after what was replayed from the archive.
 	live := a.Engine.Options()
 	if n, last, err := appendLocal(a.Engine, live.WALPath, store.WALPath, res.ToLSN); err != nil {
+		if p.RequireLocal {
+			return nil, fmt.Errorf("the local WAL survived but its records after the archive do not read: %w", err)
+		}
 		a.logger(ctx).Warn("the local WAL does not read: restored to the archive's end", "err", err)
 	} else {
 		res.LocalReplayed = n
@@ -514,6 +540,35 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkDRDir refuses a restore directory that is relative, inside the project checkout,
+// or the same as, inside or around a directory of the store (live, configured, previous).
+func (a *Activities) checkDRDir(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return invalid(fmt.Sprintf("dir %q: give an absolute path", dir))
+	}
+	if a.CheckPath != nil {
+		if _, err := a.CheckPath("dir", dir); err != nil {
+			return invalid(err.Error())
+		}
+	}
+	live, conf := a.Engine.Options(), a.Engine.Configured()
+	dirs := []string{live.HotPath, live.WarmPath, live.WALPath, conf.HotPath, conf.WarmPath}
+	if p, err := a.Engine.Pointer(); err == nil && p != nil {
+		dirs = append(dirs, p.PreviousHot, p.PreviousWarm)
+	}
+	d := fsutil.EvalExisting(filepath.Clean(dir))
+	for _, s := range dirs {
+		if s == "" {
+			continue
+		}
+		s = fsutil.EvalExisting(filepath.Clean(s))
+		if fsutil.Within(d, s) || fsutil.Within(s, d) {
+			return invalid(fmt.Sprintf("dir %q: overlaps the store's directory %s", dir, s))
+		}
+	}
+	return nil
 }
 
 // appendLocal appends to the WAL in dst the records of the local WAL (the engine's, or
@@ -555,8 +610,8 @@ func appendLocal(e *engine.Engine, walDir, dst string, after uint64) (int, uint6
 type DRSwitchParams struct {
 	Dir   string `json:"dir"` // the restored store (DRRestore's)
 	Label string `json:"label"`
-	// FreshWAL puts the local WAL directory aside (<wal>.lost.<time>) and starts an empty
-	// one: it did not survive, and the restored store ends at the archive's end.
+	// FreshWAL moves what is left of the local WAL aside (<wal>/lost-<time>/) and starts
+	// it empty: it did not survive, and the restored store ends at the archive's end.
 	FreshWAL bool `json:"fresh_wal,omitempty"`
 }
 
@@ -575,14 +630,18 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	hot, warm := filepath.Join(p.Dir, "hot"), filepath.Join(p.Dir, "warm")
 	live := a.Engine.Options()
 	res := &DRSwitchResult{}
-	if live.HotPath == hot && live.WarmPath == warm && a.Engine.Healthy() == nil {
-		return res, nil // a retry after the switch
-	}
+	// First the lock: a retry while an earlier attempt is still swapping must wait, not
+	// see the new paths and report a switch that may yet fail.
 	if !a.swaps.TryLock() {
 		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
 	}
 	defer a.swaps.Unlock()
-	if a.Engine.Fenced() == nil {
+	if live.HotPath == hot && live.WarmPath == warm && a.Engine.Healthy() == nil {
+		return res, nil // a retry after the switch
+	}
+	rep := a.reporter(ctx, "switch")
+	defer rep.keepAlive()()
+	if a.Engine.CurrentFence() == nil {
 		// A worker started since the fence step (the one that fenced died): fence again;
 		// the runbook's unfence step lifts it.
 		if err := a.Engine.Fence(ctx, DRFenceReason+": switch ("+p.Label+")", time.Minute); err != nil {
@@ -591,17 +650,28 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	}
 	var before []func() error
 	if p.FreshWAL {
-		res.WALAside = live.WALPath + ".lost." + time.Now().UTC().Format("20060102T150405Z")
+		// Inside the WAL directory, which may be a mount point (not renamed away).
+		res.WALAside = filepath.Join(live.WALPath, "lost-"+time.Now().UTC().Format("20060102T150405Z"))
 		before = append(before, func() error {
-			if _, err := os.Stat(live.WALPath); err == nil {
-				if err := os.Rename(live.WALPath, res.WALAside); err != nil {
+			if err := os.MkdirAll(res.WALAside, 0o750); err != nil {
+				return err
+			}
+			entries, err := os.ReadDir(live.WALPath)
+			if err != nil {
+				return err
+			}
+			for _, en := range entries {
+				if en.IsDir() || en.Name() == "LOCK" {
+					continue
+				}
+				if err := os.Rename(filepath.Join(live.WALPath, en.Name()), filepath.Join(res.WALAside, en.Name())); err != nil {
 					return err
 				}
 			}
-			if err := os.MkdirAll(live.WALPath, 0o750); err != nil {
+			if err := fsutil.SyncDir(res.WALAside); err != nil {
 				return err
 			}
-			return fsutil.SyncDir(filepath.Dir(live.WALPath))
+			return fsutil.SyncDir(live.WALPath)
 		})
 	}
 	prev, err := a.Engine.SwitchStore(ctx, hot, warm, p.Label, before...)
@@ -618,8 +688,9 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 
 // DRVerifyParams are the inputs of DRVerify.
 type DRVerifyParams struct {
-	// IDs must be readable (the rows an accidental deletion brings back).
-	IDs []string `json:"ids,omitempty"`
+	// Undone are the delete transactions an accidental deletion undid: every id they
+	// removed must be readable again (read back from the archived WAL on the worker).
+	Undone *DRAssessParams `json:"undone,omitempty"`
 }
 
 // DRVerifyResult reports DRVerify.
@@ -633,8 +704,20 @@ type DRVerifyResult struct {
 // given are readable.
 func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerifyResult, err error) {
 	defer a.observe(ctx, "dr_verify", time.Now(), new(int64), &err)
+	rep := a.reporter(ctx, "verify")
+	defer rep.keepAlive()()
 	if err := a.Engine.Healthy(); err != nil {
 		return nil, classify(err)
+	}
+	var ids []string
+	if p.Undone != nil {
+		dels, err := a.deletes(ctx, *p.Undone)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dels {
+			ids = append(ids, d.IDs...)
+		}
 	}
 	err = a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
 		if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
@@ -651,7 +734,7 @@ func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerif
 		return nil, err
 	}
 	var missing []string
-	for _, id := range p.IDs {
+	for _, id := range ids {
 		if _, err := a.Engine.Get(ctx, id); err == nil {
 			res.Back++
 		} else if errors.Is(err, engine.ErrNotFound) {
@@ -661,7 +744,7 @@ func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerif
 		}
 	}
 	if len(missing) > 0 {
-		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d deleted conversations are not back (e.g. %q)", len(missing), len(p.IDs), missing[0]), ErrTypeDRVerify, nil)
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d deleted conversations are not back (e.g. %q)", len(missing), len(ids), missing[0]), ErrTypeDRVerify, nil)
 	}
 	return res, nil
 }

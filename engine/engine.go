@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/wal"
+	"github.com/akosha/akosha/internal/dirlock"
 )
 
 // File names inside the tier directories.
@@ -91,6 +93,10 @@ type Options struct {
 	// reports why, reads and writes are refused, and a disaster-recovery runbook can
 	// fence it and switch it to a restored store (SwitchStore), which clears the failure.
 	KeepFailed bool
+	// MustExist refuses to create the databases when neither exists (ErrLost): the
+	// worker sets it when the shard has backups, so a store lost whole is restored, not
+	// started again empty.
+	MustExist bool
 	// CreateMissing creates a missing hot or warm database even when the other exists
 	// (a restore of a legacy backup, which holds warm.db only). Without it Open refuses
 	// such a store (ErrLost): the database was lost, not new.
@@ -239,7 +245,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e.current.Store(&opts)
 	if err := e.prepare(ctx, start); err != nil {
 		e.closeHandles()
-		if !opts.KeepFailed {
+		// A lock still held by another process is no damage: waiting (or stopping that
+		// process) fixes it, a recovery must not replace the store.
+		if !opts.KeepFailed || isLockError(err) {
 			return nil, err
 		}
 		// Running, failed: writes and reads are refused with the reason, and a swap
@@ -277,12 +285,26 @@ func (e *Engine) prepare(ctx context.Context, start time.Time) error {
 			return err
 		}
 	}
+	if opts.MustExist {
+		for _, f := range []string{filepath.Join(opts.HotPath, HotFile), filepath.Join(opts.WarmPath, WarmFile)} {
+			if _, err := os.Stat(f); err != nil {
+				return fmt.Errorf("%w: %s is missing, and the store must exist (the shard has backups): nothing was created; restore it with `akosha dr disk-failure`", ErrLost, f)
+			}
+		}
+	}
 	for name, p := range map[string]string{"hot path": opts.HotPath, "warm path": opts.WarmPath, "WAL path": opts.WALPath} {
 		if err := os.MkdirAll(p, 0o750); err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
 	}
 	return e.openStores(ctx, start)
+}
+
+// isLockError tells a store held by another process (the WAL directory's lock, DuckDB's
+// file lock) from a damaged one.
+func isLockError(err error) bool {
+	msg := err.Error()
+	return errors.Is(err, dirlock.ErrLocked) || strings.Contains(msg, "Could not set lock on file") || strings.Contains(msg, "Conflicting lock")
 }
 
 // ErrLost: one of the store's databases is missing while the other exists.
@@ -602,6 +624,10 @@ func (e *Engine) liftFence(f *FencedError) {
 		e.log.With(f.attrs...).Info("unfenced", "reason", f.Reason)
 	}
 }
+
+// CurrentFence returns the fence in place (Fence, TryFence), or nil; unlike Fenced, not
+// the schema block.
+func (e *Engine) CurrentFence() *FencedError { return e.fence.Load() }
 
 // Fenced returns the current fence, or the schema block (writes refused until the
 // schema is migrated, manual mode), or nil.

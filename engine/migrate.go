@@ -85,6 +85,9 @@ func (e *Engine) SchemaVersions() (hot, warm int) {
 // order they would run (empty when both are at SchemaVersion).
 func (e *Engine) PendingMigrations() []PendingMigration {
 	hot, warm := e.SchemaVersions()
+	if hot == 0 || warm == 0 {
+		return nil // not known: the store did not open
+	}
 	return pending(map[string]int{"hot": hot, "warm": warm})
 }
 

@@ -391,6 +391,13 @@ func (e *Engine) handleOne(r *request) {
 		resp.err = r.fn(ctx)
 	case reqCounts:
 		e.waitApplied()
+		if e.hot == nil || e.wal == nil {
+			resp.err = e.Healthy()
+			if resp.err == nil {
+				resp.err = ErrClosed
+			}
+			break
+		}
 		resp.counts, resp.err = e.countTiers(ctx, e.hot, e.warm)
 		resp.counts.LSN, resp.counts.Opened, resp.counts.Written = e.wal.LastLSN(), e.opened, map[string]int64{}
 		for sys, n := range e.written {

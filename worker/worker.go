@@ -89,9 +89,21 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	}
 	warmDir := cfg.Storage.Warm.Path // the warm directory in use: the store pointer's, if any
 	if p, err := engine.ReadPointer(warmDir); err != nil {
-		return nil, err
+		// A failed disk: the engine opens failed (recovery mode) and says why.
+		w.log.Warn("the store pointer does not read", "err", err)
 	} else if p != nil {
 		warmDir = p.WarmPath
+	}
+	if w.store, err = stores.OpenBackupStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	// A shard whose WAL was ever archived has a store: if its databases are all gone it was
+	// lost, and must be restored rather than started again empty.
+	mustExist := false
+	if th, err := walarchive.ArchivedThrough(ctx, w.store, shard); err != nil {
+		w.log.Warn("the WAL archive does not read; a store lost whole would start empty", "err", err)
+	} else {
+		mustExist = th.LSN > 0
 	}
 	w.engine, err = engine.Open(ctx, engine.Options{
 		HotPath:            cfg.Storage.Hot.Path,
@@ -109,6 +121,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		// A store that does not open (a lost or damaged database) still gets a worker:
 		// not ready, refusing reads and writes, but running the disaster-recovery runbooks.
 		KeepFailed: true,
+		MustExist:  mustExist,
 		Logger:     opts.Logger,
 	})
 	if err != nil {
@@ -122,9 +135,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
 		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
 
-	if w.store, err = stores.OpenBackupStore(ctx, cfg); err != nil {
-		return nil, err
-	}
 	if cfg.Backup.WALArchiveSeconds > 0 {
 		w.archiver = &walarchive.Archiver{Source: w.engine.WAL, Store: w.store, Shard: shard}
 		w.stopArchive = w.archiveLoop(time.Duration(cfg.Backup.WALArchiveSeconds) * time.Second)
@@ -225,19 +235,11 @@ func (w *Worker) startPollers(shard int) error {
 	// runs; none runs yet, so anything there was left by a crash. The pre-migration
 	// snapshots beside it (warm/snapshots/*.db) stay.
 	scratch := engine.ScratchDir(w.engine.Options().WarmPath)
-	if err := fsutil.ClearDir(scratch); err != nil {
-		return fmt.Errorf("clear backup scratch dir: %w", err)
-	}
-	// Releases before the scratch directory staged directly in warm/snapshots: their
-	// leftovers are directories there (the pre-migration snapshots are files).
-	if entries, err := os.ReadDir(filepath.Dir(scratch)); err == nil {
-		for _, en := range entries {
-			if en.IsDir() && en.Name() != filepath.Base(scratch) {
-				if err := os.RemoveAll(filepath.Join(filepath.Dir(scratch), en.Name())); err != nil {
-					return fmt.Errorf("clear backup scratch dir: %w", err)
-				}
-			}
+	if err := clearScratch(scratch); err != nil {
+		if w.engine.Healthy() == nil {
+			return fmt.Errorf("clear backup scratch dir: %w", err)
 		}
+		w.log.Warn("the scratch directory does not clear (the store is failed)", "dir", scratch, "err", err)
 	}
 	acts := &activities.Activities{
 		Engine:      w.engine,
@@ -423,4 +425,25 @@ func (w *Worker) reportLegacy(ctx context.Context) {
 	w.log.Warn(fmt.Sprintf("found a warm database in the legacy path %s (%d MB) and no conversation in %s: it is not used; "+
 		"run `akosha migrate storage --from %s` to move it into the managed path", legacy, fi.Size()>>20, warmDir, abs),
 		"legacy", abs, "warm", warmDir)
+}
+
+// clearScratch empties the scratch directory, and the leftovers of releases before it,
+// which staged directly in warm/snapshots (directories there; the pre-migration
+// snapshots are files).
+func clearScratch(scratch string) error {
+	if err := fsutil.ClearDir(scratch); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Dir(scratch))
+	if err != nil {
+		return nil
+	}
+	for _, en := range entries {
+		if en.IsDir() && en.Name() != filepath.Base(scratch) {
+			if err := os.RemoveAll(filepath.Join(filepath.Dir(scratch), en.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -183,6 +183,10 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		return nil, err
 	}
 
+	gate := &approvalGate{}
+	if err := gate.register(ctx); err != nil {
+		return nil, err
+	}
 	if err := step("assess", a.DRAssess, activities.DRAssessParams{Scenario: in.Scenario, From: in.From, To: in.To, TxIDs: in.TxIDs, Force: in.Force || in.Drill}, &rep.Assessment); err != nil {
 		return fail(err)
 	}
@@ -192,14 +196,14 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 
 	// The approval gate, before anything changes.
 	if !in.Drill && !in.AutoApprove && as.Environment == "production" {
-		gate := workflow.Now(ctx)
+		waitStart := workflow.Now(ctx)
 		setMemo(StepAwaitingApproval)
-		d, err := awaitApproval(ctx, in, &progress)
+		d, err := gate.await(ctx, in, &progress)
 		if err != nil {
 			return fail(err)
 		}
 		rep.Approval = d
-		rep.Steps = append(rep.Steps, DRStep{Name: StepAwaitingApproval, Start: gate, End: workflow.Now(ctx), DurationMS: workflow.Now(ctx).Sub(gate).Milliseconds()})
+		rep.Steps = append(rep.Steps, DRStep{Name: StepAwaitingApproval, Start: waitStart, End: workflow.Now(ctx), DurationMS: workflow.Now(ctx).Sub(waitStart).Milliseconds()})
 		switch {
 		case d == nil:
 			rep.Outcome = "approval timed out: nothing was changed"
@@ -213,10 +217,11 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		}
 	}
 	label := workflow.GetInfo(ctx).WorkflowExecution.ID
+	runLabel := label + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID
 
 	switch {
 	case in.Drill:
-		if err := step("restore", a.DRRestore, activities.DRRestoreParams{Drill: true, Label: label}, &rep.Restore); err != nil {
+		if err := step("restore", a.DRRestore, activities.DRRestoreParams{Drill: true, Label: runLabel}, &rep.Restore); err != nil {
 			return fail(err)
 		}
 		rep.Replayed = rep.Restore.Replayed + rep.Restore.LocalReplayed
@@ -224,11 +229,9 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		rep.Outcome = "drill passed"
 
 	case in.Scenario == activities.ScenarioAccidentalDeletion:
-		var ids []string
 		var txids []uint64
 		before := as.Deletes[0].Time
 		for _, d := range as.Deletes {
-			ids = append(ids, d.IDs...)
 			txids = append(txids, d.TxID)
 			if d.Time.Before(before) {
 				before = d.Time
@@ -250,7 +253,8 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		}
 		rep.RTOSeconds = workflow.Now(ctx).Sub(start).Seconds()
 		rep.Replayed, rep.Skipped = rep.InPlace.Replayed, rep.InPlace.Skipped
-		if err := step("verify", a.DRVerify, activities.DRVerifyParams{IDs: ids}, &rep.Verify); err != nil {
+		undone := activities.DRAssessParams{Scenario: in.Scenario, TxIDs: txids}
+		if err := step("verify", a.DRVerify, activities.DRVerifyParams{Undone: &undone}, &rep.Verify); err != nil {
 			return fail(err)
 		}
 		rep.Outcome = "recovered"
@@ -269,12 +273,13 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 			return fail(err)
 		}
 		if in.Scenario == activities.ScenarioCorruption {
+			// Forensics, best effort: a salvage that fails does not hold the recovery up.
 			stamp := workflow.Now(ctx).UTC().Format("20060102T150405Z")
 			if err := step("salvage", a.DRSalvage, stamp, &rep.Salvage); err != nil {
-				return unfenceOnFail(err)
+				workflow.GetLogger(ctx).Warn("salvage failed; recovering without it", "err", err)
 			}
 		}
-		if err := step("restore", a.DRRestore, activities.DRRestoreParams{Dir: in.Dir, Label: label}, &rep.Restore); err != nil {
+		if err := step("restore", a.DRRestore, activities.DRRestoreParams{Dir: in.Dir, Label: runLabel, RequireLocal: as.WALSurvived}, &rep.Restore); err != nil {
 			return unfenceOnFail(err)
 		}
 		rep.Replayed = rep.Restore.Replayed + rep.Restore.LocalReplayed
@@ -297,12 +302,19 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 	return rep, nil
 }
 
-// awaitApproval waits for ApproveUpdate, at most the timeout; nil means it timed out.
-func awaitApproval(ctx workflow.Context, in DRInput, progress *Progress) (*ApprovalDecision, error) {
-	var decision *ApprovalDecision
-	err := workflow.SetUpdateHandlerWithOptions(ctx, ApproveUpdate,
+// approvalGate is the ApproveUpdate handler's state: decisions are accepted only while
+// the runbook waits at the gate.
+type approvalGate struct {
+	open     bool
+	decision *ApprovalDecision
+}
+
+// register installs the handler from the start, so that an early decision is refused
+// with a reason rather than as an unknown update.
+func (g *approvalGate) register(ctx workflow.Context) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, ApproveUpdate,
 		func(ctx workflow.Context, d ApprovalDecision) (string, error) {
-			decision = &d
+			g.decision = &d
 			if d.Approve {
 				return "approved: the runbook goes on", nil
 			}
@@ -310,29 +322,32 @@ func awaitApproval(ctx workflow.Context, in DRInput, progress *Progress) (*Appro
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d ApprovalDecision) error {
 			switch {
-			case decision != nil:
-				return fmt.Errorf("already %s", map[bool]string{true: "approved", false: "rejected"}[decision.Approve])
+			case g.decision != nil:
+				return fmt.Errorf("already %s", map[bool]string{true: "approved", false: "rejected"}[g.decision.Approve])
+			case !g.open:
+				return errors.New("the runbook is not waiting for approval (not yet, not any more, or not on this shard's environment)")
 			case !d.Approve && d.Reason == "":
 				return errors.New("a rejection needs a reason")
 			}
 			return nil
 		}})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// await opens the gate and waits for a decision, at most the timeout; nil means it timed
+// out (and the gate is closed again).
+func (g *approvalGate) await(ctx workflow.Context, in DRInput, progress *Progress) (*ApprovalDecision, error) {
 	progress.set(StepAwaitingApproval, 0, 0, workflow.Now(ctx))
 	timeout := time.Duration(in.ApprovalTimeoutMinutes) * time.Minute
 	if timeout <= 0 {
 		timeout = time.Hour
 	}
-	ok, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return decision != nil })
-	if err != nil {
+	g.open = true
+	ok, err := workflow.AwaitWithTimeout(ctx, timeout, func() bool { return g.decision != nil })
+	g.open = false
+	if err != nil || !ok {
 		return nil, err
 	}
-	if !ok {
-		return nil, nil
-	}
-	return decision, nil
+	return g.decision, nil
 }
 
 // rpo is what the assessment says about the writes a recovery loses.
