@@ -73,6 +73,10 @@ type DRAssessment struct {
 	// AppliedLSN is the newest applied LSN a surviving database records: writes up to it
 	// were acknowledged, so without the WAL at least AppliedLSN-ArchivedLSN are lost.
 	AppliedLSN uint64 `json:"applied_lsn,omitempty"`
+	// DatabasesIntact: both databases exist and read in full, only the WAL is lost. Every
+	// acknowledged write is in them (a write is acknowledged after it is applied), so the
+	// runbook resumes them on a fresh WAL instead of restoring (RPO 0).
+	DatabasesIntact bool `json:"databases_intact,omitempty"`
 	// Deletes are the delete transactions an accidental deletion undoes.
 	Deletes []DeleteTx `json:"deletes,omitempty"`
 	// SearchAttributes: the namespace has the runbooks' search attributes registered
@@ -136,6 +140,9 @@ func (a *Activities) DRAssess(ctx context.Context, p DRAssessParams) (_ *DRAsses
 	as.Healthy = as.Problem == ""
 	as.WALSurvived, as.WALLastLSN = a.localWAL(opts, as.ArchivedLSN)
 	as.AppliedLSN = appliedLSN(opts)
+	if !as.Healthy && !as.WALSurvived && p.Scenario == ScenarioDiskFailure && a.Engine.WAL() == nil {
+		as.DatabasesIntact = databasesRead(ctx, opts)
+	}
 	as.SearchAttributes = a.searchAttributesRegistered(ctx)
 	switch p.Scenario {
 	case ScenarioDiskFailure, ScenarioCorruption:
@@ -211,6 +218,16 @@ func openLocalWAL(e *engine.Engine, dir string, start uint64) (*wal.Log, func(),
 		return nil, nil, err
 	}
 	return l, func() { l.Close() }, nil
+}
+
+// databasesRead tells whether both (closed) databases read in full.
+func databasesRead(ctx context.Context, opts engine.Options) bool {
+	for _, f := range []string{filepath.Join(opts.HotPath, engine.HotFile), filepath.Join(opts.WarmPath, engine.WarmFile)} {
+		if _, err := backup.TableChecksums(ctx, f, filepath.Base(f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // appliedLSN is the highest applied LSN a surviving database of the store records.
@@ -522,6 +539,7 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 		res.LastLSN = last
 	}
 	res.LastLSN = max(res.LastLSN, res.ToLSN)
+	store.FreshWAL = true // the restore's WAL holds only what is replayed into it
 	eng, err := engine.Open(ctx, store)
 	if err != nil {
 		return nil, fmt.Errorf("open the restored store: %w", err)
@@ -650,28 +668,9 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	}
 	var before []func() error
 	if p.FreshWAL {
-		// Inside the WAL directory, which may be a mount point (not renamed away).
-		res.WALAside = filepath.Join(live.WALPath, "lost-"+time.Now().UTC().Format("20060102T150405Z"))
+		res.WALAside = lostDir(live.WALPath)
 		before = append(before, func() error {
-			if err := os.MkdirAll(res.WALAside, 0o750); err != nil {
-				return err
-			}
-			entries, err := os.ReadDir(live.WALPath)
-			if err != nil {
-				return err
-			}
-			for _, en := range entries {
-				if en.IsDir() || en.Name() == "LOCK" {
-					continue
-				}
-				if err := os.Rename(filepath.Join(live.WALPath, en.Name()), filepath.Join(res.WALAside, en.Name())); err != nil {
-					return err
-				}
-			}
-			if err := fsutil.SyncDir(res.WALAside); err != nil {
-				return err
-			}
-			return fsutil.SyncDir(live.WALPath)
+			return freshWAL(ctx, live.WALPath, res.WALAside, engine.Options{HotPath: hot, WarmPath: warm})
 		})
 	}
 	prev, err := a.Engine.SwitchStore(ctx, hot, warm, p.Label, before...)
@@ -682,6 +681,88 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	res.Previous = []string{prev.HotPath, prev.WarmPath}
 	if err := a.fault("DRSwitch"); err != nil {
 		return nil, err
+	}
+	return res, nil
+}
+
+// lostDir is where a lost WAL's remains go: inside the WAL directory, which may be a
+// mount point (not renamed away).
+func lostDir(walDir string) string {
+	return filepath.Join(walDir, "lost-"+time.Now().UTC().Format("20060102T150405Z"))
+}
+
+// freshWAL moves the segments of walDir into aside and makes the closed databases of dbs
+// start a new history after what they applied (engine.StartHistory), which an empty WAL
+// continues. It returns nothing else: the engine reopens on them.
+func freshWAL(ctx context.Context, walDir, aside string, dbs engine.Options) error {
+	if err := os.MkdirAll(aside, 0o750); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(walDir)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		if en.IsDir() || en.Name() == "LOCK" {
+			continue
+		}
+		if err := os.Rename(filepath.Join(walDir, en.Name()), filepath.Join(aside, en.Name())); err != nil {
+			return err
+		}
+	}
+	if err := fsutil.SyncDir(aside); err != nil {
+		return err
+	}
+	if err := fsutil.SyncDir(walDir); err != nil {
+		return err
+	}
+	return engine.StartHistory(ctx, dbs, appliedLSN(dbs))
+}
+
+// DRResumeResult reports DRResumeWAL.
+type DRResumeResult struct {
+	// NewStart is the first LSN on the fresh WAL: the databases held everything up to it.
+	NewStart uint64 `json:"new_start"`
+	WALAside string `json:"wal_aside"`
+}
+
+// DRResumeWAL recovers a store that lost only its WAL: the databases read in full and
+// hold every acknowledged write, so the fenced engine reopens them on a fresh WAL that
+// continues after what they applied, as a new history recorded in the WAL archive (the
+// records past the archive's end exist only in the databases: a point-in-time restore
+// must not replay across them). The runbook takes a backup after it.
+func (a *Activities) DRResumeWAL(ctx context.Context, label string) (_ *DRResumeResult, err error) {
+	ctx = a.opCtx(ctx)
+	defer a.observe(ctx, "dr_switch", time.Now(), new(int64), &err)
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
+	rep := a.reporter(ctx, "resume")
+	defer rep.keepAlive()()
+	live := a.Engine.Options()
+	res := &DRResumeResult{}
+	if a.Engine.Healthy() == nil {
+		res.NewStart = a.Engine.Timeline() // a retry after the reopen
+		return res, nil
+	}
+	if a.Engine.CurrentFence() == nil {
+		if err := a.Engine.Fence(ctx, DRFenceReason+": resume ("+label+")", time.Minute); err != nil {
+			return nil, classify(err)
+		}
+	}
+	res.WALAside = lostDir(live.WALPath)
+	if _, err := a.Engine.SwitchStore(ctx, live.HotPath, live.WarmPath, label, func() error {
+		return freshWAL(ctx, live.WALPath, res.WALAside, live)
+	}); err != nil {
+		return nil, err
+	}
+	res.NewStart = a.Engine.Timeline()
+	if a.BackupStore != nil {
+		tl := walarchive.Timeline{NewStart: res.NewStart, RestoredTo: res.NewStart - 1, Time: time.Now().UTC(), Label: label}
+		if err := walarchive.WriteTimeline(ctx, a.BackupStore, a.Shard, tl); err != nil {
+			return nil, fmt.Errorf("resumed on a fresh WAL, but recording the new history failed: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -93,6 +93,10 @@ type Options struct {
 	// reports why, reads and writes are refused, and a disaster-recovery runbook can
 	// fence it and switch it to a restored store (SwitchStore), which clears the failure.
 	KeepFailed bool
+	// FreshWAL: the WAL directory starts empty on purpose (a store just restored or
+	// copied, replaying nothing). Without it, databases that applied records beside a WAL
+	// directory without a segment are refused (ErrLost): the WAL was lost.
+	FreshWAL bool
 	// MustExist refuses to create the databases when neither exists (ErrLost): the
 	// worker sets it when the shard has backups, so a store lost whole is restored, not
 	// started again empty.
@@ -362,6 +366,14 @@ func (e *Engine) openStores(ctx context.Context, start time.Time) error {
 	}
 	tl, _ := strconv.ParseUint(meta[metaTimeline], 10, 64)
 	e.timeline.Store(tl)
+	// The WAL always keeps its active segment: none at all, with databases that applied
+	// records, means it was lost — unless the databases start a new history right after
+	// what they hold (StartHistory: an in-place restore, a recovery on a fresh WAL).
+	if applied := max(hotLSN, warmLSN); applied > 0 && tl != applied+1 && !opts.FreshWAL {
+		if m, _ := filepath.Glob(filepath.Join(opts.WALPath, "*.wal")); len(m) == 0 {
+			return fmt.Errorf("%w: the WAL directory %s holds no segment while the databases applied up to LSN %d: the WAL was lost; restore with `akosha dr disk-failure`", ErrLost, opts.WALPath, applied)
+		}
+	}
 	l, trunc, err := wal.Open(opts.WALPath, wal.Options{
 		SegmentBytes: opts.WALSegmentBytes,
 		StartLSN:     max(hotLSN, warmLSN) + 1,

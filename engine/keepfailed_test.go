@@ -103,3 +103,31 @@ func TestInterruptedReplaceOnMovedStore(t *testing.T) {
 		t.Fatalf("stats %+v on %s", s, e.Options().HotPath)
 	}
 }
+
+// A store whose WAL directory lost every segment is refused (the records the databases
+// hold past the archive would silently go missing from it); a fresh history started
+// deliberately (StartHistory) opens.
+func TestOpenRefusesLostWAL(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(t.TempDir())
+	e := mustOpen(t, opts)
+	if _, err := e.Ingest(ctx, convs("s", 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	last := e.WAL().LastLSN()
+	e.Close()
+	if err := os.RemoveAll(opts.WALPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, opts); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "the WAL was lost") {
+		t.Fatalf("open without the WAL: %v", err)
+	}
+	if err := StartHistory(ctx, opts, last); err != nil {
+		t.Fatal(err)
+	}
+	e = mustOpen(t, opts)
+	defer e.Close()
+	if s := mustStats(t, e); s.HotRows != 3 || s.LastLSN != last {
+		t.Fatalf("stats %+v", s)
+	}
+}

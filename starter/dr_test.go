@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/internal/stores"
@@ -193,6 +194,46 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(5, 10, 1, time.Now())); err != nil {
 		t.Fatal(err)
 	}
+
+	// Only the WAL is lost, with writes past the archive's end: they are in the databases,
+	// which the runbook resumes on a fresh WAL (RPO 0), then backs up.
+	if err := w.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	acked = int(mustStatsOf(ctx, t, cfg).HotRows)
+	localOnly(40)
+	if err := os.RemoveAll(cfg.Storage.Hot.WALPath); err != nil {
+		t.Fatal(err)
+	}
+	w = start()
+	if err := w.Engine().Healthy(); err == nil || !strings.Contains(err.Error(), "the WAL was lost") {
+		t.Fatalf("a worker on a store without its WAL: %v", err)
+	}
+	rep = runDR(workflows.DRInput{Scenario: "disk-failure"})
+	if rep.Outcome != "recovered" || !rep.RPO.Exact || rep.Resume == nil || rep.Resume.NewStart == 0 || rep.Backup == nil || rep.Restore != nil {
+		t.Fatalf("report with only the WAL lost %+v", rep)
+	}
+	if s, err := w.Engine().Stats(ctx); err != nil || s.HotRows != int64(acked) {
+		t.Fatalf("with only the WAL lost: %d conversations, %d acknowledged (%v)", s.HotRows, acked, err)
+	}
+	if _, err := w.Engine().Ingest(ctx, ingest.Synthetic(6, 10, 1, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustStatsOf opens the (closed) store of cfg and returns its stats.
+func mustStatsOf(ctx context.Context, t *testing.T, cfg *config.Config) engine.Stats {
+	t.Helper()
+	e, err := engine.Open(ctx, engine.Options{HotPath: cfg.Storage.Hot.Path, WarmPath: cfg.Storage.Warm.Path, WALPath: cfg.Storage.Hot.WALPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s, err := e.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestDRCorruptionEndToEnd: bytes overwritten in the middle of warm.db while the worker is

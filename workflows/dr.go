@@ -91,6 +91,8 @@ type DRReport struct {
 	Restore    *activities.DRRestoreResult `json:"restore,omitempty"`
 	Switch     *activities.DRSwitchResult  `json:"switch,omitempty"`
 	InPlace    *RestoreResult              `json:"in_place_restore,omitempty"`
+	Resume     *activities.DRResumeResult  `json:"resume,omitempty"`
+	Backup     *activities.BackupResult    `json:"backup,omitempty"`
 	Verify     *activities.DRVerifyResult  `json:"verify,omitempty"`
 	Replayed   int                         `json:"replayed"`
 	Skipped    map[string]int              `json:"skipped,omitempty"`
@@ -256,6 +258,28 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 		undone := activities.DRAssessParams{Scenario: in.Scenario, TxIDs: txids}
 		if err := step("verify", a.DRVerify, activities.DRVerifyParams{Undone: &undone}, &rep.Verify); err != nil {
 			return fail(err)
+		}
+		rep.Outcome = "recovered"
+
+	case as.DatabasesIntact:
+		// Only the WAL was lost: every acknowledged write is in the databases.
+		if err := step("fence", a.DRFence, "disaster recovery: "+in.Scenario+" ("+label+")", nil); err != nil {
+			return fail(err)
+		}
+		if err := step("resume", a.DRResumeWAL, runLabel, &rep.Resume); err != nil {
+			return fail(err)
+		}
+		if err := step("unfence", a.DRUnfence, nil, nil); err != nil {
+			return fail(err)
+		}
+		rep.RTOSeconds = workflow.Now(ctx).Sub(start).Seconds()
+		rep.RPO = RPO{Exact: true}
+		if err := step("verify", a.DRVerify, activities.DRVerifyParams{}, &rep.Verify); err != nil {
+			return fail(err)
+		}
+		// A base for point-in-time restores on the new history.
+		if err := step("backup", a.Backup, activities.BackupParams{}, &rep.Backup); err != nil {
+			workflow.GetLogger(ctx).Warn("recovered, but the backup after it failed: take one before relying on point-in-time restore", "err", err)
 		}
 		rep.Outcome = "recovered"
 

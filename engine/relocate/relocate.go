@@ -415,7 +415,7 @@ func catchUp(ctx context.Context, e *engine.Engine, hotDir, warmDir, walDir stri
 	}
 	lo := e.Options()
 	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir,
-		Threads: lo.Threads, MaxMemoryGB: lo.MaxMemoryGB, ManualSchemaMigrations: true})
+		Threads: lo.Threads, MaxMemoryGB: lo.MaxMemoryGB, ManualSchemaMigrations: true, FreshWAL: true})
 	if err != nil {
 		return 0, fmt.Errorf("open the copy: %w", err)
 	}

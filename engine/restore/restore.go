@@ -216,7 +216,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 	// 4. Replay: the engine's recovery applies the WAL; closing checkpoints.
 	t0 = time.Now()
 	// A legacy backup holds warm.db alone: its hot tier starts empty.
-	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir, CreateMissing: res.Legacy})
+	eng, err := engine.Open(ctx, engine.Options{HotPath: hotDir, WarmPath: warmDir, WALPath: walDir, CreateMissing: res.Legacy, FreshWAL: true})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", replayError(err, opts.ExcludeTxIDs))
 	}
