@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -31,7 +32,7 @@ func DRCommand() *cli.Command {
 			"activity with its timestamps; the report gives RTO (start to writes resumed) and RPO\n" +
 			"(acknowledged writes lost: 0 when the local WAL survived). On production shards\n" +
 			"(environment: production) the runbook waits before its first destructive step for\n" +
-			"`akosha dr approve ID` (or `dr reject ID --reason ...`), at most --approval-timeout;\n" +
+			"`akosha dr approve ID` (or `akosha dr reject --reason R ID`), at most --approval-timeout;\n" +
 			"--auto-approve skips the gate.",
 		Subcommands: []*cli.Command{
 			drScenarioCommand(activities.ScenarioDiskFailure, "the warm (or hot) database is missing or unreadable: restore the newest good backup, the archived WAL and the surviving local WAL into a fresh directory and switch to it"),
@@ -75,7 +76,7 @@ func drScenarioCommand(scenario, usage string) *cli.Command {
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			in := workflows.DRInput{Shard: c.Int("shard"), Scenario: scenario, AutoApprove: c.Bool("auto-approve"),
-				ApprovalTimeoutMinutes: int(c.Duration("approval-timeout").Minutes()), Force: c.Bool("force")}
+				ApprovalTimeoutMinutes: int(math.Ceil(c.Duration("approval-timeout").Minutes())), Force: c.Bool("force")}
 			if c.Duration("approval-timeout") < time.Minute {
 				return fmt.Errorf("--approval-timeout %s: at least 1m", c.Duration("approval-timeout"))
 			}
@@ -104,14 +105,21 @@ func drScenarioCommand(scenario, usage string) *cli.Command {
 }
 
 func drDrillCommand() *cli.Command {
-	flags := drFlags()
-	flags = append(flags, &cli.StringFlag{Name: "scenario", Value: activities.ScenarioDiskFailure, Usage: "scenario to rehearse"})
+	flags := []cli.Flag{
+		&cli.IntFlag{Name: "shard", Usage: "shard to rehearse on"},
+		&cli.StringFlag{Name: "scenario", Value: activities.ScenarioDiskFailure, Usage: "scenario to rehearse: disk-failure or corruption (both rehearse the restore)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		&cli.StringFlag{Name: "id", Usage: "workflow id (default akosha-dr-drill-<scenario>-<shard>-<time>)"},
+	}
 	return &cli.Command{
 		Name: "drill",
 		Usage: "rehearse a scenario on a scratch copy: restore the newest good backup, the archived WAL and the local WAL into a scratch " +
 			"directory, check it, report RTO and RPO, remove it; nothing live is touched (waits)",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
+			if sc := c.String("scenario"); sc != activities.ScenarioDiskFailure && sc != activities.ScenarioCorruption {
+				return fmt.Errorf("--scenario %q: a drill rehearses disk-failure or corruption (an accidental deletion is undone from a real delete)", sc)
+			}
 			return runDR(c, workflows.DRInput{Shard: c.Int("shard"), Scenario: c.String("scenario"), Drill: true})
 		},
 	}
@@ -124,10 +132,10 @@ func runDR(c *cli.Context, in workflows.DRInput) error {
 	}
 	wait := in.Drill || c.Bool("wait") || c.Bool("json")
 	var rep workflows.DRReport
+	if !in.Drill && !in.AutoApprove && !c.Bool("json") {
+		fmt.Fprintf(c.App.Writer, "on a production shard the runbook waits for: akosha dr approve %s\n", id)
+	}
 	if err := start(c, id, workflows.DisasterRecoveryWorkflowName, in, wait, &rep); err != nil || !wait {
-		if err == nil {
-			fmt.Fprintf(c.App.Writer, "production shards wait for: akosha dr approve %s\n", id)
-		}
 		return err
 	}
 	if c.Bool("json") {
