@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -342,5 +343,34 @@ func TestEngineLinesCarryOperation(t *testing.T) {
 		if m == nil || m["workflow_id"] == nil || m["run_id"] == nil || m["shard"] != float64(3) || m["step"] != "DRFence" || m["subsystem"] != "engine" {
 			t.Fatalf("engine line %v in\n%s", m, logs.String())
 		}
+	}
+}
+
+// DRRestore never writes into a directory that exists or overlaps the store.
+func TestDRRestoreRefusesDirs(t *testing.T) {
+	eng, dir := openEngine(t)
+	store, err := file.New(filepath.Join(dir, "backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	acts := &Activities{Engine: eng, BackupStore: store}
+	env.RegisterActivity(acts)
+	existing := t.TempDir()
+	for _, c := range []struct{ dir, want string }{
+		{"relative/dir", "absolute path"},
+		{eng.Options().WarmPath, "overlaps the store's directory"},
+		{filepath.Join(eng.Options().HotPath, "x"), "overlaps the store's directory"},
+		{dir, "overlaps the store's directory"},
+		{existing, "exists and is not this runbook's restore"},
+	} {
+		_, err := env.ExecuteActivity(acts.DRRestore, DRRestoreParams{Dir: c.dir, Label: "wf/run"})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("dir %s: %v, want %q", c.dir, err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(eng.Options().WarmPath, engine.WarmFile)); err != nil {
+		t.Fatalf("the live store was touched: %v", err)
 	}
 }

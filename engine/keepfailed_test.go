@@ -131,3 +131,24 @@ func TestOpenRefusesLostWAL(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// MustExist: a store lost whole (both databases gone) is not started again empty.
+func TestMustExistRefusesEmptyStore(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.MustExist = true
+	if _, err := Open(context.Background(), opts); !errors.Is(err, ErrLost) {
+		t.Fatalf("open: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.WarmPath, WarmFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a database was created: %v", err)
+	}
+	opts.KeepFailed = true
+	e, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Healthy(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("health %v", err)
+	}
+}
