@@ -11,6 +11,7 @@ package engine
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -543,6 +544,12 @@ func (e *Engine) apply(ctx context.Context, r wal.Record) (bool, error) {
 		}
 		_, err = e.applyCold(ctx, p, r.LSN)
 		return true, err
+	case RecordSample:
+		var sm Sample
+		if err := json.Unmarshal(r.Payload, &sm); err != nil {
+			return false, fmt.Errorf("sample: %w", err)
+		}
+		return true, e.applySample(ctx, sm, r.LSN)
 	default:
 		return false, fmt.Errorf("unknown WAL record type %d", r.Type)
 	}

@@ -202,7 +202,7 @@ type RecordSummary struct {
 	LSN  uint64    `json:"lsn"`
 	TxID uint64    `json:"txid"`
 	Time time.Time `json:"time"`
-	Type string    `json:"type"` // ingest, delete, skipped, age (hot -> warm) or cold (warm -> cold)
+	Type string    `json:"type"` // ingest, delete, skipped, age (hot -> warm), cold (warm -> cold) or sample
 	Rows int       `json:"rows"` // conversations ingested, or ids deleted
 	// For deletes: who asked, how rows were chosen, and the system for by-system deletes.
 	Caller     string    `json:"caller,omitempty"`
@@ -264,6 +264,8 @@ func Summarize(r wal.Record) (RecordSummary, error) {
 				s.Systems = append(s.Systems, o.SystemID)
 			}
 		}
+	case RecordSample:
+		s.Type = "sample"
 	default:
 		return s, fmt.Errorf("LSN %d: unknown record type %d", r.LSN, r.Type)
 	}
