@@ -45,6 +45,8 @@ type Activities struct {
 	// DiskWarningPercent is the warm disk's warning threshold (monitoring config), which
 	// explain and dry runs compare the usage with.
 	DiskWarningPercent int
+	// DiskCriticalPercent is the warm disk's critical threshold (monitoring config).
+	DiskCriticalPercent int
 	// RetentionDays and MinKeep are the retention policy PruneBackups applies.
 	RetentionDays, MinKeep int
 

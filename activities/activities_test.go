@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/capacity"
 	"github.com/akosha/akosha/engine/objstore/file"
 )
 
@@ -372,5 +373,46 @@ func TestDRRestoreRefusesDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(eng.Options().WarmPath, engine.WarmFile)); err != nil {
 		t.Fatalf("the live store was touched: %v", err)
+	}
+}
+
+// The maintenance tasks on a real engine: a sample is measured and stored (with the timed
+// benchmark queries), ANALYZE runs, and the capacity plan sees the samples.
+func TestMaintenanceActivities(t *testing.T) {
+	eng, _ := openEngine(t)
+	ctx := context.Background()
+	emb := make([]float32, engine.EmbeddingDim)
+	var cs []engine.Conversation
+	for i := range 50 {
+		cs = append(cs, engine.Conversation{SystemID: "s", ConversationID: fmt.Sprint("c", i), Content: "hi", Embedding: emb, Timestamp: time.Now().Add(-time.Duration(i) * time.Hour)})
+	}
+	if _, err := eng.Ingest(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	acts := &Activities{Engine: eng, DiskWarningPercent: 75, DiskCriticalPercent: 90}
+	env.RegisterActivity(acts)
+	v, err := env.ExecuteActivity(acts.CollectSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s SampleResult
+	if err := v.Get(&s); err != nil || s.HotRows != 50 || s.HotBytes == 0 || s.DiskTotalBytes == 0 || s.CountMS <= 0 || s.WarningPercent != 75 {
+		t.Fatalf("sample %+v %v", s, err)
+	}
+	if got, err := eng.Samples(ctx, time.Time{}); err != nil || len(got) != 1 || got[0].HotRows != 50 {
+		t.Fatalf("stored %+v %v", got, err)
+	}
+	if _, err := env.ExecuteActivity(acts.Analyze); err != nil {
+		t.Fatal(err)
+	}
+	v, err = env.ExecuteActivity(acts.CapacityReport, CapacityParams{Systems: 1000, ConversationsPerSystemPerDay: 100, BytesPerConversation: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p capacity.Plan
+	if err := v.Get(&p); err != nil || p.Samples != 2 || p.Formula == nil || p.Formula.RecommendedBytes != 124.5e9 || len(p.Notes) == 0 || p.UsagePercent <= 0 {
+		t.Fatalf("plan %+v %v", p, err)
 	}
 }

@@ -258,6 +258,7 @@ func (w *Worker) startPollers(shard int) error {
 		HotRetentionDays:    w.cfg.Storage.Hot.RetentionDays,
 		WarmRetentionDays:   w.cfg.Storage.Warm.RetentionDays,
 		DiskWarningPercent:  w.cfg.Monitoring.DiskUsageWarningPercent,
+		DiskCriticalPercent: w.cfg.Monitoring.DiskUsageCriticalPercent,
 		Temporal:            w.opts.Temporal,
 		Fault:               w.opts.Fault,
 	}

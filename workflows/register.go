@@ -15,4 +15,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(MigrateCleanupWorkflow, workflow.RegisterOptions{Name: MigrateCleanupWorkflowName})
 	w.RegisterWorkflowWithOptions(MigrateSchemaWorkflow, workflow.RegisterOptions{Name: MigrateSchemaWorkflowName})
 	w.RegisterWorkflowWithOptions(DisasterRecoveryWorkflow, workflow.RegisterOptions{Name: DisasterRecoveryWorkflowName})
+	w.RegisterWorkflowWithOptions(MaintenanceWorkflow, workflow.RegisterOptions{Name: MaintenanceWorkflowName})
 }
