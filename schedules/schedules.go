@@ -55,7 +55,58 @@ func Defaults(cfg *config.Config) []Definition {
 	for shard := range max(cfg.Shard.Count, 1) {
 		defs = append(defs, HourlyAging(shard))
 	}
+	for _, window := range []string{"daily", "weekly", "monthly"} {
+		for shard := range max(cfg.Shard.Count, 1) {
+			defs = append(defs, Maintenance(shard, window))
+		}
+	}
 	return defs
+}
+
+// MaintenanceID is the id of shard's schedule of a maintenance window:
+// akosha-maintenance-daily for shard 0, akosha-maintenance-daily-N for the others.
+func MaintenanceID(shard int, window string) string {
+	if shard == 0 {
+		return "akosha-maintenance-" + window
+	}
+	return fmt.Sprintf("akosha-maintenance-%s-%d", window, shard)
+}
+
+// Maintenance starts MaintenanceWorkflow for shard's window at the guide's times (UTC):
+// daily 02:00, weekly Sunday 03:00, monthly on the 1st at 04:00. A window still running
+// at the next start is not doubled (overlap SKIP); a missed one runs within the catch-up
+// window (akosha schedule backfill for older ones); a jitter of up to 5 minutes keeps many
+// shards' windows from starting at one instant.
+func Maintenance(shard int, window string) Definition {
+	desc := fmt.Sprintf("Akosha %s maintenance window of shard %d (%s)", window, shard, workflows.MaintenanceWorkflowName)
+	cal := client.ScheduleCalendarSpec{
+		Second:  []client.ScheduleRange{{Start: 0}},
+		Minute:  []client.ScheduleRange{{Start: 0}},
+		Comment: desc,
+	}
+	switch window {
+	case "daily":
+		cal.Hour = []client.ScheduleRange{{Start: 2}}
+	case "weekly":
+		cal.Hour = []client.ScheduleRange{{Start: 3}}
+		cal.DayOfWeek = []client.ScheduleRange{{Start: 0}} // Sunday
+	case "monthly":
+		cal.Hour = []client.ScheduleRange{{Start: 4}}
+		cal.DayOfMonth = []client.ScheduleRange{{Start: 1}}
+	}
+	return Definition{
+		ID:          MaintenanceID(shard, window),
+		Description: desc,
+		Spec:        client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{cal}, TimeZoneName: "UTC", Jitter: 5 * time.Minute},
+		Action: client.ScheduleWorkflowAction{
+			ID:        fmt.Sprintf("akosha-maintenance-%s-%d-scheduled", window, shard),
+			Workflow:  workflows.MaintenanceWorkflowName,
+			Args:      []any{workflows.MaintenanceInput{Shard: shard, Window: window}},
+			TaskQueue: workflows.OpsTaskQueue,
+		},
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: CatchupWindow,
+	}
 }
 
 // AgingHourlyID is the id of the hourly aging schedule of shard (akosha-aging-hourly for

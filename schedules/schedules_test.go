@@ -39,13 +39,17 @@ func mustApply(t *testing.T, ctx context.Context, c client.Client, want Outcome)
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, out.String())
 	}
-	// The daily backup is the schedule these tests change; the hourly aging one is only
-	// created and then left alone.
-	if len(res) != 2 || res[0].ID != "akosha-backup-daily" || res[0].Outcome != want || res[1].ID != "akosha-aging-hourly" {
-		t.Fatalf("apply: %+v, want akosha-backup-daily %s and akosha-aging-hourly\n%s", res, want, out.String())
+	// The daily backup is the schedule these tests change; the others (hourly aging, the
+	// three maintenance windows) are only created and then left alone.
+	others := []string{"akosha-aging-hourly", "akosha-maintenance-daily", "akosha-maintenance-weekly", "akosha-maintenance-monthly"}
+	if len(res) != 5 || res[0].ID != "akosha-backup-daily" || res[0].Outcome != want {
+		t.Fatalf("apply: %+v, want akosha-backup-daily %s and %v\n%s", res, want, others, out.String())
 	}
-	if want == Created && res[1].Outcome != Created || want != Created && res[1].Outcome != Unchanged {
-		t.Fatalf("apply: akosha-aging-hourly %s\n%s", res[1].Outcome, out.String())
+	for i, id := range others {
+		r := res[i+1]
+		if r.ID != id || want == Created && r.Outcome != Created || want != Created && r.Outcome != Unchanged {
+			t.Fatalf("apply: %s %s, want %s\n%s", r.ID, r.Outcome, id, out.String())
+		}
 	}
 	return res[0], out.String()
 }
@@ -94,12 +98,13 @@ func TestApply(t *testing.T) {
 	// Twice: unchanged, and still one schedule.
 	mustApply(t, ctx, c, Unchanged)
 	var ids []string
-	for i := 0; i < 100 && !(slices.Contains(ids, "akosha-backup-daily") && slices.Contains(ids, "akosha-aging-hourly")); i++ {
+	all := []string{"akosha-aging-hourly", "akosha-backup-daily", "akosha-maintenance-daily", "akosha-maintenance-monthly", "akosha-maintenance-weekly"}
+	for i := 0; i < 100 && len(ids) < len(all); i++ {
 		ids = listIDs(t, ctx, c)
 		time.Sleep(100 * time.Millisecond)
 	}
 	slices.Sort(ids)
-	if !slices.Equal(ids, []string{"akosha-aging-hourly", "akosha-backup-daily"}) {
+	if !slices.Equal(ids, all) {
 		t.Fatalf("schedules after two applies: %v", ids)
 	}
 

@@ -88,3 +88,19 @@ func TestSpecEqual(t *testing.T) {
 		}
 	}
 }
+
+// The maintenance windows at the guide's times.
+func TestMaintenanceSchedules(t *testing.T) {
+	for window, want := range map[string]string{
+		"daily":   "daily 02:00 UTC jitter 5m0s: MaintenanceWorkflow {\"shard\":0,\"window\":\"daily\"} on akosha-ops",
+		"weekly":  "weekly Sun 03:00 UTC jitter 5m0s: MaintenanceWorkflow {\"shard\":0,\"window\":\"weekly\"} on akosha-ops",
+		"monthly": "monthly on day 1 04:00 UTC jitter 5m0s: MaintenanceWorkflow {\"shard\":0,\"window\":\"monthly\"} on akosha-ops",
+	} {
+		if got := Maintenance(0, window).Summary(); got != want {
+			t.Errorf("%s: %q, want %q", window, got, want)
+		}
+	}
+	if id := MaintenanceID(2, "weekly"); id != "akosha-maintenance-weekly-2" {
+		t.Errorf("id %s", id)
+	}
+}

@@ -57,7 +57,7 @@ func TestScheduleCommand(t *testing.T) {
 		t.Fatalf("trigger: %s", out)
 	}
 	var list []schedules.Status
-	if err := json.Unmarshal([]byte(mustRun("list", "--json")), &list); err != nil || len(list) != 2 || list[0].ID != "akosha-aging-hourly" {
+	if err := json.Unmarshal([]byte(mustRun("list", "--json")), &list); err != nil || len(list) != 5 || list[0].ID != "akosha-aging-hourly" {
 		t.Fatalf("list --json: %+v %v", list, err)
 	}
 	if s := list[1]; s.ID != id || s.Paused || s.NextRun == nil || s.LastRun == nil || s.LastRun.Status != "running" {

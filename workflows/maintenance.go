@@ -46,7 +46,7 @@ type MaintenanceInput struct {
 	// Tasks, if given, run instead of the window's.
 	Tasks []string `json:"tasks,omitempty"`
 	// Capacity are the guide's formula inputs for capacity_plan (optional).
-	Capacity activities.CapacityParams `json:"capacity,omitempty"`
+	Capacity *activities.CapacityParams `json:"capacity,omitempty"`
 	// AgingTargetDays is the target age of the aging run the daily window starts when the
 	// disk is past its warning threshold (the guide's "trigger aging"; default 60).
 	AgingTargetDays int `json:"aging_target_days,omitempty"`
@@ -124,7 +124,11 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 			err = workflow.ExecuteActivity(actx, a.Analyze).Get(ctx, &an)
 			r.Detail = an
 		case TaskCapacityPlan:
-			err = workflow.ExecuteActivity(actx, a.CapacityReport, in.Capacity).Get(ctx, &res.Capacity)
+			var cp activities.CapacityParams
+			if in.Capacity != nil {
+				cp = *in.Capacity
+			}
+			err = workflow.ExecuteActivity(actx, a.CapacityReport, cp).Get(ctx, &res.Capacity)
 		case TaskTestRestore:
 			var d activities.DRRestoreResult
 			label := workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID

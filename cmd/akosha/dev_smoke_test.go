@@ -159,7 +159,7 @@ func TestDevSmoke(t *testing.T) {
 		Paused  bool       `json:"paused"`
 		NextRun *time.Time `json:"next_run"`
 	}
-	if err := json.Unmarshal([]byte(run("schedule", "list", "--json")), &scheds); err != nil || len(scheds) != 2 ||
+	if err := json.Unmarshal([]byte(run("schedule", "list", "--json")), &scheds); err != nil || len(scheds) != 5 ||
 		scheds[1].ID != "akosha-backup-daily" || scheds[1].Paused || scheds[1].NextRun == nil || scheds[1].NextRun.UTC().Hour() != 2 ||
 		scheds[0].ID != "akosha-aging-hourly" || scheds[0].NextRun == nil || scheds[0].NextRun.UTC().Minute() != 15 {
 		t.Fatalf("schedule list: %+v %v", scheds, err)
@@ -263,6 +263,16 @@ func TestDevSmoke(t *testing.T) {
 	}
 	if got := stats(); got != aged {
 		t.Fatalf("stats after the cleanup %+v, before %+v", got, aged)
+	}
+
+	// Maintenance: the daily window stores a sample; the capacity plan reads it.
+	if o := run("maintenance", "run", "daily", "--wait"); !regexp.MustCompile(`(?m)^checkpoint\s+done`).MatchString(o) ||
+		!regexp.MustCompile(`(?m)^collect_metrics\s+done`).MatchString(o) || !regexp.MustCompile(`(?m)^rotate_logs\s+skipped`).MatchString(o) {
+		t.Fatalf("maintenance run daily: %s", o)
+	}
+	if o := run("report", "capacity", "--systems", "1000", "--conversations-per-day", "100", "--kb-per-conversation", "5"); !strings.Contains(o, "the guide's formula: 0.5 GB/day: needs 41.5 GB, provision 124.5 GB") ||
+		!strings.Contains(o, "2 samples") || !strings.Contains(o, "disk usage") {
+		t.Fatalf("report capacity: %s", o)
 	}
 
 	// One conversation written and deleted after the backup: the WAL has both.

@@ -28,6 +28,8 @@ func main() {
 			starter.AgeCommand(),
 			starter.MigrateCommand(),
 			starter.DRCommand(),
+			starter.MaintenanceCommand(),
+			starter.ReportCommand(),
 			starter.ColdCommand(),
 			starter.HealthCommand(),
 			starter.ScheduleCommand(),
