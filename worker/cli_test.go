@@ -30,8 +30,9 @@ func TestApplyDevSchedules(t *testing.T) {
 	var out bytes.Buffer
 	applyDevSchedules(ctx, &out, log, ts.GetDefaultClient(), config.Default())
 	if got := out.String(); !strings.HasPrefix(got, "schedule akosha-backup-daily: created (daily 02:00 UTC") ||
-		!strings.Contains(got, "schedule akosha-aging-hourly: created (every 1h0m0s offset 15m0s") || strings.Count(got, "\n") != 2 {
-		t.Fatalf("dev output: %q, want two lines: the schedules created", got)
+		!strings.Contains(got, "schedule akosha-aging-hourly: created (every 1h0m0s offset 15m0s") ||
+		!strings.Contains(got, "schedule akosha-maintenance-weekly: created (weekly Sun 03:00 UTC") || strings.Count(got, "\n") != 5 {
+		t.Fatalf("dev output: %q, want five lines: the schedules created", got)
 	}
 
 	out.Reset()
