@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/capacity"
 	"github.com/akosha/akosha/internal/fsutil"
 )
@@ -155,4 +159,52 @@ func (a *Activities) CapacityReport(ctx context.Context, p CapacityParams) (_ *c
 		DiskWarningPercent: float64(a.DiskWarningPercent), DiskCriticalPercent: float64(a.DiskCriticalPercent),
 		Systems: p.Systems, ConversationsPerSystemPerDay: p.ConversationsPerSystemPerDay, BytesPerConversation: p.BytesPerConversation})
 	return &plan, nil
+}
+
+// CompactParams are the inputs of Compact.
+type CompactParams struct {
+	// MinReclaimPercent: the rewrite replaces warm.db only when it is at least this much
+	// smaller (default DefaultCompactPercent).
+	MinReclaimPercent float64 `json:"min_reclaim_percent,omitempty"`
+}
+
+// DefaultCompactPercent is the default reclaim threshold of Compact.
+const DefaultCompactPercent = 20
+
+// Compact rewrites warm.db into a new file while writes go on and swaps it in, under a
+// short fence, when that gives back at least MinReclaimPercent of the file (DuckDB keeps
+// the space of deleted rows). Every table of the new file is checked against the live one.
+func (a *Activities) Compact(ctx context.Context, p CompactParams) (_ *engine.CompactResult, err error) {
+	ctx = a.opCtx(ctx)
+	var bytes int64
+	defer func() { a.observe(ctx, "compact", time.Now(), &bytes, &err) }()
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	}
+	defer a.swaps.Unlock()
+	rep := a.reporter(ctx, "compact")
+	defer rep.keepAlive()()
+	if p.MinReclaimPercent <= 0 {
+		p.MinReclaimPercent = DefaultCompactPercent
+	}
+	res, err := a.Engine.CompactWarm(ctx, p.MinReclaimPercent, WarmSums)
+	if err != nil {
+		return nil, classify(err)
+	}
+	bytes = res.Reclaimed
+	return res, nil
+}
+
+// WarmSums is every table's row count and content checksum (backup.TableChecksumsOf) as
+// one comparable string.
+func WarmSums(ctx context.Context, q engine.Querier) (string, error) {
+	tables, err := backup.TableChecksumsOf(ctx, q, engine.WarmFile)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, t := range tables {
+		fmt.Fprintf(&b, "%s:%d:%s ", t.Table, t.Rows, t.Checksum)
+	}
+	return b.String(), nil
 }

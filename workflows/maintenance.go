@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/akosha/akosha/activities"
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/capacity"
 )
 
@@ -139,7 +140,12 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 		case TaskRebuildIndexes:
 			r.Outcome, r.Detail = "skipped", "DuckDB maintains its indexes on every write; there is nothing to rebuild"
 		case TaskCompact:
-			r.Outcome, r.Detail = "skipped", "not built yet: compaction of the warm database (issue 8)"
+			var c engine.CompactResult
+			err = workflow.ExecuteActivity(actx, a.Compact, activities.CompactParams{}).Get(ctx, &c)
+			r.Detail = c
+			if err == nil && c.Skipped != "" {
+				r.Outcome = "skipped"
+			}
 		}
 		r.DurationMS = workflow.Now(ctx).Sub(start).Milliseconds()
 		if err != nil {

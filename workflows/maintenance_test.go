@@ -35,6 +35,7 @@ func newMaintEnv(t *testing.T, usage float64, checkpointErr error) *maintEnv {
 	e.OnActivity(a.CollectSample, mock.Anything).Return(&activities.SampleResult{Sample: engine.Sample{DiskTotalBytes: 100, DiskAvailableBytes: 100 - int64(usage)},
 		UsagePercent: usage, WarningPercent: 75}, nil)
 	e.OnActivity(a.Analyze, mock.Anything).Return(&activities.AnalyzeResult{DurationMS: 3}, nil)
+	e.OnActivity(a.Compact, mock.Anything, mock.Anything).Return(&engine.CompactResult{Skipped: "below the threshold"}, nil)
 	e.OnActivity(a.CapacityReport, mock.Anything, mock.Anything).Return(&capacity.Plan{Samples: 9}, nil)
 	e.OnActivity(a.DRRestore, mock.Anything, mock.Anything).Return(&activities.DRRestoreResult{Dir: "(drill: removed)"}, nil)
 	e.OnWorkflow(AgingWorkflowName, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in AgingInput) (AgingResult, error) {
@@ -101,5 +102,16 @@ func TestMaintenanceMonthlyAndFailures(t *testing.T) {
 		if _, err := newMaintEnv(t, 50, nil).run(t, in); err == nil {
 			t.Fatalf("%+v accepted", in)
 		}
+	}
+}
+
+func TestMaintenanceWeekly(t *testing.T) {
+	e := newMaintEnv(t, 50, nil)
+	res, err := e.run(t, MaintenanceInput{Window: "weekly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(res); got != "analyze=done,query_performance=done,rebuild_indexes=skipped,compact=skipped" {
+		t.Fatalf("%s", got)
 	}
 }
