@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr lint fmt fuzz clean
+.PHONY: all build run test promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact lint fmt fuzz clean
 
 all: lint test
 
@@ -45,7 +45,7 @@ test-short:
 
 ## bench: durable ingest (engine and HTTP) and backup, each beside its baselines; see docs/BENCHMARKS.md
 ## (the -bench pattern is every benchmark but engine's Age*1M, which bench-aging runs once each)
-bench: bench-backup bench-restore bench-aging bench-migrate bench-dr
+bench: bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact
 	$(GO) test -run '^$$' -bench '^Benchmark([^A]|A[^g])' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./engine/ ./engine/wal/ ./worker/...
 
 ## bench-backup: backup of a 1M-conversation warm.db beside cp+gzip+sha256sum and zstd -T0 -1
@@ -64,6 +64,10 @@ bench-migrate:
 ## bench-dr: RTO of each disaster-recovery runbook on the 1M-conversation shard (real Temporal, per step)
 bench-dr:
 	$(GO) test -run '^$$' -bench 'DR1M' -benchtime 1x -count $(BENCHCOUNT) -timeout 30m ./starter/
+
+## bench-compact: compaction of the 1M-conversation warm.db after half of it is deleted, beside a bare DuckDB rewrite
+bench-compact:
+	$(GO) test -run '^$$' -bench 'Compact1M' -benchtime 1x -count $(BENCHCOUNT) -timeout 30m ./activities/
 
 ## bench-aging: hot -> warm and warm -> cold of 1M conversations beside bare DuckDB INSERT ... SELECT / COPY TO parquet
 ## (the hot dataset is generated once under $$AKOSHA_BENCH_DIR; AKOSHA_BENCH_AGING_ROWS=n for a quick try)
