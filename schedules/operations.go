@@ -2,8 +2,10 @@ package schedules
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -98,4 +100,23 @@ func handle(ctx context.Context, c client.Client, id string) (client.ScheduleHan
 		return nil, err
 	}
 	return h, nil
+}
+
+// Backfill takes schedule id's action for each of its times in [start, end) that it did
+// not run (a window missed while Temporal or the worker was down, beyond the catch-up
+// window), under the overlap policy ALLOW_ALL: each missed time runs once.
+func Backfill(ctx context.Context, c client.Client, id string, start, end time.Time) error {
+	if !end.After(start) {
+		return fmt.Errorf("backfill %s: the end %s is not after the start %s", id, end.Format(time.RFC3339), start.Format(time.RFC3339))
+	}
+	h, err := handle(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if err := h.Backfill(ctx, client.ScheduleBackfillOptions{Backfill: []client.ScheduleBackfill{{
+		Start: start, End: end, Overlap: enums.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
+	}}}); err != nil {
+		return scheduleError(id, err)
+	}
+	return nil
 }

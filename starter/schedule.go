@@ -136,6 +136,23 @@ func ScheduleCommand() *cli.Command {
 				}),
 			},
 			{
+				Name:      "backfill",
+				Usage:     "run a schedule's missed times between --from and --to (a maintenance window missed while Temporal was down)",
+				ArgsUsage: "--from T --to T ID",
+				Flags: []cli.Flag{
+					&cli.TimestampFlag{Name: "from", Layout: time.RFC3339, Required: true, Usage: "first time to run (RFC 3339)"},
+					&cli.TimestampFlag{Name: "to", Layout: time.RFC3339, Required: true, Usage: "end, exclusive (RFC 3339)"},
+				},
+				Action: withID(func(c *cli.Context, tc client.Client, id string) error {
+					from, to := *c.Timestamp("from"), *c.Timestamp("to")
+					if err := schedules.Backfill(c.Context, tc, id, from, to); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "schedule %s: backfilling its times from %s to %s (see akosha schedule list)\n", id, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+					return nil
+				}),
+			},
+			{
 				Name:      "delete",
 				Usage:     "delete a schedule (runs it started go on; apply or akosha dev recreate a default one)",
 				ArgsUsage: "ID",

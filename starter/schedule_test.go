@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,28 @@ func TestScheduleCommand(t *testing.T) {
 	}
 	if s := list[1]; s.ID != id || s.Paused || s.NextRun == nil || s.LastRun == nil || s.LastRun.Status != "running" {
 		t.Fatalf("list --json: %+v", s)
+	}
+	// A missed weekly maintenance window, backfilled: the schedule runs it.
+	sunday := time.Now().UTC().AddDate(0, 0, -int(time.Now().UTC().Weekday())-7).Truncate(24 * time.Hour)
+	if out := mustRun("backfill", "--from", sunday.Format(time.RFC3339), "--to", sunday.Add(24*time.Hour).Format(time.RFC3339), "akosha-maintenance-weekly"); !strings.Contains(out, "schedule akosha-maintenance-weekly: backfilling") {
+		t.Fatalf("backfill: %s", out)
+	}
+	for i := 0; ; i++ {
+		var l []schedules.Status
+		json.Unmarshal([]byte(mustRun("list", "--json")), &l)
+		if i := slices.IndexFunc(l, func(s schedules.Status) bool { return s.ID == "akosha-maintenance-weekly" }); i >= 0 && l[i].LastRun != nil {
+			if !strings.HasPrefix(l[i].LastRun.WorkflowID, "akosha-maintenance-weekly-0-scheduled-") {
+				t.Fatalf("backfilled run %+v", l[i].LastRun)
+			}
+			break
+		}
+		if i == 50 {
+			t.Fatalf("the backfill started nothing: %+v", l)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := run("backfill", "--from", sunday.Format(time.RFC3339), "--to", sunday.Format(time.RFC3339), "akosha-maintenance-weekly"); err == nil || !strings.Contains(out+err.Error(), "is not after the start") {
+		t.Fatalf("empty backfill: %v %s", err, out)
 	}
 	if out := mustRun("delete", id); !strings.Contains(out, "deleted schedule akosha-backup-daily (daily 02:00 UTC: BackupWorkflow on akosha-ops)") {
 		t.Fatalf("delete: %s", out)
