@@ -39,6 +39,8 @@ type Config struct {
 	Temporal   TemporalConfig   `yaml:"temporal"`
 	Shard      ShardConfig      `yaml:"shard"`
 	Cache      CacheConfig      `yaml:"cache"`
+	// Maintenance sets when the maintenance windows' schedules run (UTC).
+	Maintenance MaintenanceConfig `yaml:"maintenance"`
 
 	// sources maps a dotted YAML key to "env" or "file"; absent means "default".
 	sources map[string]string
@@ -225,6 +227,18 @@ type ShardConfig struct {
 
 // CacheConfig is recognised only so the guide's config files load; the
 // warm-tier engine does not use a cache and does not validate it.
+// MaintenanceConfig sets the maintenance windows' times, UTC (the guide's section 9).
+type MaintenanceConfig struct {
+	// DailyHour is the daily window's hour. Default 2.
+	DailyHour int `yaml:"daily_hour"`
+	// WeeklyDay (sunday ... saturday) and WeeklyHour: the weekly window. Default sunday, 3.
+	WeeklyDay  string `yaml:"weekly_day"`
+	WeeklyHour int    `yaml:"weekly_hour"`
+	// MonthlyDay (1-28) and MonthlyHour: the monthly window. Default 1, 4.
+	MonthlyDay  int `yaml:"monthly_day"`
+	MonthlyHour int `yaml:"monthly_hour"`
+}
+
 type CacheConfig struct {
 	// Backend is the cache backend, e.g. "redis". No default.
 	Backend string `yaml:"backend"`
@@ -293,6 +307,7 @@ func defaults() *Config {
 		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"},
 		Shard:    ShardConfig{ID: 0, Count: 1},
 		Cache:    CacheConfig{Port: 6379},
+		Maintenance: MaintenanceConfig{DailyHour: 2, WeeklyDay: "sunday", WeeklyHour: 3, MonthlyDay: 1, MonthlyHour: 4},
 		sources:  map[string]string{},
 	}
 }

@@ -57,7 +57,7 @@ func TestSettingsOrderAndKeys(t *testing.T) {
 	order := []string{"mode", "environment", "data_dir", "allow_project_paths",
 		"storage.hot.backend", "storage.hot.wal_segment_bytes", "storage.warm.path", "storage.cold.endpoint",
 		"backup.retention_days", "api.max_batch", "monitoring.disk_usage_critical_percent",
-		"logging.format", "temporal.api_key", "shard.count", "cache.db"}
+		"logging.format", "temporal.api_key", "shard.count", "cache.db", "maintenance.monthly_hour"}
 	for i := 1; i < len(order); i++ {
 		a, okA := index[order[i-1]]
 		b, okB := index[order[i]]
@@ -65,7 +65,7 @@ func TestSettingsOrderAndKeys(t *testing.T) {
 			t.Errorf("%s (%d, %v) should come before %s (%d, %v)", order[i-1], a, okA, order[i], b, okB)
 		}
 	}
-	if got, want := s[len(s)-1].Key, "cache.db"; got != want {
+	if got, want := s[len(s)-1].Key, "maintenance.monthly_hour"; got != want {
 		t.Errorf("last key = %q, want %q", got, want)
 	}
 	wantEnv := map[string]string{

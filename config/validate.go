@@ -22,6 +22,16 @@ func (c *Config) Validate() error {
 	}
 
 	ch.oneOf("mode", c.Mode, "lite", "standard")
+	mw := c.Maintenance
+	for key, h := range map[string]int{"maintenance.daily_hour": mw.DailyHour, "maintenance.weekly_hour": mw.WeeklyHour, "maintenance.monthly_hour": mw.MonthlyHour} {
+		if h < 0 || h > 23 {
+			ch.fail(key, "%d: want an hour of the day, 0-23 (UTC)", h)
+		}
+	}
+	ch.oneOf("maintenance.weekly_day", mw.WeeklyDay, "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+	if mw.MonthlyDay < 1 || mw.MonthlyDay > 28 {
+		ch.fail("maintenance.monthly_day", "%d: want a day of the month, 1-28 (every month has it)", mw.MonthlyDay)
+	}
 	ch.oneOf("environment", c.Environment, "development", "staging", "production")
 
 	hot := c.Storage.Hot

@@ -18,6 +18,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"mode", func(c *Config) { c.Mode = "heavy" }, `mode (AKOSHA_MODE): must be one of lite, standard; got "heavy"`},
+		{"maintenance hour", func(c *Config) { c.Maintenance.DailyHour = 24 }, "maintenance.daily_hour: 24: want an hour of the day"},
+		{"maintenance day", func(c *Config) { c.Maintenance.WeeklyDay = "Sun" }, "maintenance.weekly_day"},
+		{"maintenance month day", func(c *Config) { c.Maintenance.MonthlyDay = 31 }, "maintenance.monthly_day: 31"},
 		{"environment", func(c *Config) { c.Environment = "prod" }, "environment (AKOSHA_ENVIRONMENT)"},
 		{"hot backend", func(c *Config) { c.Storage.Hot.Backend = "duckdb-memory" }, "storage.hot.backend (AKOSHA_HOT_BACKEND)"},
 		{"wal off", func(c *Config) { c.Storage.Hot.WriteAheadLog = false }, "storage.hot.write_ahead_log: must be true"},

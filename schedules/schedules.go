@@ -57,7 +57,7 @@ func Defaults(cfg *config.Config) []Definition {
 	}
 	for _, window := range []string{"daily", "weekly", "monthly"} {
 		for shard := range max(cfg.Shard.Count, 1) {
-			defs = append(defs, Maintenance(shard, window))
+			defs = append(defs, Maintenance(shard, window, cfg.Maintenance))
 		}
 	}
 	return defs
@@ -72,12 +72,13 @@ func MaintenanceID(shard int, window string) string {
 	return fmt.Sprintf("akosha-maintenance-%s-%d", window, shard)
 }
 
-// Maintenance starts MaintenanceWorkflow for shard's window at the guide's times (UTC):
-// daily 02:00, weekly Sunday 03:00, monthly on the 1st at 04:00. A window still running
+// Maintenance starts MaintenanceWorkflow for shard's window at the times of m (UTC; by
+// default the guide's: daily 02:00, weekly Sunday 03:00, monthly on the 1st at 04:00). A
+// window still running
 // at the next start is not doubled (overlap SKIP); a missed one runs within the catch-up
 // window (akosha schedule backfill for older ones); a jitter of up to 5 minutes keeps many
 // shards' windows from starting at one instant.
-func Maintenance(shard int, window string) Definition {
+func Maintenance(shard int, window string, m config.MaintenanceConfig) Definition {
 	desc := fmt.Sprintf("Akosha %s maintenance window of shard %d (%s)", window, shard, workflows.MaintenanceWorkflowName)
 	cal := client.ScheduleCalendarSpec{
 		Second:  []client.ScheduleRange{{Start: 0}},
@@ -86,13 +87,13 @@ func Maintenance(shard int, window string) Definition {
 	}
 	switch window {
 	case "daily":
-		cal.Hour = []client.ScheduleRange{{Start: 2}}
+		cal.Hour = []client.ScheduleRange{{Start: m.DailyHour}}
 	case "weekly":
-		cal.Hour = []client.ScheduleRange{{Start: 3}}
-		cal.DayOfWeek = []client.ScheduleRange{{Start: 0}} // Sunday
+		cal.Hour = []client.ScheduleRange{{Start: m.WeeklyHour}}
+		cal.DayOfWeek = []client.ScheduleRange{{Start: weekday(m.WeeklyDay)}}
 	case "monthly":
-		cal.Hour = []client.ScheduleRange{{Start: 4}}
-		cal.DayOfMonth = []client.ScheduleRange{{Start: 1}}
+		cal.Hour = []client.ScheduleRange{{Start: m.MonthlyHour}}
+		cal.DayOfMonth = []client.ScheduleRange{{Start: max(m.MonthlyDay, 1)}}
 	}
 	return Definition{
 		ID:          MaintenanceID(shard, window),
@@ -195,4 +196,14 @@ func (d Definition) options() client.ScheduleOptions {
 // Summary is d in a few words: `daily 02:00 UTC: BackupWorkflow {"shard":0} on akosha-ops`.
 func (d Definition) Summary() string {
 	return fmt.Sprintf("%s: %s %s on %s", SpecText(&d.Spec), d.Action.Workflow, argsText(d.Action.Args), d.Action.TaskQueue)
+}
+
+// weekday is the number (Sunday 0) of a lower-case day name; Sunday for anything else.
+func weekday(name string) int {
+	for i, d := range []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"} {
+		if d == name {
+			return i
+		}
+	}
+	return 0
 }

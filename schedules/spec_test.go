@@ -1,10 +1,13 @@
 package schedules
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/akosha/akosha/config"
 )
 
 func TestSpecText(t *testing.T) {
@@ -96,11 +99,17 @@ func TestMaintenanceSchedules(t *testing.T) {
 		"weekly":  "weekly Sun 03:00 UTC jitter 5m0s: MaintenanceWorkflow {\"shard\":0,\"window\":\"weekly\"} on akosha-ops",
 		"monthly": "monthly on day 1 04:00 UTC jitter 5m0s: MaintenanceWorkflow {\"shard\":0,\"window\":\"monthly\"} on akosha-ops",
 	} {
-		if got := Maintenance(0, window).Summary(); got != want {
+		if got := Maintenance(0, window, config.Default().Maintenance).Summary(); got != want {
 			t.Errorf("%s: %q, want %q", window, got, want)
 		}
 	}
 	if id := MaintenanceID(2, "weekly"); id != "akosha-maintenance-weekly-2" {
 		t.Errorf("id %s", id)
+	}
+	// From config: a changed time changes the schedule (apply then updates it).
+	m := config.Default().Maintenance
+	m.WeeklyDay, m.WeeklyHour = "wednesday", 22
+	if got := Maintenance(0, "weekly", m).Summary(); !strings.HasPrefix(got, "weekly Wed 22:00 UTC") {
+		t.Errorf("configured weekly: %q", got)
 	}
 }
