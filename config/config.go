@@ -303,12 +303,12 @@ func defaults() *Config {
 			DiskUsageWarningPercent:  75,
 			DiskUsageCriticalPercent: 90,
 		},
-		Logging:  LoggingConfig{Level: "info", Format: "text"},
-		Temporal: TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"},
-		Shard:    ShardConfig{ID: 0, Count: 1},
-		Cache:    CacheConfig{Port: 6379},
+		Logging:     LoggingConfig{Level: "info", Format: "text"},
+		Temporal:    TemporalConfig{Address: "127.0.0.1:7233", Namespace: "default"},
+		Shard:       ShardConfig{ID: 0, Count: 1},
+		Cache:       CacheConfig{Port: 6379},
 		Maintenance: MaintenanceConfig{DailyHour: 2, WeeklyDay: "sunday", WeeklyHour: 3, MonthlyDay: 1, MonthlyHour: 4},
-		sources:  map[string]string{},
+		sources:     map[string]string{},
 	}
 }
 
