@@ -138,7 +138,7 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 		case TaskRotateLogs:
 			r.Outcome, r.Detail = "skipped", "the worker logs to stderr; the process supervisor (journald, Docker, Kubernetes) rotates it"
 		case TaskRebuildIndexes:
-			r.Outcome, r.Detail = "skipped", "DuckDB maintains its indexes on every write; there is nothing to rebuild"
+			r.Outcome, r.Detail = "skipped", "DuckDB has no index rebuild: it maintains its indexes on every write, and the compact task's rewrite builds them anew"
 		case TaskCompact:
 			var c engine.CompactResult
 			err = workflow.ExecuteActivity(actx, a.Compact, activities.CompactParams{}).Get(ctx, &c)
