@@ -393,7 +393,7 @@ func TestMaintenanceActivities(t *testing.T) {
 	env := ts.NewTestActivityEnvironment()
 	acts := &Activities{Engine: eng, DiskWarningPercent: 75, DiskCriticalPercent: 90}
 	env.RegisterActivity(acts)
-	v, err := env.ExecuteActivity(acts.CollectSample)
+	v, err := env.ExecuteActivity(acts.CollectSample, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,15 @@ import (
 // CollectSample measures the store — file sizes, row counts per tier, the warm disk, and
 // the guide's benchmark queries (a point lookup, a one-day range scan and a count, timed)
 // — and stores the sample in the engine (storage_samples), where growth is computed from.
-func (a *Activities) CollectSample(ctx context.Context) (_ *SampleResult, err error) {
+func (a *Activities) CollectSample(ctx context.Context, at time.Time) (_ *SampleResult, err error) {
 	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "collect_metrics", time.Now(), new(int64), &err)
-	s, err := a.measure(ctx, time.Now())
+	if at.IsZero() {
+		at = time.Now()
+	}
+	// Stamped with the workflow's time: a retried attempt replaces the sample an earlier
+	// one may have stored, rather than adding a second.
+	s, err := a.measure(ctx, at)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +171,8 @@ type CompactParams struct {
 	// MinReclaimPercent: the rewrite replaces warm.db only when it is at least this much
 	// smaller (default DefaultCompactPercent).
 	MinReclaimPercent float64 `json:"min_reclaim_percent,omitempty"`
+	// Force replaces it whatever the rewrite gives back.
+	Force bool `json:"force,omitempty"`
 }
 
 // DefaultCompactPercent is the default reclaim threshold of Compact.
@@ -177,19 +184,23 @@ const DefaultCompactPercent = 20
 func (a *Activities) Compact(ctx context.Context, p CompactParams) (_ *engine.CompactResult, err error) {
 	ctx = a.opCtx(ctx)
 	var bytes int64
-	defer func() { a.observe(ctx, "compact", time.Now(), &bytes, &err) }()
+	start := time.Now()
+	defer func() { a.observe(ctx, "compact", start, &bytes, &err) }()
 	if !a.swaps.TryLock() {
 		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
 	}
 	defer a.swaps.Unlock()
 	rep := a.reporter(ctx, "compact")
 	defer rep.keepAlive()()
-	if p.MinReclaimPercent <= 0 {
+	switch {
+	case p.Force:
+		p.MinReclaimPercent = 0
+	case p.MinReclaimPercent <= 0:
 		p.MinReclaimPercent = DefaultCompactPercent
 	}
 	res, err := a.Engine.CompactWarm(ctx, p.MinReclaimPercent, WarmSums)
 	if err != nil {
-		return nil, classify(err)
+		return res, classify(err)
 	}
 	bytes = res.Reclaimed
 	return res, nil

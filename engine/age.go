@@ -318,6 +318,7 @@ func (e *Engine) applyAge(ctx context.Context, p agePayload, lsn uint64, span *t
 			return 0, fmt.Errorf("insert aged conversations into warm: %w", err)
 		}
 		e.warmApplied.Store(lsn)
+		e.warmChanges.Add(1)
 		moved, copied = n, true
 		if h := e.testHookAgeCopied; h != nil {
 			if err := h(); err != nil {

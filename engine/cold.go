@@ -775,6 +775,7 @@ func (e *Engine) applyCold(ctx context.Context, p coldPayload, lsn uint64) (int,
 		return 0, err
 	}
 	e.warmApplied.Store(lsn)
+	e.warmChanges.Add(1)
 	return moved, nil
 }
 

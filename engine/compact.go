@@ -33,15 +33,21 @@ type CompactResult struct {
 
 // CompactWarm rewrites warm.db into warm.db.compact while writes go on (DuckDB's COPY
 // FROM DATABASE, one statement: one consistent view), and puts it in place only if it is
-// at least minReclaimPercent smaller (0: always). Every table of the new file must read
+// at least minReclaimPercent smaller (0: always). Another fence in place makes it fail
+// (ErrFenced, retry later): the swap needs its own. Every table of the new file must read
 // back the rows and checksums of the live database (tableSums: backup.TableChecksumsOf,
 // which the engine cannot import), read in the same state. The swap happens under a
 // short fence, after checking that nothing changed warm since the rewrite (else it is
 // done again under the fence).
-func (e *Engine) CompactWarm(ctx context.Context, minReclaimPercent float64, tableSums func(ctx context.Context, q Querier) (string, error)) (res *CompactResult, err error) {
+func (e *Engine) CompactWarm(ctx context.Context, minReclaimPercent float64, tableSums func(ctx context.Context, q Querier) (string, error)) (*CompactResult, error) {
 	start := time.Now()
-	res = &CompactResult{}
-	defer func() { res.Duration = time.Since(start) }()
+	res := &CompactResult{}
+	err := e.compactWarm(ctx, minReclaimPercent, tableSums, res)
+	res.Duration = time.Since(start)
+	return res, err
+}
+
+func (e *Engine) compactWarm(ctx context.Context, minReclaimPercent float64, tableSums func(ctx context.Context, q Querier) (string, error), res *CompactResult) (err error) {
 	live := e.Options()
 	file := filepath.Join(live.WarmPath, WarmFile)
 	staged := file + ".compact"
@@ -52,40 +58,39 @@ func (e *Engine) CompactWarm(ctx context.Context, minReclaimPercent float64, tab
 		}
 	}()
 	if _, err := e.Checkpoint(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	applied, gen := e.warmApplied.Load(), e.generation.Load()
+	changes, gen := e.warmChanges.Load(), e.generation.Load()
 	liveSums, err := e.rewriteWarm(ctx, staged, tableSums, res)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.BytesBefore = fileSize(file)
 	newSize := fileSize(staged)
 	if res.BytesBefore == 0 || 100*float64(res.BytesBefore-newSize)/float64(res.BytesBefore) < minReclaimPercent {
 		res.Skipped = fmt.Sprintf("a rewrite would give back %d of %d bytes (%.1f%%), below the %.0f%% threshold",
 			res.BytesBefore-newSize, res.BytesBefore, 100*float64(res.BytesBefore-newSize)/float64(max(res.BytesBefore, 1)), minReclaimPercent)
-		return res, nil
+		return nil
 	}
+	// Our own fence, held from the check to the swap: under another one (which its owner
+	// may lift), a write could reach warm after the check and be lost with the old file.
 	fenceStart := time.Now()
-	mine, err := e.fenceOrJoin(ctx, "compaction of warm.db", time.Minute)
+	mine, err := e.TryFence(ctx, "compaction of warm.db", time.Minute)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("fence for the swap: %w", err)
 	}
 	defer func() {
 		e.liftFence(mine)
 		res.Fence = time.Since(fenceStart)
 	}()
 	if e.ckptPaused.Load() > 0 {
-		return nil, fmt.Errorf("%w: a storage migration is copying the store files; compact after it", ErrFenced)
+		return fmt.Errorf("%w: a storage migration is copying the store files; compact after it", ErrFenced)
 	}
-	if e.warmApplied.Load() != applied || e.generation.Load() != gen {
-		// Warm changed while it was rewritten (aging, a delete): again, fenced.
+	if e.warmChanges.Load() != changes || e.generation.Load() != gen {
+		// Warm changed while it was rewritten (aging, a delete, a sample): again, fenced.
 		os.Remove(staged)
-		if _, err := e.Checkpoint(ctx); err != nil {
-			return nil, err
-		}
 		if liveSums, err = e.rewriteWarm(ctx, staged, tableSums, res); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// The new file holds the very rows of the live database.
@@ -94,11 +99,19 @@ func (e *Engine) CompactWarm(ctx context.Context, minReclaimPercent float64, tab
 		err = fmt.Errorf("the rewritten warm.db does not read back the same rows: %s, live %s", newSums, liveSums)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	suffix := ".before_compact." + time.Now().UTC().Format("20060102T150405Z")
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	suffix := ".before_compact." + stamp
 	if err := e.ReplaceFiles(ctx, "", staged, suffix); err != nil {
-		return nil, fmt.Errorf("put the compacted warm.db in place: %w", err)
+		if _, serr := os.Stat(file + suffix); serr == nil && e.Healthy() != nil {
+			// The new file did not open: the old one goes back (its own journaled swap).
+			if rerr := e.ReplaceFiles(ctx, "", file+suffix, ".compact_failed."+stamp); rerr != nil {
+				return fmt.Errorf("the compacted warm.db did not open (%v), and putting the old one back failed: %w; it is %s", err, rerr, file+suffix)
+			}
+			return fmt.Errorf("the compacted warm.db did not open; the old one is back in place: %w", err)
+		}
+		return fmt.Errorf("put the compacted warm.db in place: %w", err)
 	}
 	// Reopened on the new file, checked equal before: the old one goes (that is the point).
 	os.Remove(file + suffix)
@@ -106,7 +119,7 @@ func (e *Engine) CompactWarm(ctx context.Context, minReclaimPercent float64, tab
 	res.BytesAfter = fileSize(file)
 	res.Reclaimed = res.BytesBefore - res.BytesAfter
 	e.logFor(ctx).Info("compacted warm.db", "before", res.BytesBefore, "after", res.BytesAfter, "rows", res.Rows, "fence", time.Since(fenceStart))
-	return res, nil
+	return nil
 }
 
 // rewriteWarm copies the warm database into the new file staged and returns the live

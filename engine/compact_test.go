@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,5 +103,30 @@ func TestCompactWarm(t *testing.T) {
 	e = mustOpen(t, opts)
 	if s := mustStats(t, e); s.WarmRows != 1800 || s.HotRows != 5 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// Under someone else's fence the swap is refused (retry later): that fence may lift
+// before the swap, and a write then reach warm after the check.
+func TestCompactWarmNeedsItsOwnFence(t *testing.T) {
+	ctx := context.Background()
+	e := mustOpen(t, testOptions(t.TempDir()))
+	defer e.Close()
+	if _, err := e.Ingest(ctx, convs("c", 0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AgeHotToWarm(ctx, AgeSelect{Before: ts0.Add(1000 * time.Hour), Limit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Fence(ctx, "an operator's", 0); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Unfence()
+	res, err := e.CompactWarm(ctx, 0, tableSumsForTest)
+	if !errors.Is(err, ErrFenced) || res == nil || res.BytesAfter != 0 {
+		t.Fatalf("compact under another fence: %+v %v", res, err)
+	}
+	if f := e.Fenced(); f == nil || f.Reason != "an operator's" {
+		t.Fatalf("the other fence was touched: %v", f)
 	}
 }

@@ -195,6 +195,9 @@ type Engine struct {
 	written map[string]int64
 	opened  time.Time
 
+	// warmChanges counts the transactions that changed warm's content (aging in, cold
+	// out, deletes, samples): a rewrite of warm.db (CompactWarm) checks none ran since.
+	warmChanges atomic.Uint64
 	coldMu      sync.Mutex    // one warm -> cold batch at a time
 	warmDeletes atomic.Uint64 // counts deletes that removed warm rows (a cold batch checks none ran)
 	// testHookColdUploaded, when set, runs after a cold batch's objects are uploaded and

@@ -25,6 +25,8 @@ const (
 	// the Parquet objects already uploaded and verified, each with its ids. Applying it
 	// catalogs the objects and deletes their conversations from warm.
 	RecordCold wal.Type = 5
+	// RecordSample (engine/sample.go, = 6) stores a storage sample (JSON payload). A
+	// binary from before it refuses a WAL holding one ("unknown WAL record type").
 )
 
 // DeleteKind tells how a delete request selected its rows (kept for audit and PITR).

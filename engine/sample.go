@@ -75,10 +75,14 @@ func (e *Engine) applySample(ctx context.Context, s Sample, lsn uint64) error {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO storage_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.TakenAt, s.HotBytes, s.WarmBytes, s.WALBytes, s.HotRows, s.WarmRows, s.ColdRows, s.DiskTotalBytes, s.DiskAvailableBytes,
-		s.PointLookupMS, s.RangeScanMS, s.CountMS); err != nil {
-		return fmt.Errorf("store the sample: %w", err)
+	// A database at a schema before storage_samples (a replay onto an older backup, before
+	// its migration) only records the LSN: the sample is metrics, not data.
+	if e.warmSchema.Load() >= 3 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO storage_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.TakenAt, s.HotBytes, s.WarmBytes, s.WALBytes, s.HotRows, s.WarmRows, s.ColdRows, s.DiskTotalBytes, s.DiskAvailableBytes,
+			s.PointLookupMS, s.RangeScanMS, s.CountMS); err != nil {
+			return fmt.Errorf("store the sample: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(lsn, 10)); err != nil {
 		return err
@@ -87,6 +91,7 @@ func (e *Engine) applySample(ctx context.Context, s Sample, lsn uint64) error {
 		return err
 	}
 	e.warmApplied.Store(lsn)
+	e.warmChanges.Add(1)
 	return nil
 }
 

@@ -786,6 +786,9 @@ func (e *Engine) applyDelete(ctx context.Context, ids []string, lsn uint64) (int
 			// point is refused, one that read it after saw the delete.
 			e.warmDeletes.Add(1)
 		}
+		if t.conn == e.warmConn {
+			e.warmChanges.Add(1)
+		}
 		t.applied.Store(lsn)
 	}
 	return total, nil

@@ -102,9 +102,10 @@ func handle(ctx context.Context, c client.Client, id string) (client.ScheduleHan
 	return h, nil
 }
 
-// Backfill takes schedule id's action for each of its times in [start, end) that it did
-// not run (a window missed while Temporal or the worker was down, beyond the catch-up
-// window), under the overlap policy ALLOW_ALL: each missed time runs once.
+// Backfill takes schedule id's action for every one of its times in [start, end) —
+// including times it already ran: give the range of the missed window only (one missed
+// while Temporal was down, beyond the catch-up window) — under the overlap policy
+// ALLOW_ALL.
 func Backfill(ctx context.Context, c client.Client, id string, start, end time.Time) error {
 	if !end.After(start) {
 		return fmt.Errorf("backfill %s: the end %s is not after the start %s", id, end.Format(time.RFC3339), start.Format(time.RFC3339))

@@ -115,7 +115,7 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 			// One sample holds sizes, row counts, disk and the timed benchmark queries.
 			if sample == nil {
 				sample = &activitySample{}
-				err = workflow.ExecuteActivity(actx, a.CollectSample).Get(ctx, &sample.v)
+				err = workflow.ExecuteActivity(actx, a.CollectSample, workflow.Now(ctx)).Get(ctx, &sample.v)
 				sample.err = err
 			}
 			err = sample.err
@@ -133,7 +133,10 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 		case TaskTestRestore:
 			var d activities.DRRestoreResult
 			label := workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID
-			err = workflow.ExecuteActivity(actx, a.DRRestore, activities.DRRestoreParams{Drill: true, Label: label}).Get(ctx, &d)
+			// A restore of a large store takes longer than the other tasks.
+			ropts := engineActivityOptions(in.Shard, 6*time.Hour)
+			ropts.HeartbeatTimeout = time.Minute
+			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ropts), a.DRRestore, activities.DRRestoreParams{Drill: true, Label: label}).Get(ctx, &d)
 			r.Detail = d
 		case TaskRotateLogs:
 			r.Outcome, r.Detail = "skipped", "the worker logs to stderr; the process supervisor (journald, Docker, Kubernetes) rotates it"
@@ -141,7 +144,9 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 			r.Outcome, r.Detail = "skipped", "DuckDB has no index rebuild: it maintains its indexes on every write, and the compact task's rewrite builds them anew"
 		case TaskCompact:
 			var c engine.CompactResult
-			err = workflow.ExecuteActivity(actx, a.Compact, activities.CompactParams{}).Get(ctx, &c)
+			copts := engineActivityOptions(in.Shard, 6*time.Hour)
+			copts.HeartbeatTimeout = time.Minute
+			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, copts), a.Compact, activities.CompactParams{}).Get(ctx, &c)
 			r.Detail = c
 			if err == nil && c.Skipped != "" {
 				r.Outcome = "skipped"

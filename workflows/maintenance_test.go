@@ -32,7 +32,7 @@ func newMaintEnv(t *testing.T, usage float64, checkpointErr error) *maintEnv {
 		e.order = append(e.order, i.ActivityType.Name)
 	})
 	e.OnActivity(a.Checkpoint, mock.Anything).Return(activities.CheckpointResult{LSN: 7}, checkpointErr)
-	e.OnActivity(a.CollectSample, mock.Anything).Return(&activities.SampleResult{Sample: engine.Sample{DiskTotalBytes: 100, DiskAvailableBytes: 100 - int64(usage)},
+	e.OnActivity(a.CollectSample, mock.Anything, mock.Anything).Return(&activities.SampleResult{Sample: engine.Sample{DiskTotalBytes: 100, DiskAvailableBytes: 100 - int64(usage)},
 		UsagePercent: usage, WarningPercent: 75}, nil)
 	e.OnActivity(a.Analyze, mock.Anything).Return(&activities.AnalyzeResult{DurationMS: 3}, nil)
 	e.OnActivity(a.Compact, mock.Anything, mock.Anything).Return(&engine.CompactResult{Skipped: "below the threshold"}, nil)
