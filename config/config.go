@@ -225,8 +225,6 @@ type ShardConfig struct {
 	Count int `yaml:"count" env:"AKOSHA_SHARDS"`
 }
 
-// CacheConfig is recognised only so the guide's config files load; the
-// warm-tier engine does not use a cache and does not validate it.
 // MaintenanceConfig sets the maintenance windows' times, UTC (the guide's section 9).
 type MaintenanceConfig struct {
 	// DailyHour is the daily window's hour. Default 2.
@@ -239,6 +237,8 @@ type MaintenanceConfig struct {
 	MonthlyHour int `yaml:"monthly_hour"`
 }
 
+// CacheConfig is recognised only so the guide's config files load; the
+// warm-tier engine does not use a cache and does not validate it.
 type CacheConfig struct {
 	// Backend is the cache backend, e.g. "redis". No default.
 	Backend string `yaml:"backend"`

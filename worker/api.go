@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/shardmap"
 	"github.com/akosha/akosha/worker/ingest"
 )
 
@@ -39,6 +40,9 @@ type API struct {
 	// DiskWarningPercent and DiskCriticalPercent are /health/warm's thresholds
 	// (monitoring.disk_usage_warning_percent, _critical_percent; default 75 and 90).
 	DiskWarningPercent, DiskCriticalPercent int
+	// Shard and Shards: with more than one shard, an ingest whose conversations belong to
+	// another shard (shardmap.Of their system_id) is refused, naming it.
+	Shard, Shards int
 }
 
 // Handler returns the API's routes.
@@ -117,6 +121,17 @@ func (a *API) ingest(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		}
 		return
+	}
+	if a.Shards > 1 {
+		for _, c := range cs {
+			if s := shardmap.Of(c.SystemID, a.Shards); s != a.Shard {
+				a.ingestFailed("wrong_shard")
+				writeJSON(w, http.StatusMisdirectedRequest, errorBody{Error: fmt.Sprintf(
+					"conversation %q: system_id %q belongs to shard %d of %d, this worker is shard %d: send it to shard %d's worker (nothing of this request was stored)",
+					c.ConversationID, c.SystemID, s, a.Shards, a.Shard, s)})
+				return
+			}
+		}
 	}
 	res, err := a.Engine.Ingest(r.Context(), cs)
 	if err != nil {

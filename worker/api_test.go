@@ -17,6 +17,7 @@ import (
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/shardmap"
 	"github.com/akosha/akosha/worker/ingest"
 )
 
@@ -371,5 +372,28 @@ func TestStartFailsCleanly(t *testing.T) {
 	}
 	if err := w.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With several shards, a worker stores only its shard's systems: a request holding
+// another shard's conversation is refused whole (421), naming the right shard.
+func TestIngestWrongShard(t *testing.T) {
+	f := newAPI(t, "")
+	f.api.Shard, f.api.Shards = shardmap.Of("sys-a", 3), 3
+	if r := f.do(t, "POST", "/v1/conversations", "application/json", "["+record(t, "mine", "", "")+"]"); r.status != http.StatusOK {
+		t.Fatalf("own shard: %d %s", r.status, r.raw)
+	}
+	other := "sys-b"
+	for i := 0; shardmap.Of(other, 3) == f.api.Shard; i++ {
+		other = fmt.Sprint("sys-", i)
+	}
+	body := "[" + record(t, "mine-2", "", "") + "," + record(t, "theirs", "system_id", fmt.Sprintf("%q", other)) + "]"
+	r := f.do(t, "POST", "/v1/conversations", "application/json", body)
+	want := fmt.Sprintf("belongs to shard %d of 3, this worker is shard %d", shardmap.Of(other, 3), f.api.Shard)
+	if r.status != http.StatusMisdirectedRequest || !strings.Contains(r.raw, want) {
+		t.Fatalf("other shard: %d %s, want %q", r.status, r.raw, want)
+	}
+	if _, err := f.eng.Get(context.Background(), "mine-2"); err == nil {
+		t.Fatal("part of a refused request was stored")
 	}
 }

@@ -166,6 +166,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 
 		DiskWarningPercent:  cfg.Monitoring.DiskUsageWarningPercent,
 		DiskCriticalPercent: cfg.Monitoring.DiskUsageCriticalPercent,
+		Shard:               shard,
+		Shards:              cfg.Shard.Count,
 	}
 	if w.apiLn, err = listen(cfg.API.Addr, "api.addr (AKOSHA_API_ADDR)"); err != nil {
 		return nil, err
