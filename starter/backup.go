@@ -1,10 +1,12 @@
 package starter
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -23,6 +25,7 @@ func BackupCommand() *cli.Command {
 			"  temporal workflow start --task-queue akosha-ops --type BackupWorkflow --input '{\"shard\":0}'",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to back up"},
+			&cli.BoolFlag{Name: "all-shards", Usage: "back up every shard (shard.count, AKOSHA_SHARDS) at once: one BackupWorkflow per shard, each shard's outcome reported (BackupAllShardsWorkflow)"},
 			&cli.StringFlag{Name: "compression", Usage: "zstd or gzip (default: backup.compression)"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "skip verifying the new backup (and the retention step after it)"},
 			&cli.BoolFlag{Name: "no-prune", Usage: "skip the retention step"},
@@ -32,6 +35,21 @@ func BackupCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression"),
 				NoVerify: c.Bool("no-verify"), NoPrune: c.Bool("no-prune")}
+			if c.Bool("all-shards") {
+				if c.IsSet("shard") {
+					return fmt.Errorf("give --shard or --all-shards, not both")
+				}
+				cfg, _, err := clicfg.Load(c)
+				if err != nil {
+					return err
+				}
+				id := c.String("id")
+				if id == "" {
+					id = workflows.BackupAllShardsWorkflowID(time.Now())
+				}
+				all := workflows.BackupAllShardsInput{Shards: max(cfg.Shard.Count, 1), BackupInput: in}
+				return runWorkflow(c, id, workflows.BackupAllShardsWorkflowName, all, &workflows.BackupAllShardsResult{})
+			}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.BackupWorkflowID(in.Shard, time.Now())

@@ -16,4 +16,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(MigrateSchemaWorkflow, workflow.RegisterOptions{Name: MigrateSchemaWorkflowName})
 	w.RegisterWorkflowWithOptions(DisasterRecoveryWorkflow, workflow.RegisterOptions{Name: DisasterRecoveryWorkflowName})
 	w.RegisterWorkflowWithOptions(MaintenanceWorkflow, workflow.RegisterOptions{Name: MaintenanceWorkflowName})
+	w.RegisterWorkflowWithOptions(BackupAllShardsWorkflow, workflow.RegisterOptions{Name: BackupAllShardsWorkflowName})
 }
