@@ -58,7 +58,24 @@ func Apply(ctx context.Context, c client.Client, cfg *config.Config, out io.Writ
 		fmt.Fprintln(out, line)
 		results = append(results, r)
 	}
+	for _, id := range obsolete(ctx, c.ScheduleClient(), cfg) {
+		fmt.Fprintf(out, "schedule %s: obsolete (the daily backup of every shard is %s now); left as it is: akosha schedule delete %s\n", id, BackupDailyID, id)
+	}
 	return results, errors.Join(errs...)
+}
+
+// obsolete are the per-shard daily backup schedules (akosha-backup-daily-N) that earlier
+// releases created for shards 1 .. N-1 and that still exist, now that akosha-backup-daily
+// backs every shard up. Apply names them and leaves them: an operator deletes a schedule.
+func obsolete(ctx context.Context, sc client.ScheduleClient, cfg *config.Config) []string {
+	var ids []string
+	for shard := 1; shard < cfg.Shard.Count; shard++ {
+		id := fmt.Sprintf("%s-%d", BackupDailyID, shard)
+		if _, err := sc.GetHandle(ctx, id).Describe(ctx); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // applyOne updates d's schedule to d, or creates it if it does not exist.

@@ -49,8 +49,10 @@ type Definition struct {
 // (tier aging, maintenance...) add theirs here.
 func Defaults(cfg *config.Config) []Definition {
 	var defs []Definition
-	for shard := range max(cfg.Shard.Count, 1) {
-		defs = append(defs, DailyBackup(shard))
+	if n := cfg.Shard.Count; n > 1 {
+		defs = append(defs, DailyBackupAllShards(n))
+	} else {
+		defs = append(defs, DailyBackup(0))
 	}
 	for shard := range max(cfg.Shard.Count, 1) {
 		defs = append(defs, HourlyAging(shard))
@@ -140,23 +142,31 @@ func HourlyAging(shard int) Definition {
 	}
 }
 
-// BackupDailyID is the id of the daily backup schedule of shard: akosha-backup-daily for
-// shard 0 (the only one by default), akosha-backup-daily-N for the others, so that adding
-// shards leaves shard 0's schedule in place.
-func BackupDailyID(shard int) string {
-	if shard == 0 {
-		return "akosha-backup-daily"
-	}
-	return fmt.Sprintf("akosha-backup-daily-%d", shard)
-}
+// BackupDailyID is the id of the daily backup schedule.
+const BackupDailyID = "akosha-backup-daily"
 
-// DailyBackup starts BackupWorkflow for shard every day at 02:00 UTC. A backup still
-// running at the next start time is not doubled (overlap SKIP), and a failed one does not
-// pause the schedule: the next day's backup is the retry.
+// DailyBackup starts BackupWorkflow for shard every day at 02:00 UTC: the daily backup of
+// a single-shard cluster. A backup still running at the next start time is not doubled
+// (overlap SKIP), and a failed one does not pause the schedule: the next day's backup is
+// the retry.
 func DailyBackup(shard int) Definition {
 	desc := fmt.Sprintf("Akosha daily backup of shard %d (%s)", shard, workflows.BackupWorkflowName)
+	// Temporal appends the scheduled time: akosha-backup-0-scheduled-2026-01-02T02:00:00Z.
+	return dailyBackup(desc, fmt.Sprintf("akosha-backup-%d-scheduled", shard), workflows.BackupWorkflowName, workflows.BackupInput{Shard: shard})
+}
+
+// DailyBackupAllShards starts BackupAllShardsWorkflow every day at 02:00 UTC: the daily
+// backup of a cluster of shards shards, one child BackupWorkflow per shard, each shard's
+// outcome in the result. It keeps the single-shard schedule's id, so growing a cluster
+// from one shard updates the schedule rather than adding one.
+func DailyBackupAllShards(shards int) Definition {
+	desc := fmt.Sprintf("Akosha daily backup of all %d shards (%s)", shards, workflows.BackupAllShardsWorkflowName)
+	return dailyBackup(desc, "akosha-backup-all-scheduled", workflows.BackupAllShardsWorkflowName, workflows.BackupAllShardsInput{Shards: shards})
+}
+
+func dailyBackup(desc, workflowID, workflowType string, arg any) Definition {
 	return Definition{
-		ID:          BackupDailyID(shard),
+		ID:          BackupDailyID,
 		Description: desc,
 		Spec: client.ScheduleSpec{
 			Calendars: []client.ScheduleCalendarSpec{{
@@ -168,10 +178,9 @@ func DailyBackup(shard int) Definition {
 			TimeZoneName: "UTC",
 		},
 		Action: client.ScheduleWorkflowAction{
-			// Temporal appends the scheduled time: akosha-backup-0-scheduled-2026-01-02T02:00:00Z.
-			ID:        fmt.Sprintf("akosha-backup-%d-scheduled", shard),
-			Workflow:  workflows.BackupWorkflowName,
-			Args:      []any{workflows.BackupInput{Shard: shard}},
+			ID:        workflowID,
+			Workflow:  workflowType,
+			Args:      []any{arg},
 			TaskQueue: workflows.OpsTaskQueue,
 		},
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,

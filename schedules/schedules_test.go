@@ -245,3 +245,72 @@ func TestOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyShards grows a one-shard cluster to three on a real Temporal: the daily backup
+// keeps its id and now fans out to every shard, aging and maintenance get a schedule per
+// shard, a second apply changes nothing, and a per-shard backup schedule left by an
+// earlier release is named as obsolete and left alone.
+func TestApplyShards(t *testing.T) {
+	c, ctx := startTemporal(t)
+	mustApply(t, ctx, c, Created)
+	// What an earlier release created for shard 1 of a two-shard cluster.
+	old := DailyBackup(1)
+	old.ID = BackupDailyID + "-1"
+	if _, err := c.ScheduleClient().Create(ctx, old.options()); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := config.Default()
+	cfg.Shard.Count = 3
+	var out bytes.Buffer
+	res, err := Apply(ctx, c, cfg, &out)
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, out.String())
+	}
+	outcomes := map[string]Outcome{}
+	for _, r := range res {
+		outcomes[r.ID] = r.Outcome
+	}
+	want := map[string]Outcome{
+		"akosha-backup-daily": Updated, "akosha-aging-hourly": Unchanged,
+		"akosha-aging-hourly-1": Created, "akosha-aging-hourly-2": Created,
+		"akosha-maintenance-weekly": Unchanged, "akosha-maintenance-weekly-2": Created,
+	}
+	for id, o := range want {
+		if outcomes[id] != o {
+			t.Errorf("%s: %q, want %q\n%s", id, outcomes[id], o, out.String())
+		}
+	}
+	if len(res) != 1+3+3*3 {
+		t.Errorf("%d schedules applied, want 13 (one backup, 3 aging, 9 maintenance)\n%s", len(res), out.String())
+	}
+	if want := `schedule akosha-backup-daily: updated (daily 02:00 UTC: BackupAllShardsWorkflow {"shards":3,"shard":0} on akosha-ops)`; !strings.Contains(out.String(), want) {
+		t.Errorf("apply output lacks %q:\n%s", want, out.String())
+	}
+	if want := "schedule akosha-backup-daily-1: obsolete"; !strings.Contains(out.String(), want) {
+		t.Errorf("apply output lacks %q:\n%s", want, out.String())
+	}
+	if _, err := c.ScheduleClient().GetHandle(ctx, "akosha-backup-daily-1").Describe(ctx); err != nil {
+		t.Errorf("the obsolete schedule was removed: %v", err)
+	}
+
+	d, err := c.ScheduleClient().GetHandle(ctx, BackupDailyID).Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if !ok || a.Workflow != workflows.BackupAllShardsWorkflowName || !argsEqual(a.Args, []any{workflows.BackupAllShardsInput{Shards: 3}}) {
+		t.Fatalf("backup schedule action %+v, want BackupAllShardsWorkflow of 3 shards", d.Schedule.Action)
+	}
+
+	out.Reset()
+	res, err = Apply(ctx, c, cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Outcome != Unchanged {
+			t.Errorf("second apply: %s %s\n%s", r.ID, r.Outcome, out.String())
+		}
+	}
+}

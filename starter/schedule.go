@@ -24,7 +24,9 @@ func ScheduleCommand() *cli.Command {
 		Usage: "create, list, pause, trigger and delete Akosha's Temporal Schedules (daily backup, ...)",
 		Description: "Akosha's runbooks run on Temporal Schedules in the configured namespace. The defaults:\n" +
 			defaultsText() +
-			"(with shard.count N > 1, also akosha-backup-daily-1 ... -(N-1) for the other shards).\n" +
+			"With shard.count N > 1, akosha-backup-daily backs up every shard (BackupAllShardsWorkflow:\n" +
+			"one child BackupWorkflow per shard, each shard's outcome reported), and aging and the\n" +
+			"maintenance windows have a schedule per shard (akosha-aging-hourly-1, ...).\n" +
 			"Overlap policy SKIP: a run still going is not doubled. Catch-up window " + schedules.CatchupWindow.String() + ": a start\n" +
 			"missed by more, because Temporal was down, waits for the next time. `akosha dev` applies them\n" +
 			"on start. The Temporal CLI and Web UI show the same schedules: temporal schedule list",
