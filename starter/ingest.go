@@ -18,6 +18,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/internal/clicfg"
+	"github.com/akosha/akosha/internal/shardmap"
 	"github.com/akosha/akosha/worker/ingest"
 )
 
@@ -30,14 +31,19 @@ func IngestCommand() *cli.Command {
 		ArgsUsage: "[FILE.ndjson|FILE.json ...]",
 		Description: "With --synthetic N, generates N realistic conversations (8 systems, 384-d embeddings, timestamps\n" +
 			"spread over --days days) and posts them in batches. Otherwise posts each FILE (.json: an array;\n" +
-			"anything else: NDJSON) as one batch. Prints throughput and the API's answer for failures.",
+			"anything else: NDJSON) as one batch. Prints throughput and the API's answer for failures.\n" +
+			"A worker takes only its own shard's conversations (421 for another's). With several shards\n" +
+			"(shard.count, AKOSHA_SHARDS), give --url with {shard} in it and the command routes each\n" +
+			"conversation by its system_id to its shard's worker (or give one URL per shard, comma-separated,\n" +
+			"shard 0 first):\n" +
+			"  AKOSHA_SHARDS=4 akosha ingest --url 'http://akosha-shard-{shard}.akosha-shard:8682' --synthetic 10000",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "synthetic", Usage: "generate and post N synthetic conversations"},
 			&cli.IntFlag{Name: "days", Value: 1, Usage: "spread synthetic timestamps over the last D days"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the synthetic generator (default: current time, so runs do not collide)"},
 			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "conversations per request"},
 			&cli.IntFlag{Name: "concurrency", Value: 2, Usage: "requests in flight"},
-			&cli.StringFlag{Name: "url", Usage: "worker API base URL (default: from api.addr, e.g. http://127.0.0.1:8682)"},
+			&cli.StringFlag{Name: "url", Usage: "worker API base URL (default: from api.addr, e.g. http://127.0.0.1:8682); {shard} in it, or one URL per shard comma-separated, routes by system_id over shard.count shards"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, _, err := clicfg.Load(c)
@@ -48,20 +54,23 @@ func IngestCommand() *cli.Command {
 			if url == "" {
 				url = clicfg.LocalURL(cfg.API.Addr)
 			}
-			cl := &apiClient{base: strings.TrimRight(url, "/"), token: cfg.API.Token, http: &http.Client{Timeout: 5 * time.Minute}}
+			r, err := newRouter(url, cfg.API.Token, cfg.Shard.Count)
+			if err != nil {
+				return err
+			}
 			out := c.App.Writer
 			if n := c.Int("synthetic"); n > 0 {
 				seed := c.Int64("seed")
 				if !c.IsSet("seed") {
 					seed = time.Now().UnixNano()
 				}
-				return postSynthetic(c.Context, cl, out, seed, n, c.Int("days"), c.Int("batch"), c.Int("concurrency"))
+				return postSynthetic(c.Context, r, out, seed, n, c.Int("days"), c.Int("batch"), c.Int("concurrency"))
 			}
 			if c.NArg() == 0 {
 				return fmt.Errorf("ingest: give --synthetic N or one or more files")
 			}
 			for _, f := range c.Args().Slice() {
-				if err := postFile(c.Context, cl, out, f); err != nil {
+				if err := postFile(c.Context, r, out, f); err != nil {
 					return err
 				}
 			}
@@ -122,22 +131,78 @@ func decodeIngest(resp *http.Response, b []byte) (res engine.IngestResult, err e
 	return res, json.Unmarshal(b, &res)
 }
 
-func postSynthetic(ctx context.Context, c *apiClient, out io.Writer, seed int64, n, days, batch, concurrency int) error {
+// router sends each conversation to its shard's worker: one client per shard when the
+// URL has {shard} in it, else one client for every conversation (a single shard, or a
+// worker that refuses the others' with 421).
+type router struct {
+	shards []*apiClient
+}
+
+// shardPlaceholder in --url is replaced by the shard number.
+const shardPlaceholder = "{shard}"
+
+func newRouter(url, token string, count int) (*router, error) {
+	hc := &http.Client{Timeout: 5 * time.Minute}
+	r := &router{}
+	switch {
+	case strings.Contains(url, ","):
+		urls := strings.Split(url, ",")
+		if len(urls) != count {
+			return nil, fmt.Errorf("--url: %d URLs for shard.count (AKOSHA_SHARDS) %d shards: give one per shard, shard 0 first", len(urls), count)
+		}
+		for _, u := range urls {
+			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.TrimSpace(u), "/"), token: token, http: hc})
+		}
+	case strings.Contains(url, shardPlaceholder):
+		if count < 1 {
+			return nil, fmt.Errorf("--url %s: shard.count (AKOSHA_SHARDS) %d: want at least 1", url, count)
+		}
+		for s := range count {
+			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.ReplaceAll(url, shardPlaceholder, strconv.Itoa(s)), "/"), token: token, http: hc})
+		}
+	default:
+		r.shards = []*apiClient{{base: strings.TrimRight(url, "/"), token: token, http: hc}}
+	}
+	return r, nil
+}
+
+// split groups cs by the client they go to, in order; groups[i] goes to r.shards[i].
+func (r *router) split(cs []engine.Conversation) [][]engine.Conversation {
+	groups := make([][]engine.Conversation, len(r.shards))
+	for _, c := range cs {
+		s := shardmap.Of(c.SystemID, len(r.shards))
+		groups[s] = append(groups[s], c)
+	}
+	return groups
+}
+
+// shardBody is one request: a batch for one shard.
+type shardBody struct {
+	shard int
+	body  []byte
+}
+
+func postSynthetic(ctx context.Context, r *router, out io.Writer, seed int64, n, days, batch, concurrency int) error {
 	if batch <= 0 || concurrency <= 0 {
 		return fmt.Errorf("ingest: --batch and --concurrency must be positive")
 	}
 	now := time.Now().UTC()
 	all := ingest.Synthetic(seed, n, days, now)
-	bodies := make(chan []byte, concurrency)
+	bodies := make(chan shardBody, concurrency)
 	go func() {
 		defer close(bodies)
 		for i := 0; i < len(all); i += batch {
-			var buf bytes.Buffer
-			ingest.EncodeNDJSON(&buf, all[i:min(i+batch, len(all))])
-			select {
-			case bodies <- buf.Bytes():
-			case <-ctx.Done():
-				return
+			for s, group := range r.split(all[i:min(i+batch, len(all))]) {
+				if len(group) == 0 {
+					continue
+				}
+				var buf bytes.Buffer
+				ingest.EncodeNDJSON(&buf, group)
+				select {
+				case bodies <- shardBody{s, buf.Bytes()}:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}()
@@ -147,6 +212,7 @@ func postSynthetic(ctx context.Context, c *apiClient, out io.Writer, seed int64,
 		errOnce        sync.Once
 		firstErr       error
 		start          = time.Now()
+		perShard       = make([]atomic.Int64, len(r.shards))
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -154,14 +220,15 @@ func postSynthetic(ctx context.Context, c *apiClient, out io.Writer, seed int64,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for body := range bodies {
-				res, err := c.post(ctx, "application/x-ndjson", body)
+			for b := range bodies {
+				res, err := r.shards[b.shard].post(ctx, "application/x-ndjson", b.body)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
 				inserted.Add(int64(res.Inserted))
 				dups.Add(int64(res.Duplicates))
+				perShard[b.shard].Add(int64(res.Inserted))
 			}
 		}()
 	}
@@ -172,10 +239,18 @@ func postSynthetic(ctx context.Context, c *apiClient, out io.Writer, seed int64,
 	el := time.Since(start)
 	fmt.Fprintf(out, "ingested %d conversations (%d duplicates) in %s: %.0f conversations/s (seed %d)\n",
 		inserted.Load(), dups.Load(), el.Round(time.Millisecond), float64(n)/el.Seconds(), seed)
+	if len(r.shards) > 1 {
+		for s := range perShard {
+			fmt.Fprintf(out, "  shard %d (%s): inserted %d\n", s, r.shards[s].base, perShard[s].Load())
+		}
+	}
 	return nil
 }
 
-func postFile(ctx context.Context, c *apiClient, out io.Writer, path string) error {
+// postFile posts path as one batch, or with several shards one batch per shard (the file
+// is decoded and checked here first, so a bad record stops the whole file before any
+// shard has taken part of it).
+func postFile(ctx context.Context, r *router, out io.Writer, path string) error {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -184,10 +259,31 @@ func postFile(ctx context.Context, c *apiClient, out io.Writer, path string) err
 	if strings.HasSuffix(path, ".json") {
 		ct = "application/json"
 	}
-	res, err := c.post(ctx, ct, body)
+	if len(r.shards) == 1 {
+		res, err := r.shards[0].post(ctx, ct, body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		fmt.Fprintf(out, "%s: inserted %d, duplicates %d, txid %d\n", path, res.Inserted, res.Duplicates, res.TxID)
+		return nil
+	}
+	cs, err := ingest.Decode(bytes.NewReader(body), ct, ingest.Limits{})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(out, "%s: inserted %d, duplicates %d, txid %d\n", path, res.Inserted, res.Duplicates, res.TxID)
+	for s, group := range r.split(cs) {
+		if len(group) == 0 {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := ingest.EncodeNDJSON(&buf, group); err != nil {
+			return err
+		}
+		res, err := r.shards[s].post(ctx, "application/x-ndjson", buf.Bytes())
+		if err != nil {
+			return fmt.Errorf("%s: shard %d: %w", path, s, err)
+		}
+		fmt.Fprintf(out, "%s: shard %d: inserted %d, duplicates %d, txid %d\n", path, s, res.Inserted, res.Duplicates, res.TxID)
+	}
 	return nil
 }

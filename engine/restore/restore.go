@@ -109,6 +109,9 @@ type Result struct {
 	Excluded   []uint64  `json:"excluded_txids,omitempty"`
 	// ReachedTime is set when the replay stopped at a record written after ToTime.
 	ReachedTime bool `json:"reached_time,omitempty"`
+	// BackupOnly is set when the store is the backup alone (NoReplay): CatchUp then
+	// replays nothing after it either.
+	BackupOnly bool `json:"backup_only,omitempty"`
 }
 
 // ErrInvalid is wrapped by errors about the options.
@@ -188,6 +191,7 @@ func Restore(ctx context.Context, opts Options) (res *Result, err error) {
 	// excluded transactions replaced, written as the new store's WAL.
 	t0 = time.Now()
 	res.ToLSN = m.LSN
+	res.BackupOnly = opts.NoReplay
 	if !opts.NoReplay && !res.Legacy {
 		if err := opts.buildWAL(ctx, res, segs, walDir, progress("wal")); err != nil {
 			return nil, err
@@ -557,7 +561,7 @@ func catchUp(ctx context.Context, opts Options, dirs engine.Options, res *Result
 		to = min(to, opts.ToLSN)
 	}
 	from := res.ToLSN + 1
-	if to >= from && !res.ReachedTime {
+	if to >= from && !res.ReachedTime && !res.BackupOnly {
 		// Another in-place restore may have changed the shard's history since this store
 		// was built: never replay across that.
 		tls, err := walarchive.Timelines(ctx, opts.Store, opts.Shard)

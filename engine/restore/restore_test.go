@@ -487,6 +487,35 @@ func TestCatchUp(t *testing.T) {
 	}
 }
 
+// A store built from the backup alone (NoReplay) stays the backup alone when an in-place
+// restore catches it up: what was written after the backup is not replayed into it.
+func TestCatchUpBackupOnly(t *testing.T) {
+	ctx := context.Background()
+	s := newShard(t)
+	rng := rand.New(rand.NewPCG(12, 12))
+	s.history(t, rng, 25, 3)
+	opts := Options{Store: s.store, Dir: filepath.Join(t.TempDir(), "r"), NoReplay: true, CatchUpLater: true}
+	res, err := Restore(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.eng.Ingest(ctx, []engine.Conversation{conv("late", "late")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.archiver.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := s.eng.WAL().LastLSN()
+	dirs := engine.Options{HotPath: filepath.Join(res.Dir, "hot"), WarmPath: filepath.Join(res.Dir, "warm"), WALPath: filepath.Join(res.Dir, "wal")}
+	if err := CatchUp(ctx, opts, dirs, res, last); err != nil {
+		t.Fatal(err)
+	}
+	want := apply(s.ops, s.backup.LSN, 0)
+	if d := diff(hotRows(t, res.Dir), want); d != "" || res.ToLSN != s.backup.LSN {
+		t.Fatalf("backup-only store after catching up to %d: at %d, want the backup's %d: %s", last, res.ToLSN, s.backup.LSN, d)
+	}
+}
+
 // Leaving out a delete whose ids a later transaction ingests again cannot replay: the
 // error says so and what to do.
 func TestExcludeDeleteReingested(t *testing.T) {
