@@ -18,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
 )
 
@@ -66,17 +67,29 @@ func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manife
 		return nil, fmt.Errorf("backup %s: %w", id, err)
 	}
 	defer rc.Close()
+	m, err := ParseManifest(id, rc)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return m, err
+}
+
+// ParseManifest reads the manifest of backup id (a native id) from r and checks that it
+// describes that backup: its format version, its id, and every file inside its directory.
+// A manifest that is not JSON, or not one of ours, is an error wrapping ErrUnreadable.
+func ParseManifest(id string, r io.Reader) (*Manifest, error) {
+	dir, err := DirOf(id)
+	if err != nil {
+		return nil, err
+	}
 	var m Manifest
-	if err := json.NewDecoder(io.LimitReader(rc, 16<<20)).Decode(&m); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	src := &readErr{r: io.LimitReader(r, 16<<20)}
+	if err := json.NewDecoder(src).Decode(&m); err != nil {
+		if src.err != nil {
+			return nil, fmt.Errorf("backup %s: read manifest: %w", id, src.err)
 		}
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("backup %s: %w: %v", id, ErrUnreadable, err)
-		}
-		return nil, fmt.Errorf("backup %s: read manifest: %w", id, err)
+		// Whatever else the decoder refused (syntax, types, a bad time) is the content's fault.
+		return nil, fmt.Errorf("backup %s: %w: %v", id, ErrUnreadable, err)
 	}
 	switch {
 	case m.FormatVersion != FormatVersion:
@@ -84,12 +97,39 @@ func ReadManifest(ctx context.Context, store objstore.Store, id string) (*Manife
 	case m.ID != id:
 		return nil, fmt.Errorf("backup %s: %w: it names backup %q", id, ErrUnreadable, m.ID)
 	}
+	if m.Prefix != dir {
+		return nil, fmt.Errorf("backup %s: %w: its directory is %q, want %s", id, ErrUnreadable, m.Prefix, dir)
+	}
+	seen := map[string]bool{}
 	for _, f := range m.Files {
-		if !strings.HasPrefix(f.Key, m.Prefix+"/") || m.Prefix != dir {
+		// A clean key below the backup's directory: "dir/../x" is outside it.
+		if !strings.HasPrefix(f.Key, m.Prefix+"/") || m.Prefix != dir || path.Clean(f.Key) != f.Key {
 			return nil, fmt.Errorf("backup %s: %w: file %s is outside the backup's directory %s", id, ErrUnreadable, f.Key, dir)
 		}
+		if f.Name != engine.HotFile && f.Name != engine.WarmFile || seen[f.Name] {
+			return nil, fmt.Errorf("backup %s: %w: file name %q: want %s and %s, once each", id, ErrUnreadable, f.Name, engine.HotFile, engine.WarmFile)
+		}
+		seen[f.Name] = true
+	}
+	if !seen[engine.HotFile] || !seen[engine.WarmFile] {
+		return nil, fmt.Errorf("backup %s: %w: it lists %d files, want %s and %s", id, ErrUnreadable, len(m.Files), engine.HotFile, engine.WarmFile)
 	}
 	return &m, nil
+}
+
+// readErr remembers the error of its reader other than EOF: a failed read, as opposed to
+// bytes that do not decode.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // verifiedKey is where Verify marks backup id verified.

@@ -352,6 +352,15 @@ func tornName(segment string, off int64) string {
 	return fmt.Sprintf("%s.torn-%d", segment, off)
 }
 
+// segmentHeader is the header of a segment whose first record is LSN first.
+func segmentHeader(first uint64) []byte {
+	hdr := make([]byte, headerSize)
+	copy(hdr, magic[:])
+	binary.LittleEndian.PutUint32(hdr[8:], version)
+	binary.LittleEndian.PutUint64(hdr[16:], first)
+	return hdr
+}
+
 func checkHeader(path string, data []byte) (uint64, error) {
 	if len(data) < headerSize {
 		return 0, &CorruptionError{path, 0, fmt.Errorf("segment header is %d bytes, want %d", len(data), headerSize)}
@@ -442,10 +451,7 @@ func (l *Log) createSegment(first uint64) error {
 	}
 	path := filepath.Join(l.dir, segmentName(first))
 	tmp := path + ".tmp"
-	hdr := make([]byte, headerSize)
-	copy(hdr, magic[:])
-	binary.LittleEndian.PutUint32(hdr[8:], version)
-	binary.LittleEndian.PutUint64(hdr[16:], first)
+	hdr := segmentHeader(first)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
