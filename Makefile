@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact lint fmt fuzz clean
+.PHONY: all build run test test-deploy promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact lint fmt fuzz clean
 
 all: lint test
 
@@ -23,10 +23,17 @@ build:
 run: build
 	./$(BIN) dev
 
-## test: every test, including the kill -9, Temporal integration and `akosha dev` smoke tests
+## test: every test, including the kill -9, Temporal integration and `akosha dev` smoke tests,
+## then the deployment checks (deploy/check, a module of its own: Kubernetes and compose)
 test: promtool
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(MAKE) test-deploy
+
+## test-deploy: Kubernetes manifests (strict k8s.io/api decoding, kustomize builds, references)
+## and compose files (compose-go); builds the akosha binary to resolve the pods' paths
+test-deploy:
+	cd deploy/check && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...
 
 # promtool (Debian's prometheus package) checks the alert rules in deploy/prometheus;
 # installed when missing (as root, or with sudo). The package's Prometheus server is
@@ -77,6 +84,7 @@ bench-aging:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd deploy/check && $(GO) vet ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -86,6 +94,11 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./worker/ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzFloat$$' -fuzztime $(FUZZTIME) ./worker/ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFrame$$' -fuzztime $(FUZZTIME) ./engine/wal/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenSegment$$' -fuzztime $(FUZZTIME) ./engine/wal/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecordPayload$$' -fuzztime $(FUZZTIME) ./engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./engine/backup/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
 
 clean:
 	rm -rf bin

@@ -73,9 +73,9 @@ func ruleGroups(t *testing.T, path string, spec bool) []any {
 }
 
 func TestPrometheusRuleMatchesRuleFile(t *testing.T) {
-	plain, operator := ruleGroups(t, "rules.yaml", false), ruleGroups(t, "akosha-prometheusrule.yaml", true)
+	plain, operator := ruleGroups(t, "rules.yaml", false), ruleGroups(t, "../k8s/components/monitoring/prometheusrule.yaml", true)
 	if !reflect.DeepEqual(plain, operator) {
-		t.Fatal("akosha-prometheusrule.yaml's spec.groups differ from rules.yaml's groups")
+		t.Fatal("deploy/k8s/components/monitoring/prometheusrule.yaml's spec.groups differ from rules.yaml's groups")
 	}
 }
 
