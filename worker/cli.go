@@ -41,6 +41,7 @@ func Command() *cli.Command {
 			"checkpoints and closes the files.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard id (default: shard.id, AKOSHA_SHARD_ID, 0)"},
+			&cli.IntFlag{Name: "shards", Usage: "number of shards: conversations go to shard jump_hash(fnv1a64(system_id), N); others' are refused with 421 (default: shard.count, AKOSHA_SHARDS, 1)"},
 			&cli.DurationFlag{Name: "grace-period", Value: DefaultGracePeriod, Usage: "time given to running activities and requests on shutdown"},
 			&cli.BoolFlag{Name: "no-temporal", Usage: "serve the engine and HTTP API without polling Temporal"},
 		},
@@ -49,10 +50,15 @@ func Command() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.IsSet("shard") {
-				cfg.Shard.ID = c.Int("shard")
+			if c.IsSet("shard") || c.IsSet("shards") {
+				if c.IsSet("shard") {
+					cfg.Shard.ID = c.Int("shard")
+				}
+				if c.IsSet("shards") {
+					cfg.Shard.Count = c.Int("shards")
+				}
 				if err := cfg.Validate(); err != nil {
-					return fmt.Errorf("--shard: %w", err)
+					return fmt.Errorf("--shard/--shards: %w", err)
 				}
 			}
 			ctx, stop := signalContext(c.Context)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,19 +69,21 @@ func TestThreeShards(t *testing.T) {
 	backups := filepath.Join(root, "backups") // one backup store for the cluster
 	const n = 3
 	ports := freePorts(t, 2*n)
-	common := append(os.Environ(),
+	base := append(os.Environ(),
 		"TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(),
 		"TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
-		fmt.Sprintf("AKOSHA_SHARDS=%d", n),
 		"AKOSHA_BACKUP_PATH="+backups,
 		"AKOSHA_CONFIG=",
+		"AKOSHA_SHARDS=",
 	)
+	// The workers get the shard count as a flag, the CLI from the environment.
+	common := append(slices.Clone(base), fmt.Sprintf("AKOSHA_SHARDS=%d", n))
 	var shards []*shardProcess
 	for i := range n {
 		s := &shardProcess{shard: i, home: filepath.Join(root, fmt.Sprintf("shard%d", i)),
 			api: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]), stderr: &bytes.Buffer{}}
-		s.cmd = exec.Command(bin, "worker", "--shard", fmt.Sprint(i))
-		s.cmd.Env = append(common,
+		s.cmd = exec.Command(bin, "worker", "--shard", fmt.Sprint(i), "--shards", fmt.Sprint(n))
+		s.cmd.Env = append(slices.Clone(base),
 			"AKOSHA_HOME="+s.home,
 			fmt.Sprintf("AKOSHA_API_ADDR=127.0.0.1:%d", ports[2*i]),
 			fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", ports[2*i+1]),
