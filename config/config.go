@@ -172,6 +172,11 @@ type APIConfig struct {
 	Token string `yaml:"token" env:"AKOSHA_API_TOKEN" secret:"true"`
 	// JWTSecret is the HMAC key for JWT bearer tokens. Secret; no default.
 	JWTSecret string `yaml:"jwt_secret" env:"AKOSHA_JWT_SECRET" secret:"true"`
+	// JWTAudience is the audience ("aud") a JWT must name. Default "akosha".
+	JWTAudience string `yaml:"jwt_audience" env:"AKOSHA_JWT_AUDIENCE"`
+	// OpenReads serves the read endpoints (GET /v1/...) without a token even when a
+	// token or JWT secret is set. Health and metrics are always open. Default false.
+	OpenReads bool `yaml:"open_reads" env:"AKOSHA_API_OPEN_READS"`
 	// MaxBodyBytes caps a request body. Default 64 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxBatch caps the conversations in one ingest request. Default 10000.
@@ -296,6 +301,7 @@ func defaults() *Config {
 			Addr:         ":8682",
 			MaxBodyBytes: 64 * mib,
 			MaxBatch:     10000,
+			JWTAudience:  "akosha",
 		},
 		Monitoring: MonitoringConfig{
 			MetricsEnabled:           true,

@@ -86,7 +86,7 @@ func TestSettingsOrderAndKeys(t *testing.T) {
 
 func TestSecretsHidden(t *testing.T) {
 	setup(t)
-	const token, jwt, apiKey = "tok-5ecret-1", "jwt-5ecret-2", "tmp-5ecret-3"
+	const token, jwt, apiKey = "tok-5ecret-1-0123456789", "jwt-5ecret-2-0123456789abcdef0123456", "tmp-5ecret-3"
 	t.Setenv("AKOSHA_API_TOKEN", token)
 	t.Setenv("TEMPORAL_API_KEY", apiKey)
 	c, err := Load(writeConfig(t, "environment: production\napi:\n  jwt_secret: "+jwt+"\n"))

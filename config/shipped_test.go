@@ -27,7 +27,7 @@ func TestConfigurationMatrix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			home := setup(t)
-			t.Setenv("AKOSHA_API_TOKEN", "t")
+			t.Setenv("AKOSHA_API_TOKEN", "test-token-0123456789")
 			t.Setenv("AKOSHA_WARM_PATH", tt.override)
 			c, err := Load(tt.file)
 			if err != nil {
@@ -57,7 +57,7 @@ func TestShippedFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			home := setup(t)
-			t.Setenv("AKOSHA_API_TOKEN", "t")
+			t.Setenv("AKOSHA_API_TOKEN", "test-token-0123456789")
 			c, err := Load(tt.file)
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +109,7 @@ func TestProduction(t *testing.T) {
 		t.Fatalf("production.yaml without a token: err = %v, want one naming AKOSHA_API_TOKEN", err)
 	}
 
-	t.Setenv("AKOSHA_JWT_SECRET", "s")
+	t.Setenv("AKOSHA_JWT_SECRET", "test-jwt-secret-0123456789abcdef0123")
 	t.Setenv("AKOSHA_REDIS_HOST", "")
 	c, err := Load("production.yaml")
 	if err != nil {
@@ -164,7 +164,7 @@ func TestShipped(t *testing.T) {
 	}
 
 	setup(t)
-	t.Setenv("AKOSHA_API_TOKEN", "t")
+	t.Setenv("AKOSHA_API_TOKEN", "test-token-0123456789")
 	data, err := Shipped("production")
 	if err != nil {
 		t.Fatal(err)

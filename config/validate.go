@@ -79,6 +79,16 @@ func (c *Config) Validate() error {
 	if c.Environment == "production" && c.API.Token == "" && c.API.JWTSecret == "" {
 		ch.fail("api.token", `environment "production" requires an API credential: set api.token or api.jwt_secret (AKOSHA_JWT_SECRET)`)
 	}
+	// Lengths only: a secret's value never goes into an error. Development takes any.
+	if n := len(c.API.JWTSecret); n > 0 && n < MinJWTSecretBytes && c.Environment != "development" {
+		ch.fail("api.jwt_secret", "is %d bytes: an HS256 key needs at least %d (e.g. openssl rand -base64 48)", n, MinJWTSecretBytes)
+	}
+	if n := len(c.API.Token); n > 0 && n < MinAPITokenBytes && c.Environment != "development" {
+		ch.fail("api.token", "is %d bytes: use at least %d (e.g. openssl rand -hex 24)", n, MinAPITokenBytes)
+	}
+	if c.API.JWTSecret != "" && strings.TrimSpace(c.API.JWTAudience) == "" {
+		ch.fail("api.jwt_audience", "must be set when api.jwt_secret is: JWTs must name this service")
+	}
 
 	m := c.Monitoring
 	ch.port("monitoring.prometheus_port", m.PrometheusPort)
@@ -117,6 +127,12 @@ type checker struct {
 	env  map[string]string
 	errs []error
 }
+
+// MinJWTSecretBytes is the shortest HS256 key accepted (RFC 7518: at least the hash size).
+const MinJWTSecretBytes = 32
+
+// MinAPITokenBytes is the shortest static bearer token accepted.
+const MinAPITokenBytes = 16
 
 func (ch *checker) fail(key, format string, args ...any) {
 	ch.errs = append(ch.errs, &FieldError{Key: key, Env: ch.env[key], Msg: fmt.Sprintf(format, args...)})

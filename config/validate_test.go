@@ -57,8 +57,12 @@ func TestValidate(t *testing.T) {
 		{"shard count zero", func(c *Config) { c.Shard.Count = 0 }, "shard.count (AKOSHA_SHARDS)"},
 		{"last shard", func(c *Config) { c.Shard.ID, c.Shard.Count = 3, 4 }, ""},
 		{"production without credential", func(c *Config) { c.Environment = "production" }, "api.token (AKOSHA_API_TOKEN)"},
-		{"production with token", func(c *Config) { c.Environment, c.API.Token = "production", "t" }, ""},
-		{"production with jwt secret", func(c *Config) { c.Environment, c.API.JWTSecret = "production", "s" }, ""},
+		{"production with token", func(c *Config) { c.Environment, c.API.Token = "production", "test-token-0123456789" }, ""},
+		{"production with jwt secret", func(c *Config) { c.Environment, c.API.JWTSecret = "production", strings.Repeat("k", 32) }, ""},
+		{"production short token", func(c *Config) { c.Environment, c.API.Token = "production", "short-token" }, "api.token (AKOSHA_API_TOKEN): is 11 bytes"},
+		{"staging short jwt secret", func(c *Config) { c.Environment, c.API.JWTSecret = "staging", strings.Repeat("k", 31) }, "api.jwt_secret (AKOSHA_JWT_SECRET): is 31 bytes"},
+		{"development short token", func(c *Config) { c.API.Token = "t" }, ""},
+		{"jwt secret without audience", func(c *Config) { c.API.JWTSecret, c.API.JWTAudience = strings.Repeat("k", 32), " " }, "api.jwt_audience (AKOSHA_JWT_AUDIENCE): must be set"},
 		{"staging without credential", func(c *Config) { c.Environment = "staging" }, ""},
 	}
 	for _, tt := range tests {

@@ -54,7 +54,11 @@ func IngestCommand() *cli.Command {
 			if url == "" {
 				url = clicfg.LocalURL(cfg.API.Addr)
 			}
-			r, err := newRouter(url, cfg.API.Token, cfg.Shard.Count)
+			cred, err := apiCredential(cfg)
+			if err != nil {
+				return err
+			}
+			r, err := newRouter(url, cred, cfg.Shard.Count)
 			if err != nil {
 				return err
 			}
@@ -99,9 +103,7 @@ func (c *apiClient) post(ctx context.Context, contentType string, body []byte) (
 			return res, err
 		}
 		req.Header.Set("Content-Type", contentType)
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
+		authorize(req, c.token)
 		resp, err := c.http.Do(req)
 		if err != nil {
 			return res, fmt.Errorf("POST %s/v1/conversations: %w", c.base, err)

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,10 +28,12 @@ import (
 //	GET    /ready                  the engine is open and has not failed
 //	GET    /health/warm            the warm disk against the thresholds (503 when critical)
 //
-// Mutating endpoints require "Authorization: Bearer <token>" when Token is set.
+// Auth decides who may call what: with a token or JWT secret set, mutating endpoints need
+// a credential with the write scope, and GET /v1/... one with the read scope unless reads
+// are open. /health, /ready and /health/warm are always open.
 type API struct {
 	Engine       *engine.Engine
-	Token        string
+	Auth         *Auth // nil: no authentication
 	MaxBodyBytes int64
 	Limits       ingest.Limits
 	Metrics      *Metrics // may be nil
@@ -48,15 +49,21 @@ type API struct {
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/conversations", a.auth(a.ingest))
-	mux.HandleFunc("GET /v1/conversations/{id}", a.get)
-	mux.HandleFunc("DELETE /v1/conversations", a.auth(a.delete))
-	mux.HandleFunc("GET /v1/stats", a.stats)
-	mux.HandleFunc("GET /v1/cold/objects", a.coldObjects)
+	mux.HandleFunc("POST /v1/conversations", a.Auth.Wrap(ScopeWrite, a.ingest))
+	mux.HandleFunc("GET /v1/conversations/{id}", a.Auth.Wrap(ScopeRead, a.get))
+	mux.HandleFunc("DELETE /v1/conversations", a.Auth.Wrap(ScopeWrite, a.delete))
+	mux.HandleFunc("GET /v1/stats", a.Auth.Wrap(ScopeRead, a.stats))
+	mux.HandleFunc("GET /v1/cold/objects", a.Auth.Wrap(ScopeRead, a.coldObjects))
+	a.healthRoutes(mux)
+	return mux
+}
+
+// healthRoutes adds the unauthenticated health checks to mux: the API's and the metrics
+// listener's.
+func (a *API) healthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /health", health)
 	mux.HandleFunc("GET /ready", a.ready)
 	mux.HandleFunc("GET /health/warm", a.warmHealth)
-	return mux
 }
 
 // errorBody is every error response: a message, and for rejected batches the per-record
@@ -81,22 +88,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
-}
-
-func (a *API) auth(next http.HandlerFunc) http.HandlerFunc {
-	if a.Token == "" {
-		return next
-	}
-	want := []byte(a.Token)
-	return func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="akosha"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or invalid bearer token (Authorization: Bearer <AKOSHA_API_TOKEN>)"})
-			return
-		}
-		next(w, r)
-	}
 }
 
 func (a *API) ingest(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/golang-jwt/jwt/v5"
 	"io"
 	"log/slog"
 	"net"
@@ -31,6 +32,15 @@ type apiFixture struct {
 
 func newAPI(t *testing.T, token string) *apiFixture {
 	t.Helper()
+	var auth *Auth
+	if token != "" {
+		auth = &Auth{Token: token}
+	}
+	return newAPIAuth(t, auth)
+}
+
+func newAPIAuth(t *testing.T, auth *Auth) *apiFixture {
+	t.Helper()
 	dir := t.TempDir()
 	eng, err := engine.Open(context.Background(), engine.Options{
 		HotPath: filepath.Join(dir, "hot"), WarmPath: filepath.Join(dir, "warm"), WALPath: filepath.Join(dir, "wal"),
@@ -39,7 +49,7 @@ func newAPI(t *testing.T, token string) *apiFixture {
 		t.Fatal(err)
 	}
 	metrics := NewMetrics(eng, nil, "test", "duckdb-ssd")
-	api := &API{Engine: eng, Token: token, MaxBodyBytes: 4 << 20, Limits: ingest.Limits{MaxRecords: 100}, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
+	api := &API{Engine: eng, Auth: auth, MaxBodyBytes: 4 << 20, Limits: ingest.Limits{MaxRecords: 100}, Metrics: metrics, Logger: slog.New(slog.DiscardHandler)}
 	mux := http.NewServeMux()
 	mux.Handle("/", api.Handler())
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -320,10 +330,115 @@ func TestAuth(t *testing.T) {
 	if r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", body, "Authorization", "Bearer s3cret-token"); r.status != 200 {
 		t.Fatalf("authorized ingest: %d %s", r.status, r.raw)
 	}
-	for _, p := range []string{"/v1/stats", "/health", "/ready"} {
+	// Reads need the credential too, health checks never.
+	for _, p := range []string{"/v1/stats", "/v1/cold/objects", "/v1/conversations/x"} {
+		if r := f.do(t, "GET", p, "", ""); r.status != 401 {
+			t.Fatalf("GET %s without token: %d, want 401", p, r.status)
+		}
+	}
+	if r := f.do(t, "GET", "/v1/stats", "", "", "Authorization", "bearer s3cret-token"); r.status != 200 {
+		t.Fatalf("GET /v1/stats with the token (scheme in lower case): %d %s", r.status, r.raw)
+	}
+	for _, p := range []string{"/health", "/ready", "/health/warm"} {
 		if r := f.do(t, "GET", p, "", ""); r.status != 200 {
 			t.Fatalf("GET %s without token: %d", p, r.status)
 		}
+	}
+	// open_reads opens the reads, not the writes.
+	f2 := newAPIAuth(t, &Auth{Token: "s3cret-token", OpenReads: true})
+	if r := f2.do(t, "GET", "/v1/stats", "", ""); r.status != 200 {
+		t.Fatalf("GET /v1/stats with open reads: %d", r.status)
+	}
+	if r := f2.do(t, "POST", "/v1/conversations", "application/x-ndjson", body); r.status != 401 {
+		t.Fatalf("POST with open reads and no token: %d, want 401", r.status)
+	}
+}
+
+// signJWT is an HS256 JWT with the given claims.
+func signJWT(t *testing.T, secret string, method jwt.SigningMethod, claims jwt.MapClaims) string {
+	t.Helper()
+	var key any = []byte(secret)
+	if method == jwt.SigningMethodNone {
+		key = jwt.UnsafeAllowNoneSignatureType
+	}
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestAuthJWT(t *testing.T) {
+	const secret = "jwt-secret-0123456789abcdef0123456789"
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	f := newAPIAuth(t, &Auth{JWTSecret: secret, Audience: "akosha", Now: func() time.Time { return now }})
+	body := batch(t, 2, 5)
+	valid := func(extra jwt.MapClaims) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "ingester", "aud": "akosha", "exp": now.Add(time.Hour).Unix()}
+		for k, v := range extra {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		return c
+	}
+	cases := []struct {
+		name   string
+		token  string
+		method string
+		path   string
+		status int
+		reason string
+	}{
+		{"valid, no scope: everything", signJWT(t, secret, jwt.SigningMethodHS256, valid(nil)), "POST", "/v1/conversations", 200, ""},
+		{"audience in a list", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"aud": []string{"other", "akosha"}})), "GET", "/v1/stats", 200, ""},
+		{"read scope reads", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"scope": "read"})), "GET", "/v1/stats", 200, ""},
+		{"read scope cannot write", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"scope": "read"})), "POST", "/v1/conversations", 403, "scope does not include write"},
+		{"read scope cannot delete", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"scope": "read"})), "DELETE", "/v1/conversations", 403, "scope"},
+		{"write scope cannot read", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"scope": "write"})), "GET", "/v1/stats", 403, "scope does not include read"},
+		{"expired", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"exp": now.Add(-time.Minute).Unix()})), "GET", "/v1/stats", 401, "expired"},
+		{"expired within leeway", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"exp": now.Add(-10 * time.Second).Unix()})), "GET", "/v1/stats", 200, ""},
+		{"no exp", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"exp": nil})), "GET", "/v1/stats", 401, "required claim"},
+		{"not yet valid", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"nbf": now.Add(time.Hour).Unix()})), "GET", "/v1/stats", 401, "not valid yet"},
+		{"wrong audience", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"aud": "someone-else"})), "GET", "/v1/stats", 401, "audience"},
+		{"no audience", signJWT(t, secret, jwt.SigningMethodHS256, valid(jwt.MapClaims{"aud": nil})), "GET", "/v1/stats", 401, "required claim"},
+		{"wrong key", signJWT(t, "another-secret-0123456789abcdef012345", jwt.SigningMethodHS256, valid(nil)), "GET", "/v1/stats", 401, "signature"},
+		{"HS512", signJWT(t, secret, jwt.SigningMethodHS512, valid(nil)), "GET", "/v1/stats", 401, "invalid JWT"},
+		{"alg none", signJWT(t, secret, jwt.SigningMethodNone, valid(nil)), "GET", "/v1/stats", 401, "invalid JWT"},
+		{"garbage", "a.b.c", "GET", "/v1/stats", 401, "invalid JWT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reqBody, ctype := "", ""
+			switch c.method {
+			case "POST":
+				reqBody, ctype = body, "application/x-ndjson"
+			case "DELETE":
+				reqBody, ctype = `{"ids":["nope"]}`, "application/json"
+			}
+			r := f.do(t, c.method, c.path, ctype, reqBody, "Authorization", "Bearer "+c.token)
+			if r.status != c.status || !strings.Contains(r.raw, c.reason) {
+				t.Fatalf("%s %s: %d %s, want %d with %q", c.method, c.path, r.status, r.raw, c.status, c.reason)
+			}
+			if strings.Contains(r.raw, c.token) || strings.Contains(r.raw, secret) {
+				t.Fatalf("the answer quotes the credential: %s", r.raw)
+			}
+			switch c.status {
+			case 401:
+				if !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+					t.Fatalf("401 challenge %q", r.header.Get("WWW-Authenticate"))
+				}
+			case 403:
+				if !strings.Contains(r.header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+					t.Fatalf("403 challenge %q", r.header.Get("WWW-Authenticate"))
+				}
+			}
+		})
+	}
+	if r := f.do(t, "GET", "/v1/stats", "", ""); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="akosha"` {
+		t.Fatalf("no credential: %d, challenge %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 }
 

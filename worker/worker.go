@@ -143,22 +143,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	var metrics *Metrics
 	if cfg.Monitoring.MetricsEnabled {
 		metrics = NewMetrics(w.engine, w.archiver, cfg.Environment, cfg.Storage.Warm.Backend)
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics.Handler())
-		mux.HandleFunc("GET /health", health)
-		addr := net.JoinHostPort(metricsHost(cfg.API.Addr), strconv.Itoa(cfg.Monitoring.PrometheusPort))
-		if w.metLn, err = listen(addr, "monitoring.prometheus_port (AKOSHA_PROMETHEUS_PORT)"); err != nil {
-			return nil, err
-		}
-		w.ops = metrics
-		// In the background: listing a large store must not hold up the listeners.
-		go w.initLastBackup(context.WithoutCancel(ctx), shard)
-		w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go w.serve(w.metrics, w.metLn, "metrics")
 	}
 	api := &API{
-		Engine:       w.engine,
-		Token:        cfg.API.Token,
+		Engine: w.engine,
+		Auth: &Auth{Token: cfg.API.Token, JWTSecret: cfg.API.JWTSecret, Audience: cfg.API.JWTAudience,
+			OpenReads: cfg.API.OpenReads},
 		MaxBodyBytes: cfg.API.MaxBodyBytes,
 		Limits:       ingest.Limits{MaxRecords: cfg.API.MaxBatch},
 		Metrics:      metrics,
@@ -168,6 +157,22 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		DiskCriticalPercent: cfg.Monitoring.DiskUsageCriticalPercent,
 		Shard:               shard,
 		Shards:              cfg.Shard.Count,
+	}
+	if metrics != nil {
+		// The metrics listener also answers the health checks, never authenticated: probes
+		// and scrapers need no credential and can be kept off the API's port.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		api.healthRoutes(mux)
+		addr := net.JoinHostPort(metricsHost(cfg.API.Addr), strconv.Itoa(cfg.Monitoring.PrometheusPort))
+		if w.metLn, err = listen(addr, "monitoring.prometheus_port (AKOSHA_PROMETHEUS_PORT)"); err != nil {
+			return nil, err
+		}
+		w.ops = metrics
+		// In the background: listing a large store must not hold up the listeners.
+		go w.initLastBackup(context.WithoutCancel(ctx), shard)
+		w.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go w.serve(w.metrics, w.metLn, "metrics")
 	}
 	if w.apiLn, err = listen(cfg.API.Addr, "api.addr (AKOSHA_API_ADDR)"); err != nil {
 		return nil, err

@@ -67,7 +67,7 @@ func TestDockerfileMatchesRepository(t *testing.T) {
 		}
 	}
 	// The shipped production config's data paths are under the image's volume.
-	t.Setenv("AKOSHA_API_TOKEN", "test-token")
+	t.Setenv("AKOSHA_API_TOKEN", "test-token-0123456789")
 	prod, err := config.Load("../../config/production.yaml")
 	if err != nil {
 		t.Fatal(err)

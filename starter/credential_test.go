@@ -1,0 +1,51 @@
+package starter
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/worker"
+)
+
+// The CLI's credential passes the worker's check: the token as it is, or a JWT it signs
+// with the JWT secret; a CLI with another secret is refused.
+func TestAPICredential(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, c := range []struct {
+		name        string
+		cliToken    string
+		cliSecret   string
+		workerAuth  worker.Auth
+		wantStatus  int
+		wantPrefix  string
+		wantIsToken bool
+	}{
+		{"token", "tok-0123456789abcdef", "", worker.Auth{Token: "tok-0123456789abcdef"}, 204, "", true},
+		{"jwt", "", secret, worker.Auth{JWTSecret: secret, Audience: "akosha"}, 204, "eyJ", false},
+		{"jwt, other secret", "", strings.Repeat("x", 32), worker.Auth{JWTSecret: secret, Audience: "akosha"}, 401, "eyJ", false},
+		{"nothing", "", "", worker.Auth{Token: "tok-0123456789abcdef"}, 401, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.API.Token, cfg.API.JWTSecret = c.cliToken, c.cliSecret
+			cred, err := apiCredential(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(cred, c.wantPrefix) || c.wantIsToken && cred != c.cliToken {
+				t.Fatalf("credential %q", cred)
+			}
+			req := httptest.NewRequest("POST", "/v1/conversations", nil)
+			authorize(req, cred)
+			rec := httptest.NewRecorder()
+			c.workerAuth.Wrap(worker.ScopeWrite, ok)(rec, req)
+			if rec.Code != c.wantStatus {
+				t.Fatalf("worker answered %d, want %d: %s", rec.Code, c.wantStatus, rec.Body.String())
+			}
+		})
+	}
+}
