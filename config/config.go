@@ -148,6 +148,13 @@ type BackupConfig struct {
 	SSE string `yaml:"sse" env:"AKOSHA_BACKUP_SSE"`
 	// KMSKeyID is the KMS key for SSE "aws:kms" (empty: the account's default key).
 	KMSKeyID string `yaml:"kms_key_id" env:"AKOSHA_BACKUP_KMS_KEY_ID"`
+	// AgeRecipients, when set, encrypts the backups' data files and the archived WAL on
+	// this machine before they are stored: age X25519 public keys (age1...), separated by
+	// commas or spaces; any one of their identities decrypts. Manifests stay readable.
+	AgeRecipients string `yaml:"age_recipients" env:"AKOSHA_BACKUP_AGE_RECIPIENTS"`
+	// AgeIdentityFile is an age identity file (AGE-SECRET-KEY-1...) that decrypts them:
+	// needed to verify, restore and replay encrypted backups and WAL.
+	AgeIdentityFile string `yaml:"age_identity_file" env:"AKOSHA_BACKUP_AGE_IDENTITY_FILE"`
 	// ObjectTags tags backup objects with Environment and Timestamp (the guide's tags).
 	// Default true; set false for servers without S3 object tagging (Google Cloud Storage).
 	ObjectTags bool `yaml:"object_tags" env:"AKOSHA_BACKUP_OBJECT_TAGS"`

@@ -60,14 +60,17 @@ type Manifest struct {
 	EngineVersion string `json:"engine_version"`
 	// DuckDBVersion made the files and the content checksums; DuckDB's hash() may
 	// change between versions, which a checksum mismatch then mentions.
-	DuckDBVersion string  `json:"duckdb_version"`
-	SchemaVersion int     `json:"schema_version"`
-	Compression   string  `json:"compression"`
-	Prefix        string  `json:"prefix"` // the backup's directory in the store
-	Files         []File  `json:"files"`
-	Tables        []Table `json:"tables"`
-	FenceMS       int64   `json:"fence_ms"`
-	DurationMS    int64   `json:"duration_ms"`
+	DuckDBVersion string `json:"duckdb_version"`
+	SchemaVersion int    `json:"schema_version"`
+	Compression   string `json:"compression"`
+	// Encryption is "age" when the data files are encrypted with age (the store is an
+	// agecrypt.Store with recipients): restoring them needs an identity. Empty: none.
+	Encryption string  `json:"encryption,omitempty"`
+	Prefix     string  `json:"prefix"` // the backup's directory in the store
+	Files      []File  `json:"files"`
+	Tables     []Table `json:"tables"`
+	FenceMS    int64   `json:"fence_ms"`
+	DurationMS int64   `json:"duration_ms"`
 }
 
 // File is one backed-up database file.
@@ -169,6 +172,7 @@ func Run(ctx context.Context, eng *engine.Engine, opts Options) (*Manifest, erro
 		DuckDBVersion: duckDBVersion(ctx),
 		SchemaVersion: engine.SchemaVersion,
 		Compression:   opts.Compression,
+		Encryption:    encryptionOf(opts.Store),
 		Prefix:        dir,
 		FenceMS:       snap.FenceDuration.Milliseconds(),
 		Files:         make([]File, len(snap.Files)),
@@ -261,6 +265,14 @@ func upload(ctx context.Context, store objstore.Store, dir string, f engine.Snap
 	out.StoredSHA256 = hex.EncodeToString(stored.Sum(nil))
 	out.StoredSize = int64(storedN)
 	return out, nil
+}
+
+// encryptionOf is the client-side encryption store applies to data objects, if it says.
+func encryptionOf(store objstore.Store) string {
+	if e, ok := store.(interface{ Encryption() string }); ok {
+		return e.Encryption()
+	}
+	return ""
 }
 
 func ext(compression string) string {

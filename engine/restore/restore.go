@@ -475,7 +475,11 @@ func (o *Options) appendArchived(ctx context.Context, res *Result, segs []walarc
 		if err != nil {
 			return err
 		}
-		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+		info, err := walarchive.LocalInfo(p, s)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, info)
 		if progress != nil {
 			progress(int64(i+1), int64(len(cover)))
 		}

@@ -106,6 +106,17 @@ func Covering(segs []Segment, from, to uint64) ([]Segment, error) {
 	return out, nil
 }
 
+// LocalInfo describes the file p that Fetch made of seg, for wal.ReadSegments. Its size is
+// the file's: the listed size is the stored object's, which client-side encryption makes
+// larger.
+func LocalInfo(p string, seg Segment) (wal.SegmentInfo, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return wal.SegmentInfo{}, err
+	}
+	return wal.SegmentInfo{Path: p, FirstLSN: seg.FirstLSN, LastLSN: seg.LastLSN, Size: st.Size(), Sealed: true}, nil
+}
+
 // Fetch downloads seg into dir as a WAL segment file (named as the log names its
 // segments), checking its SHA-256 against the object's metadata, and returns the file's
 // path. A mismatch is an error naming the object.
@@ -321,7 +332,11 @@ func Read(ctx context.Context, store objstore.Store, shard int, from, to uint64,
 		if err != nil {
 			return err
 		}
-		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+		info, err := LocalInfo(p, s)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, info)
 	}
 	return wal.ReadSegments(infos, from, to, fn)
 }

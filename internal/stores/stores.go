@@ -9,6 +9,7 @@ import (
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/objstore/backend"
 	_ "github.com/akosha/akosha/engine/objstore/s3" // registers s3:// with backend.Open
 )
@@ -34,7 +35,21 @@ func OpenBackupStore(ctx context.Context, cfg *config.Config) (objstore.Store, e
 	if err != nil {
 		return nil, fmt.Errorf("backup store (backup.bucket / backup.path): %w", err)
 	}
-	return s, nil
+	if b.AgeRecipients == "" && b.AgeIdentityFile == "" {
+		return s, nil
+	}
+	rs, err := agecrypt.ParseRecipients(b.AgeRecipients)
+	if err != nil {
+		return nil, fmt.Errorf("backup.age_recipients (AKOSHA_BACKUP_AGE_RECIPIENTS): %w", err)
+	}
+	enc := &agecrypt.Store{Inner: s, Recipients: rs, Match: agecrypt.DataObjects,
+		IdentityHint: "backup.age_identity_file, AKOSHA_BACKUP_AGE_IDENTITY_FILE"}
+	if b.AgeIdentityFile != "" {
+		if enc.Identities, err = agecrypt.ReadIdentities(b.AgeIdentityFile); err != nil {
+			return nil, fmt.Errorf("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE): %w", err)
+		}
+	}
+	return enc, nil
 }
 
 // ColdStoreURL is where the cold tier's Parquet objects go: s3://<bucket>/<prefix> for the
