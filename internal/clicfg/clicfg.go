@@ -14,9 +14,13 @@ import (
 
 // Global flag names.
 const (
-	FlagConfig    = "config"
-	FlagAddress   = "address"
-	FlagNamespace = "namespace"
+	FlagConfig        = "config"
+	FlagAddress       = "address"
+	FlagNamespace     = "namespace"
+	FlagTLSCert       = "tls-cert"
+	FlagTLSKey        = "tls-key"
+	FlagTLSCA         = "tls-ca"
+	FlagTLSServerName = "tls-server-name"
 )
 
 // Flags are accepted by every command.
@@ -26,6 +30,10 @@ func Flags() []cli.Flag {
 			Usage: "config file (YAML); without one, built-in defaults (= config/lite.yaml) and AKOSHA_* variables apply"},
 		&cli.StringFlag{Name: FlagAddress, Usage: "Temporal frontend host:port (default: temporal.address, TEMPORAL_ADDRESS, 127.0.0.1:7233)"},
 		&cli.StringFlag{Name: FlagNamespace, Usage: "Temporal namespace (default: temporal.namespace, TEMPORAL_NAMESPACE, default)"},
+		&cli.StringFlag{Name: FlagTLSCert, Usage: "client certificate (PEM) for mTLS to Temporal (default: temporal.tls_cert, TEMPORAL_TLS_CERT)"},
+		&cli.StringFlag{Name: FlagTLSKey, Usage: "its private key (PEM) (default: temporal.tls_key, TEMPORAL_TLS_KEY)"},
+		&cli.StringFlag{Name: FlagTLSCA, Usage: "CA certificate(s) (PEM) that sign Temporal's server certificate; setting it turns TLS on (default: temporal.tls_ca, TEMPORAL_TLS_CA; Temporal Cloud: the system roots)"},
+		&cli.StringFlag{Name: FlagTLSServerName, Usage: "server name to verify in Temporal's certificate (default: temporal.tls_server_name, TEMPORAL_TLS_SERVER_NAME). The API key comes only from TEMPORAL_API_KEY, never a flag"},
 	}
 }
 
@@ -41,6 +49,12 @@ func Load(c *cli.Context) (*config.Config, *slog.Logger, error) {
 	}
 	if v := c.String(FlagNamespace); v != "" {
 		cfg.Temporal.Namespace = v
+	}
+	for flag, dst := range map[string]*string{FlagTLSCert: &cfg.Temporal.TLSCert, FlagTLSKey: &cfg.Temporal.TLSKey,
+		FlagTLSCA: &cfg.Temporal.TLSCA, FlagTLSServerName: &cfg.Temporal.TLSServerName} {
+		if v := c.String(flag); v != "" {
+			*dst = v
+		}
 	}
 	return cfg, cfg.NewLogger(os.Stderr), nil
 }
