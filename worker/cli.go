@@ -64,6 +64,12 @@ func Command() *cli.Command {
 			ctx, stop := signalContext(c.Context)
 			defer stop()
 			opts := Options{GracePeriod: c.Duration("grace-period"), Logger: log}
+			if point := os.Getenv(FaultKillEnv); point != "" {
+				if opts.ActivityFault, err = KillAt(point); err != nil {
+					return err
+				}
+				log.Warn("fault injection armed: this worker kills itself (tests only)", "at", point)
+			}
 			if !c.Bool("no-temporal") {
 				tc, err := tclient.Dial(ctx, cfg, log)
 				if err != nil {

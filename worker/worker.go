@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/akosha/akosha/activities"
@@ -45,6 +46,10 @@ type Options struct {
 	// Fault is passed to the activities (activities.Activities.Fault): tests stop the
 	// worker at a step of a migration or a runbook. Never set in production.
 	Fault func(step string) error
+	// ActivityFault, if set, is called before each engine activity and after each that
+	// succeeded (phase "start", "done"): the fault-injection suite kills the process there
+	// (KillAt). Never set in production.
+	ActivityFault func(activity, phase string)
 }
 
 // Worker is a running worker.
@@ -272,12 +277,16 @@ func (w *Worker) startPollers(shard int) error {
 	if w.ops != nil {
 		acts.Ops = w.ops
 	}
-	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), sdkworker.Options{
+	engineOpts := sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,
 		// Heartbeats carry progress (bytes done/total) that `akosha ... --wait` and the
 		// Temporal UI show: send them to the server every few seconds, not every 48.
 		MaxHeartbeatThrottleInterval: 5 * time.Second,
-	})
+	}
+	if w.opts.ActivityFault != nil {
+		engineOpts.Interceptors = []interceptor.WorkerInterceptor{&faultInterceptor{fn: w.opts.ActivityFault}}
+	}
+	engineQ := sdkworker.New(w.opts.Temporal, workflows.EngineTaskQueue(shard), engineOpts)
 	engineQ.RegisterActivity(acts)
 	opsQ := sdkworker.New(w.opts.Temporal, workflows.OpsTaskQueue, sdkworker.Options{
 		WorkerStopTimeout: w.opts.GracePeriod,
