@@ -56,6 +56,9 @@ func (a *Activities) Restore(ctx context.Context, p RestoreParams) (_ *restore.R
 		if a.Engine == nil || p.ToPath != "" || p.DryRun {
 			return nil, invalid("in_place restores the worker's live store: no to_path or dry_run")
 		}
+		if err := renamable(a.Engine.Options()); err != nil {
+			return nil, err
+		}
 		p.ToPath = a.stagingDir(fmt.Sprintf("%s-%d", label, p.StageGen))
 	}
 	if info.Attempt > 1 && !p.DryRun && p.ToPath != "" {
@@ -203,6 +206,9 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResul
 	rep := a.reporter(ctx, "swap")
 	defer rep.keepAlive()()
 	live := a.Engine.Options()
+	if err := renamable(live); err != nil {
+		return SwapResult{}, err
+	}
 	next := engine.Options{HotPath: live.HotPath + ".restore-new", WarmPath: live.WarmPath + ".restore-new", WALPath: live.WALPath + ".restore-new"}
 	// A retry after the swap itself succeeded finds its marker in place.
 	if m, err := readSwapMarker(live.HotPath); err == nil && m.Label == label {
@@ -455,4 +461,26 @@ func copyFileDurable(src, dst string) error {
 		err = cerr
 	}
 	return err
+}
+
+// renamable refuses an in-place restore of a store one of whose directories is a mount
+// point: the swap renames the live directories aside, which the kernel refuses for a
+// mount point (EBUSY) — after the restored store was built and writes were fenced. The
+// error says to mount the volume above the directory instead.
+func renamable(live engine.Options) error {
+	for _, d := range []struct{ setting, dir string }{
+		{"storage.hot.path (AKOSHA_HOT_PATH)", live.HotPath},
+		{"storage.warm.path (AKOSHA_WARM_PATH)", live.WarmPath},
+		{"storage.hot.wal_path (AKOSHA_WAL_PATH)", live.WALPath},
+	} {
+		mp, err := fsutil.IsMountPoint(d.dir)
+		if err != nil {
+			return err
+		}
+		if mp {
+			return invalid(fmt.Sprintf("%s %s is a mount point: an in-place restore renames it, which a mount point cannot be; "+
+				"mount the volume one level up and point the setting at a directory inside it (see deploy/README.md)", d.setting, d.dir))
+		}
+	}
+	return nil
 }

@@ -58,25 +58,56 @@ func Apply(ctx context.Context, c client.Client, cfg *config.Config, out io.Writ
 		fmt.Fprintln(out, line)
 		results = append(results, r)
 	}
-	for _, id := range obsolete(ctx, c.ScheduleClient(), cfg) {
-		fmt.Fprintf(out, "schedule %s: obsolete (the daily backup of every shard is %s now); left as it is: akosha schedule delete %s\n", id, BackupDailyID, id)
+	for _, o := range obsolete(ctx, c.ScheduleClient(), cfg) {
+		switch {
+		case o.err != nil:
+			fmt.Fprintf(out, "schedule %s: obsolete (the daily backup of every shard is %s now), but could not be paused: %v\n", o.id, BackupDailyID, o.err)
+			errs = append(errs, fmt.Errorf("schedule %s: %w", o.id, o.err))
+		default:
+			fmt.Fprintf(out, "schedule %s: obsolete (the daily backup of every shard is %s now); paused, delete it with: akosha schedule delete %s\n", o.id, BackupDailyID, o.id)
+		}
 	}
 	return results, errors.Join(errs...)
 }
 
-// obsolete are the per-shard daily backup schedules (akosha-backup-daily-N) that earlier
-// releases created for shards 1 .. N-1 and that still exist, now that akosha-backup-daily
-// backs every shard up. Apply names them and leaves them: an operator deletes a schedule.
-func obsolete(ctx context.Context, sc client.ScheduleClient, cfg *config.Config) []string {
-	var ids []string
-	for shard := 1; shard < cfg.Shard.Count; shard++ {
-		id := fmt.Sprintf("%s-%d", BackupDailyID, shard)
-		if _, err := sc.GetHandle(ctx, id).Describe(ctx); err == nil {
-			ids = append(ids, id)
-		}
-	}
-	return ids
+// obsoleteSchedule is a per-shard daily backup schedule of an earlier release.
+type obsoleteSchedule struct {
+	id  string
+	err error // from describing or pausing it
 }
+
+// obsoleteNote is the note of an obsolete schedule Apply paused.
+const obsoleteNote = "obsolete: akosha-backup-daily backs every shard up; paused by akosha schedule apply"
+
+// obsolete finds the per-shard daily backup schedules (akosha-backup-daily-N, N up to
+// MaxObsoleteShard) that earlier releases created and pauses them: they would start the
+// same shard's backup as akosha-backup-daily's child at the same minute, and one of the
+// two would fail every day. Pausing keeps them for the operator to delete.
+func obsolete(ctx context.Context, sc client.ScheduleClient, cfg *config.Config) []obsoleteSchedule {
+	var out []obsoleteSchedule
+	for shard := 1; shard <= max(cfg.Shard.Count, MaxObsoleteShard); shard++ {
+		id := fmt.Sprintf("%s-%d", BackupDailyID, shard)
+		h := sc.GetHandle(ctx, id)
+		d, err := h.Describe(ctx)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			continue
+		case err != nil:
+			out = append(out, obsoleteSchedule{id, err})
+			continue
+		}
+		if d.Schedule.State == nil || !d.Schedule.State.Paused {
+			err = h.Pause(ctx, client.SchedulePauseOptions{Note: obsoleteNote})
+		}
+		out = append(out, obsoleteSchedule{id, err})
+	}
+	return out
+}
+
+// MaxObsoleteShard bounds the per-shard backup schedules Apply looks for beyond the
+// current shard count (a cluster that shrank).
+const MaxObsoleteShard = 16
 
 // applyOne updates d's schedule to d, or creates it if it does not exist.
 func applyOne(ctx context.Context, sc client.ScheduleClient, d Definition) (Result, error) {

@@ -284,14 +284,16 @@ func TestApplyShards(t *testing.T) {
 	if len(res) != 1+3+3*3 {
 		t.Errorf("%d schedules applied, want 13 (one backup, 3 aging, 9 maintenance)\n%s", len(res), out.String())
 	}
-	if want := `schedule akosha-backup-daily: updated (daily 02:00 UTC: BackupAllShardsWorkflow {"shards":3,"shard":0} on akosha-ops)`; !strings.Contains(out.String(), want) {
+	if want := `schedule akosha-backup-daily: updated (daily 02:00 UTC: BackupAllShardsWorkflow {"shards":3} on akosha-ops)`; !strings.Contains(out.String(), want) {
 		t.Errorf("apply output lacks %q:\n%s", want, out.String())
 	}
-	if want := "schedule akosha-backup-daily-1: obsolete"; !strings.Contains(out.String(), want) {
+	if want := "schedule akosha-backup-daily-1: obsolete (the daily backup of every shard is akosha-backup-daily now); paused"; !strings.Contains(out.String(), want) {
 		t.Errorf("apply output lacks %q:\n%s", want, out.String())
 	}
-	if _, err := c.ScheduleClient().GetHandle(ctx, "akosha-backup-daily-1").Describe(ctx); err != nil {
+	if d, err := c.ScheduleClient().GetHandle(ctx, "akosha-backup-daily-1").Describe(ctx); err != nil {
 		t.Errorf("the obsolete schedule was removed: %v", err)
+	} else if d.Schedule.State == nil || !d.Schedule.State.Paused || d.Schedule.State.Note != obsoleteNote {
+		t.Errorf("the obsolete schedule is not paused with a note: %+v", d.Schedule.State)
 	}
 
 	d, err := c.ScheduleClient().GetHandle(ctx, BackupDailyID).Describe(ctx)

@@ -1,12 +1,13 @@
 package starter
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/temporal"
 
-	"github.com/akosha/akosha/internal/clicfg"
 	"github.com/akosha/akosha/workflows"
 )
 
@@ -25,7 +26,8 @@ func BackupCommand() *cli.Command {
 			"  temporal workflow start --task-queue akosha-ops --type BackupWorkflow --input '{\"shard\":0}'",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "shard", Usage: "shard to back up"},
-			&cli.BoolFlag{Name: "all-shards", Usage: "back up every shard (shard.count, AKOSHA_SHARDS) at once: one BackupWorkflow per shard, each shard's outcome reported (BackupAllShardsWorkflow)"},
+			&cli.BoolFlag{Name: "all-shards", Usage: "back up every shard at once: one BackupWorkflow per shard, each shard's outcome reported; fails if any shard's fails (BackupAllShardsWorkflow)"},
+			&cli.IntFlag{Name: "shards", Usage: "with --all-shards: the number of shards (default: shard.count, AKOSHA_SHARDS)"},
 			&cli.StringFlag{Name: "compression", Usage: "zstd or gzip (default: backup.compression)"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "skip verifying the new backup (and the retention step after it)"},
 			&cli.BoolFlag{Name: "no-prune", Usage: "skip the retention step"},
@@ -39,16 +41,10 @@ func BackupCommand() *cli.Command {
 				if c.IsSet("shard") {
 					return fmt.Errorf("give --shard or --all-shards, not both")
 				}
-				cfg, _, err := clicfg.Load(c)
-				if err != nil {
-					return err
-				}
-				id := c.String("id")
-				if id == "" {
-					id = workflows.BackupAllShardsWorkflowID(time.Now())
-				}
-				all := workflows.BackupAllShardsInput{Shards: max(cfg.Shard.Count, 1), BackupInput: in}
-				return runWorkflow(c, id, workflows.BackupAllShardsWorkflowName, all, &workflows.BackupAllShardsResult{})
+				return backupAllShards(c, in)
+			}
+			if c.IsSet("shards") {
+				return fmt.Errorf("--shards goes with --all-shards")
 			}
 			id := c.String("id")
 			if id == "" {
@@ -57,4 +53,47 @@ func BackupCommand() *cli.Command {
 			return runWorkflow(c, id, workflows.BackupWorkflowName, in, &workflows.BackupResult{})
 		},
 	}
+}
+
+// backupAllShards starts BackupAllShardsWorkflow over --shards or shard.count shards,
+// saying how many and where that number came from. With --wait it prints every shard's
+// outcome, also when some failed, and then fails naming them.
+func backupAllShards(c *cli.Context, in workflows.BackupInput) error {
+	tc, cfg, err := dial(c)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	n, from := cfg.Shard.Count, "shard.count"
+	for _, s := range cfg.Settings() {
+		if s.Key == "shard.count" && s.Source == "default" {
+			from = "shard.count's default: set AKOSHA_SHARDS or --shards for a cluster of several"
+		}
+	}
+	if c.IsSet("shards") {
+		n, from = c.Int("shards"), "--shards"
+	}
+	if n < 1 {
+		return fmt.Errorf("--shards %d: want at least 1", n)
+	}
+	fmt.Fprintf(c.App.Writer, "backing up %d shard(s) (%s)\n", n, from)
+	id := c.String("id")
+	if id == "" {
+		id = workflows.BackupAllShardsWorkflowID(time.Now())
+	}
+	all := workflows.BackupAllShardsInput{Shards: n, Compression: in.Compression, NoVerify: in.NoVerify, NoPrune: in.NoPrune}
+	var res workflows.BackupAllShardsResult
+	wait := c.Bool("wait")
+	err = startWorkflow(c.Context, tc, c.App.Writer, id, workflows.BackupAllShardsWorkflowName, all, wait, &res)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeShardsFailed && appErr.Details(&res) == nil {
+		if perr := printJSON(c.App.Writer, res); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("%d of %d shards' backups failed (see above)", res.Failed, len(res.Shards))
+	}
+	if err != nil || !wait {
+		return err
+	}
+	return printJSON(c.App.Writer, res)
 }

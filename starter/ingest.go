@@ -63,6 +63,9 @@ func IngestCommand() *cli.Command {
 				return err
 			}
 			out := c.App.Writer
+			if cfg.Shard.Count > 1 && len(r.shards) == 1 {
+				fmt.Fprintf(c.App.ErrWriter, "warning: shard.count is %d but --url names one worker: it refuses other shards' conversations (421); give --url with {shard} in it, or one URL per shard\n", cfg.Shard.Count)
+			}
 			if n := c.Int("synthetic"); n > 0 {
 				seed := c.Int64("seed")
 				if !c.IsSet("seed") {
@@ -249,9 +252,10 @@ func postSynthetic(ctx context.Context, r *router, out io.Writer, seed int64, n,
 	return nil
 }
 
-// postFile posts path as one batch, or with several shards one batch per shard (the file
+// postFile posts path as one batch, or with several shards one batch per shard. The file
 // is decoded and checked here first, so a bad record stops the whole file before any
-// shard has taken part of it).
+// shard has taken part of it; a shard's refusal after others took theirs leaves those in,
+// and running the command again is safe (ingest is idempotent).
 func postFile(ctx context.Context, r *router, out io.Writer, path string) error {
 	body, err := os.ReadFile(path)
 	if err != nil {
@@ -269,7 +273,8 @@ func postFile(ctx context.Context, r *router, out io.Writer, path string) error 
 		fmt.Fprintf(out, "%s: inserted %d, duplicates %d, txid %d\n", path, res.Inserted, res.Duplicates, res.TxID)
 		return nil
 	}
-	cs, err := ingest.Decode(bytes.NewReader(body), ct, ingest.Limits{})
+	// The workers enforce their own batch limit (api.max_batch); here only the records.
+	cs, err := ingest.Decode(bytes.NewReader(body), ct, ingest.Limits{MaxRecords: 1 << 30})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

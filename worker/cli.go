@@ -61,6 +61,9 @@ func Command() *cli.Command {
 					return fmt.Errorf("--shard/--shards: %w", err)
 				}
 			}
+			if err := shardIDGiven(cfg, c.IsSet("shard")); err != nil {
+				return err
+			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
 			opts := Options{GracePeriod: c.Duration("grace-period"), Logger: log}
@@ -187,4 +190,19 @@ func orNone(v, format string) string {
 		return "(disabled)"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+// shardIDGiven refuses a worker of a cluster of several shards whose shard id nobody set:
+// it would silently run as shard 0 beside the real shard 0 (say a StatefulSet pod on a
+// Kubernetes without the pod-index label, whose AKOSHA_SHARD_ID comes out empty).
+func shardIDGiven(cfg *config.Config, flag bool) error {
+	if cfg.Shard.Count <= 1 || flag {
+		return nil
+	}
+	for _, s := range cfg.Settings() {
+		if s.Key == "shard.id" && s.Source == "default" {
+			return fmt.Errorf("shard.count is %d but this worker's shard id is not set: give --shard N or AKOSHA_SHARD_ID (in Kubernetes 1.28+ from the pod-index label)", cfg.Shard.Count)
+		}
+	}
+	return nil
 }

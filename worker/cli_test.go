@@ -43,3 +43,34 @@ func TestApplyDevSchedules(t *testing.T) {
 		t.Fatalf("dev output on failure: %q", got)
 	}
 }
+
+func TestShardIDGiven(t *testing.T) {
+	t.Setenv("AKOSHA_HOME", t.TempDir())
+	t.Setenv("AKOSHA_SHARDS", "3")
+	t.Setenv("AKOSHA_SHARD_ID", "")
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shardIDGiven(cfg, false); err == nil || !strings.Contains(err.Error(), "AKOSHA_SHARD_ID") {
+		t.Fatalf("three shards, no id: %v", err)
+	}
+	if err := shardIDGiven(cfg, true); err != nil {
+		t.Fatalf("three shards, --shard: %v", err)
+	}
+	t.Setenv("AKOSHA_SHARD_ID", "0")
+	if cfg, err = config.Load(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := shardIDGiven(cfg, false); err != nil {
+		t.Fatalf("three shards, AKOSHA_SHARD_ID=0: %v", err)
+	}
+	t.Setenv("AKOSHA_SHARDS", "1")
+	t.Setenv("AKOSHA_SHARD_ID", "")
+	if cfg, err = config.Load(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := shardIDGiven(cfg, false); err != nil {
+		t.Fatalf("one shard: %v", err)
+	}
+}

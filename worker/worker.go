@@ -139,6 +139,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	rec := w.engine.Recovery()
 	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
 		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
+	for setting, dir := range map[string]string{"storage.hot.path": cfg.Storage.Hot.Path, "storage.warm.path": cfg.Storage.Warm.Path, "storage.hot.wal_path": cfg.Storage.Hot.WALPath} {
+		if mp, _ := fsutil.IsMountPoint(dir); mp {
+			w.log.Warn("a data directory is a mount point: an in-place restore cannot rename it; mount the volume one level up", "setting", setting, "dir", dir)
+		}
+	}
 
 	if cfg.Backup.WALArchiveSeconds > 0 {
 		w.archiver = &walarchive.Archiver{Source: w.engine.WAL, Store: w.store, Shard: shard}

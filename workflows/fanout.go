@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,8 +18,15 @@ const BackupAllShardsWorkflowName = "BackupAllShardsWorkflow"
 type BackupAllShardsInput struct {
 	// Shards is the number of shards (shard.count): 0 .. Shards-1 are backed up.
 	Shards int `json:"shards"`
-	BackupInput
+	// Compression, NoVerify and NoPrune are passed to every shard's BackupWorkflow.
+	Compression string `json:"compression,omitempty"`
+	NoVerify    bool   `json:"no_verify,omitempty"`
+	NoPrune     bool   `json:"no_prune,omitempty"`
 }
+
+// ErrTypeShardsFailed is the error type of a BackupAllShardsWorkflow in which a shard's
+// backup failed; the error's details are the BackupAllShardsResult.
+const ErrTypeShardsFailed = "ShardBackupsFailed"
 
 // ShardBackup is one shard's outcome.
 type ShardBackup struct {
@@ -35,7 +43,8 @@ type BackupAllShardsResult struct {
 
 // BackupAllShardsWorkflow backs every shard up at once: one child BackupWorkflow per shard
 // (each on its shard's worker), and reports each shard's outcome. One shard's failure
-// does not stop the others; the workflow fails only when every shard failed.
+// does not stop the others; once all have ended, the workflow fails if any did (so the
+// schedule and alerts see it), with every shard's outcome in the error's details.
 func BackupAllShardsWorkflow(ctx workflow.Context, in BackupAllShardsInput) (*BackupAllShardsResult, error) {
 	if in.Shards < 1 {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("shards %d: want at least 1", in.Shards), activities.ErrTypeInvalid, nil)
@@ -47,8 +56,7 @@ func BackupAllShardsWorkflow(ctx workflow.Context, in BackupAllShardsInput) (*Ba
 	parent := workflow.GetInfo(ctx).WorkflowExecution.ID
 	futures := make([]workflow.ChildWorkflowFuture, in.Shards)
 	for s := range in.Shards {
-		bi := in.BackupInput
-		bi.Shard = s
+		bi := BackupInput{Shard: s, Compression: in.Compression, NoVerify: in.NoVerify, NoPrune: in.NoPrune}
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: fmt.Sprintf("%s-shard-%d", parent, s), TaskQueue: OpsTaskQueue,
 		})
@@ -67,10 +75,17 @@ func BackupAllShardsWorkflow(ctx workflow.Context, in BackupAllShardsInput) (*Ba
 		res.Shards = append(res.Shards, sb)
 		progress.set("backup", int64(s+1), int64(in.Shards), workflow.Now(ctx))
 	}
-	if res.Failed == in.Shards {
-		return res, temporal.NewApplicationError(fmt.Sprintf("every shard's backup failed (first: %s)", res.Shards[0].Error), "AllShardsFailed", nil)
-	}
 	progress.set(StepDone, int64(in.Shards), int64(in.Shards), workflow.Now(ctx))
+	if res.Failed > 0 {
+		var failed []string
+		for _, sb := range res.Shards {
+			if sb.Error != "" {
+				failed = append(failed, fmt.Sprintf("shard %d: %s", sb.Shard, sb.Error))
+			}
+		}
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d of %d shards' backups failed: %s", res.Failed, in.Shards, strings.Join(failed, "; ")),
+			ErrTypeShardsFailed, nil, res)
+	}
 	return res, nil
 }
 

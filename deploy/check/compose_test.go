@@ -524,27 +524,30 @@ func TestComposeDevReachable(t *testing.T) {
 	}
 }
 
-// TestComposeProdStorage: the warm database and the WAL are on two different named
-// volumes, mounted exactly at storage.warm.path and storage.hot.wal_path.
+// TestComposeProdStorage: the databases (hot and warm) and the WAL are on two different
+// named volumes, and no data directory is a volume's mount point: an in-place restore and
+// a DR switch rename those directories, which a mount point refuses (EBUSY).
 func TestComposeProdStorage(t *testing.T) {
 	p := mustLoadCompose(t, prodCompose)
 	for _, s := range workers(t, p) {
 		w := resolveWorker(t, s)
-		mount := func(setting, dir string) string {
-			for _, v := range s.Volumes {
-				if path.Clean(v.Target) == dir {
-					if v.Type != types.VolumeTypeVolume || v.Source == "" {
-						t.Errorf("service %s: %s %s is a %s mount, want a named volume", s.Name, setting, dir, v.Type)
-					}
-					return v.Source
-				}
+		volume := func(setting, dir string) string {
+			v, ok := volumeFor(s, dir)
+			if !ok || v.Type != types.VolumeTypeVolume || v.Source == "" {
+				t.Errorf("service %s: %s %s is not on a named volume", s.Name, setting, dir)
+				return ""
 			}
-			t.Errorf("service %s: no volume mounted at %s %s", s.Name, setting, dir)
-			return ""
+			if path.Clean(v.Target) == dir {
+				t.Errorf("service %s: %s %s is the mount point of volume %s: mount the volume above it (a restore renames the directory)", s.Name, setting, dir, v.Source)
+			}
+			return v.Source
 		}
-		warm, wal := mount("storage.warm.path", w.warm), mount("storage.hot.wal_path", w.wal)
+		hot, warm, wal := volume("storage.hot.path", w.hot), volume("storage.warm.path", w.warm), volume("storage.hot.wal_path", w.wal)
 		if warm != "" && warm == wal {
 			t.Errorf("service %s: warm and WAL share volume %s: the WAL belongs on its own disk", s.Name, warm)
+		}
+		if hot != warm {
+			t.Errorf("service %s: hot is on volume %s, warm on %s: the databases belong together on the data disk", s.Name, hot, warm)
 		}
 	}
 }

@@ -258,8 +258,9 @@ func TestOverlays(t *testing.T) {
 	for _, want := range overlays {
 		t.Run(want.name, func(t *testing.T) {
 			o := build(t, want.name)
-			if o.namespace != want.namespace || !slices.Contains(o.namespaces, want.namespace) {
-				t.Errorf("namespace %q (Namespace objects %v), want %q", o.namespace, o.namespaces, want.namespace)
+			// No Namespace object: `kubectl delete -k` must not take the shards' volumes with it.
+			if o.namespace != want.namespace || len(o.namespaces) > 0 {
+				t.Errorf("namespace %q (Namespace objects %v), want %q and no Namespace in the overlay", o.namespace, o.namespaces, want.namespace)
 			}
 			if got := len(o.serviceMonitors) > 0 && len(o.rules) > 0; got != want.monitoring {
 				t.Errorf("ServiceMonitor and PrometheusRule present: %v, want %v", got, want.monitoring)
@@ -399,6 +400,10 @@ func checkOverlay(o *overlay, storageClass string) []error {
 		}
 	}
 	for _, sm := range o.serviceMonitors {
+		// The rules select job="akosha": the job label must come from a Service label.
+		if sm.Spec.JobLabel == "" {
+			fail("ServiceMonitor %s: no jobLabel: its job would be the Service's name, not the rules' job=\"akosha\"", sm.Name)
+		}
 		matched := false
 		for _, s := range o.services {
 			if subset(sm.Spec.Selector.MatchLabels, s.Labels) {
@@ -407,6 +412,9 @@ func checkOverlay(o *overlay, storageClass string) []error {
 					if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
 						fail("ServiceMonitor %s: endpoint port %q is not a port of Service %s", sm.Name, ep.Port, s.Name)
 					}
+				}
+				if sm.Spec.JobLabel != "" && s.Labels[sm.Spec.JobLabel] != "akosha" {
+					fail("ServiceMonitor %s: jobLabel %s is %q on Service %s, want akosha (the rules' job)", sm.Name, sm.Spec.JobLabel, s.Labels[sm.Spec.JobLabel], s.Name)
 				}
 			}
 		}
@@ -580,6 +588,11 @@ func checkPaths(t *testing.T, o *overlay) []error {
 			fail("%s = %q: not an absolute path", k, p)
 			continue
 		}
+		for _, m := range main.VolumeMounts {
+			if path.Clean(m.MountPath) == path.Clean(p) {
+				fail("%s = %s is the mount point of volume %s: an in-place restore renames it, which a mount point refuses; mount the volume above it", k, p, m.Name)
+			}
+		}
 		if v := volumeOf(p); v == "" {
 			fail("%s = %s is on the container's read-only root filesystem: no volume is mounted there", k, p)
 		} else if !claims[v] {
@@ -605,8 +618,9 @@ func checkPaths(t *testing.T, o *overlay) []error {
 		if claims[m.Name] && !slices.ContainsFunc(init.VolumeMounts, func(im corev1.VolumeMount) bool { return im.Name == m.Name && im.MountPath == m.MountPath }) {
 			fail("init container %s does not mount %s at %s as the worker does", init.Name, m.Name, m.MountPath)
 		}
-		if claims[m.Name] && !strings.Contains(strings.Join(init.Command, " "), m.MountPath) {
-			fail("init container %s does not chown %s", init.Name, m.MountPath)
+		if _, chowned, _ := strings.Cut(strings.Join(init.Command, " "), "chown 1000:1000 "); claims[m.Name] &&
+			!slices.Contains(strings.Fields(chowned), m.MountPath) {
+			fail("init container %s does not chown %s to 1000", init.Name, m.MountPath)
 		}
 	}
 	return errs
@@ -754,6 +768,7 @@ func TestOverlayChecksFail(t *testing.T) {
 			o.sts.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr(false)
 		}, "read-only"},
 		{"service monitor port", func(o *overlay) { o.serviceMonitors[0].Spec.Endpoints[0].Port = "web" }, `endpoint port "web"`},
+		{"service monitor job", func(o *overlay) { o.serviceMonitors[0].Spec.JobLabel = "" }, "no jobLabel"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -774,7 +789,18 @@ func TestOverlayChecksFail(t *testing.T) {
 // mount away so the databases land on the read-only root filesystem.
 func TestPathChecksFail(t *testing.T) {
 	o := build(t, "staging")
+	init := &o.sts.Spec.Template.Spec.InitContainers[0]
+	saved := slices.Clone(init.Command)
+	init.Command[len(init.Command)-1] = strings.Replace(init.Command[len(init.Command)-1], " /data/akosha/staging/wal-disk ", " ", 1)
+	if errs := checkPaths(t, o); !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), "does not chown /data/akosha/staging/wal-disk") }) {
+		t.Errorf("an init container that leaves the WAL volume to root not reported: %v", errs)
+	}
+	init.Command = saved
 	mounts := o.sts.Spec.Template.Spec.Containers[0].VolumeMounts
+	mounts[1].MountPath = "/data/akosha/staging/wal-disk/wal"
+	if errs := checkPaths(t, o); !slices.ContainsFunc(errs, func(e error) bool { return strings.Contains(e.Error(), "is the mount point of volume wal") }) {
+		t.Errorf("the WAL directory as a mount point not reported: %v", errs)
+	}
 	mounts[1].MountPath = "/data/akosha/other-wal"
 	errs := checkPaths(t, o)
 	if !slices.ContainsFunc(errs, func(e error) bool {

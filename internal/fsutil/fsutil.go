@@ -106,3 +106,17 @@ func Within(p, root string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// IsMountPoint reports whether dir is the root of a mounted filesystem: it and its parent
+// are on different devices. (A bind mount of a directory of the same filesystem is not
+// seen.) A directory that cannot be examined is an error.
+func IsMountPoint(dir string) (bool, error) {
+	var st, parent syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	if err := syscall.Stat(filepath.Dir(filepath.Clean(dir)), &parent); err != nil {
+		return false, &os.PathError{Op: "stat", Path: filepath.Dir(dir), Err: err}
+	}
+	return st.Dev != parent.Dev || st.Ino == parent.Ino, nil
+}
