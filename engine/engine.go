@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -671,6 +672,35 @@ func (e *Engine) Healthy() error {
 		return ErrClosed
 	}
 	return nil
+}
+
+// Recover reopens a failed engine on its directories, replaying its WAL as a restart
+// would, and clears the failure when that succeeds: what a restart does, without one,
+// once the cause (a full disk) is gone. A healthy engine is left alone; if the reopen
+// fails the engine stays failed and the error is returned.
+func (e *Engine) Recover(ctx context.Context) error {
+	if e.failure.Load() == nil {
+		return nil
+	}
+	_, err := e.submit(ctx, &request{kind: reqFunc, fn: func(ctx context.Context) error {
+		if e.failure.Load() == nil {
+			return nil
+		}
+		e.log.Info("reopening the failed engine")
+		return e.reopen(ctx, func() error { return nil })
+	}})
+	return err
+}
+
+// DiskFull reports whether the engine failed because a disk was full.
+func (e *Engine) DiskFull() bool {
+	f := e.failure.Load()
+	return f != nil && IsDiskFull(*f)
+}
+
+// IsDiskFull reports whether err comes from a full disk: ENOSPC, or DuckDB's message for it.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(strings.ToLower(err.Error()), "no space left on device")
 }
 
 func (e *Engine) fail(err error) {

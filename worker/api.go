@@ -159,6 +159,12 @@ func (a *API) writeEngineError(w http.ResponseWriter, err error, op string) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 	case errors.Is(err, engine.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case engine.IsDiskFull(err):
+		// The engine stops writing until the disk has room again, then the worker reopens
+		// it by itself: a client retries later (the same batch is idempotent).
+		a.countFailure(op, "disk_full")
+		w.Header().Set("Retry-After", "30")
+		writeJSON(w, http.StatusInsufficientStorage, errorBody{Error: err.Error(), RetryAfter: 30})
 	case errors.Is(err, engine.ErrFailed), errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrOutcomeUnknown):
 		a.countFailure(op, "unavailable")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error()})

@@ -66,7 +66,7 @@ func NewMetrics(eng *engine.Engine, archiver *walarchive.Archiver, environment, 
 		reg: prometheus.NewRegistry(),
 		ingestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "akosha_ingest_errors_total",
-			Help: "Ingest requests refused, by reason (invalid, too_large, media_type, wrong_shard, conflict, fenced, unavailable, internal).",
+			Help: "Ingest requests refused, by reason (invalid, too_large, media_type, wrong_shard, conflict, fenced, disk_full, unavailable, internal).",
 		}, []string{"reason"}),
 		ingestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "akosha_ingest_duration_seconds",

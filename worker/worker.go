@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type Options struct {
 	// Fault is passed to the activities (activities.Activities.Fault): tests stop the
 	// worker at a step of a migration or a runbook. Never set in production.
 	Fault func(step string) error
+	// DiskFullRetry is how often an engine failed on a full disk is checked for recovery.
+	// Default DiskFullRetry.
+	DiskFullRetry time.Duration
 	// ActivityFault, if set, is called before each engine activity and after each that
 	// succeeded (phase "start", "done"): the fault-injection suite kills the process there
 	// (KillAt). Never set in production.
@@ -69,6 +73,7 @@ type Worker struct {
 	store       objstore.Store // the backup store
 	archiver    *walarchive.Archiver
 	stopArchive func() // stops the archive loop; nil when archiving is off
+	stopRecover func() // stops the disk-full recovery loop
 }
 
 // Start opens the shard's engine, starts the HTTP servers and the Temporal pollers. On
@@ -149,6 +154,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 		w.archiver = &walarchive.Archiver{Source: w.engine.WAL, Store: w.store, Shard: shard}
 		w.stopArchive = w.archiveLoop(time.Duration(cfg.Backup.WALArchiveSeconds) * time.Second)
 	}
+	w.stopRecover = w.recoverLoop(cmp.Or(opts.DiskFullRetry, DiskFullRetry))
 
 	var metrics *Metrics
 	if cfg.Monitoring.MetricsEnabled {
@@ -343,6 +349,10 @@ func (w *Worker) Stop(ctx context.Context) error {
 			}
 		}
 	}
+	if w.stopRecover != nil {
+		w.stopRecover()
+		w.stopRecover = nil
+	}
 	if w.stopArchive != nil {
 		w.stopArchive()
 		w.stopArchive = nil
@@ -377,6 +387,54 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 // archiveLoop archives the WAL every interval, then removes local segments that are
 // archived and applied to both databases. It returns a function that stops it.
+// DiskFullRetry is how often a worker whose engine failed on a full disk checks whether
+// the disk has room again (DiskFullRoom on every data filesystem) and reopens the engine.
+const DiskFullRetry = 10 * time.Second
+
+// DiskFullRoom is the free space each of the store's filesystems needs before a worker
+// reopens an engine that failed on a full disk.
+const DiskFullRoom = 64 << 20
+
+// recoverLoop brings back an engine that failed because a disk was full, once every data
+// filesystem has DiskFullRoom free: Engine.Recover reopens it and replays its WAL, as a
+// restart would. Other failures are left to an operator.
+func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !w.engine.DiskFull() || !w.diskHasRoom() {
+				continue
+			}
+			if err := w.engine.Recover(ctx); err != nil {
+				w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err)
+				continue
+			}
+			w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// diskHasRoom reports whether every filesystem of the store has DiskFullRoom free.
+func (w *Worker) diskHasRoom() bool {
+	o := w.engine.Options()
+	for _, d := range []string{o.HotPath, o.WarmPath, o.WALPath} {
+		if _, avail, ok := fsutil.DiskUsage(d); !ok || avail < DiskFullRoom {
+			return false
+		}
+	}
+	return true
+}
+
 func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
