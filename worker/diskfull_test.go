@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/akosha/akosha/config"
+	"github.com/akosha/akosha/internal/reliability"
 	"github.com/akosha/akosha/worker/ingest"
 )
 
@@ -66,6 +68,7 @@ func TestWorkerDiskFull(t *testing.T) {
 	if out, err := exec.Command("mount", "-o", "remount,size=256m", dir).CombinedOutput(); err != nil {
 		t.Fatalf("grow the tmpfs: %v: %s", err, out)
 	}
+	grown := time.Now()
 	ready := false
 	for i := 0; i < 100 && !ready; i++ {
 		time.Sleep(100 * time.Millisecond)
@@ -80,8 +83,15 @@ func TestWorkerDiskFull(t *testing.T) {
 	if status, msg, _ := post(900_001); status != 200 {
 		t.Fatalf("ingest after recovery: %d %s", status, msg)
 	}
+	recovered := time.Since(grown)
 	s, err := w.Engine().Stats(context.Background())
 	if err != nil || s.HotRows < int64(acked+100) {
 		t.Fatalf("%d rows after recovery, %d acknowledged before the disk filled and 100 after: %v", s.HotRows, acked, err)
 	}
+	reliability.Record(t, "Disk full (`worker` `TestWorkerDiskFull`, the store on a 16 MiB tmpfs)", []reliability.Row{{
+		Fault:    "the store's disk fills during ingest",
+		Happened: "507 with Retry-After, /ready 503; the worker reopened the engine by itself once the disk had room (checked every 100 ms here, 10 s by default)",
+		Lost:     fmt.Sprintf("0 of %d acknowledged", acked),
+		Recover:  recovered.Round(time.Millisecond).String() + " after the disk grew",
+	}})
 }

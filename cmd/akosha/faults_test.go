@@ -16,6 +16,7 @@ import (
 
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/akosha/akosha/internal/reliability"
 	"github.com/akosha/akosha/worker"
 )
 
@@ -27,11 +28,6 @@ type killCase struct {
 	// check, if set, checks the operation's outcome beyond conserved counts.
 	check func(t *testing.T, h *faultHarness, out string)
 	short bool // also in `make test` (the rest in `make test-faults`)
-}
-
-// reliabilityRow is a line of docs/RELIABILITY.md.
-type reliabilityRow struct {
-	Fault, Happened, Lost, Recover string
 }
 
 // faultHarness is one Temporal server shared by the cases, and a home per case.
@@ -125,7 +121,7 @@ func killCases(root string) []killCase {
 			}},
 		{name: "in-place restore, before the swap", point: "SwapRestore:start", args: []string{"restore", "--in-place", "--wait"}},
 		{name: "in-place restore, after the swap", point: "SwapRestore:done", args: []string{"restore", "--in-place", "--wait"}},
-		{name: "aging, after a batch", point: "AgeBatches:done", args: []string{"age", "--target-age", "3", "--wait"}},
+		{name: "aging, after a batch", point: "AgeBatches:done", args: []string{"age", "--target-age", "15", "--wait"}},
 		{name: "storage migration, at the copy", point: "MigrateStorage:start",
 			args: []string{"migrate", "storage", "--to", filepath.Join(root, "moved"), "--wait"}},
 		{name: "DR drill, after the restore", point: "DRRestore:done", args: []string{"dr", "drill"}},
@@ -145,7 +141,7 @@ func TestKillWorkerMidOperation(t *testing.T) {
 	all := os.Getenv("AKOSHA_FAULTS") == "all"
 	bin := buildBinary(t)
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	var rows []reliabilityRow
+	var rows []reliability.Row
 	for i, c := range killCases(t.TempDir()) {
 		if !c.short && !all {
 			continue
@@ -219,7 +215,7 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			if c.check != nil {
 				c.check(t, h, opOut.String())
 			}
-			rows = append(rows, reliabilityRow{
+			rows = append(rows, reliability.Row{
 				Fault:    fmt.Sprintf("kill -9 of the worker during `akosha %s` (at %s)", strings.Join(display(c.args), " "), c.point),
 				Happened: "a new worker took the workflow over (after the activity's heartbeat timeout); it completed",
 				Lost:     fmt.Sprintf("0 of %d conversations", before),
@@ -227,7 +223,7 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			})
 		})
 	}
-	writeReliability(t, "Kill -9 of the worker mid-operation (`TestKillWorkerMidOperation`)", rows)
+	reliability.Record(t, "Kill -9 of the worker mid-operation (`TestKillWorkerMidOperation`)", rows)
 }
 
 // retarget moves a case's paths (made from a shared root) under this run's root.
@@ -252,25 +248,4 @@ func display(args []string) []string {
 		out[i] = a
 	}
 	return out
-}
-
-// writeReliability appends a section of rows to $AKOSHA_RELIABILITY_OUT, if set.
-func writeReliability(t *testing.T, title string, rows []reliabilityRow) {
-	path := os.Getenv("AKOSHA_RELIABILITY_OUT")
-	if path == "" || len(rows) == 0 {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n## %s\n\n| fault | what happened | data lost | time to recover |\n|---|---|---|---|\n", title)
-	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Fault, r.Happened, r.Lost, r.Recover)
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(b.String()); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/objstore/file"
 	"github.com/akosha/akosha/engine/objstore/s3"
+	"github.com/akosha/akosha/internal/reliability"
 	"github.com/akosha/akosha/internal/s3test"
 )
 
@@ -85,15 +86,22 @@ func TestBackupOnS3Faults(t *testing.T) {
 	}
 
 	// Transient faults are retried.
+	var rows []reliability.Row
 	proxy.Fail(2)
+	t0 := time.Now()
 	m2, err := Run(ctx, e, Options{Store: st, ScratchDir: dir})
 	if err != nil || proxy.FailuresLeft() != 0 {
 		t.Fatalf("backup with two 500s: %v (%d faults not used)", err, proxy.FailuresLeft())
 	}
+	rows = append(rows, reliability.Row{Fault: "S3 answers 500 to two requests of a backup", Happened: "retried by the S3 client; the backup completed",
+		Lost: "0", Recover: time.Since(t0).Round(time.Millisecond).String() + " (whole backup)"})
 	proxy.Drop(1)
+	t0 = time.Now()
 	if _, err := Verify(ctx, st, m2.ID, t.TempDir()); err != nil {
 		t.Fatalf("verify with a dropped connection: %v", err)
 	}
+	rows = append(rows, reliability.Row{Fault: "S3 drops the connection of a verification's download", Happened: "retried; the verification passed",
+		Lost: "0", Recover: time.Since(t0).Round(time.Millisecond).String() + " (whole verification)"})
 
 	// A broken S3: retried, then a clear failure and no manifest.
 	proxy.Fail(-1)
@@ -109,6 +117,8 @@ func TestBackupOnS3Faults(t *testing.T) {
 	if n := manifests(t, bucketDir); n != 2 {
 		t.Fatalf("%d manifests after the failed backup, want 2", n)
 	}
+	rows = append(rows, reliability.Row{Fault: "S3 answers 500 to every request", Happened: "retried, then the backup failed naming the 500; no manifest, nothing listed as a backup",
+		Lost: "0 (the live store is untouched)", Recover: "the next backup after S3 heals"})
 
 	// A slow S3 and a deadline: a clear failure, no manifest. (The file uploads cannot
 	// finish in time. A manifest PUT whose response alone is lost may still land; that is
@@ -124,6 +134,8 @@ func TestBackupOnS3Faults(t *testing.T) {
 	if list, err := List(ctx, st); err != nil || len(list) != 2 {
 		t.Fatalf("after the failures %d backups are listed (%v), want 2", len(list), err)
 	}
+	rows = append(rows, reliability.Row{Fault: "S3 answers every request 3 s late, past the backup's deadline", Happened: "the backup failed with the deadline; nothing listed",
+		Lost: "0", Recover: "the next backup"})
 
 	// An unreachable S3 (nothing listens any more): a clear failure, no manifest.
 	proxy.Close()
@@ -134,6 +146,8 @@ func TestBackupOnS3Faults(t *testing.T) {
 	if n := manifests(t, bucketDir); n != 2 {
 		t.Fatalf("%d manifests after the failed backup, want 2", n)
 	}
+	rows = append(rows, reliability.Row{Fault: "S3 unreachable (connection refused)", Happened: "the backup failed naming it; nothing listed",
+		Lost: "0", Recover: "the next backup"})
 	direct, err := s3.New(ctx, s3.Config{
 		Bucket: filepath.Base(bucketDir), Prefix: "prod", Endpoint: s3test.Shared(t).Endpoint, PathStyle: true, Region: s3test.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(s3test.AccessKey, s3test.SecretKey, ""),
@@ -157,6 +171,9 @@ func TestBackupOnS3Faults(t *testing.T) {
 	if _, err := Verify(ctx, st, m.ID, t.TempDir()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), f.Key) {
 		t.Fatalf("verify of a flipped object: %v", err)
 	}
+	rows = append(rows, reliability.Row{Fault: "one bit flipped in a stored backup object", Happened: "verification failed naming the object (ErrCorrupt); a restore picks an older good backup (latest-good)",
+		Lost: "0 (the live store is untouched)", Recover: "-"})
+	reliability.Record(t, "Object store faults during backups (`engine/backup` `TestBackupOnS3Faults`, versitygw behind a fault proxy)", rows)
 }
 
 // fullStore is a file store whose disk fills after limit bytes: Put fails with ENOSPC
