@@ -12,7 +12,7 @@ BENCHCOUNT ?= 5
 
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-deploy promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact lint fmt fuzz clean
+.PHONY: all build run test test-deploy test-faults promtool test-short bench bench-backup bench-restore bench-aging bench-migrate bench-dr bench-compact lint fmt fuzz clean
 
 all: lint test
 
@@ -46,6 +46,19 @@ promtool:
 		$(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null || \
 		{ $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends prometheus >/dev/null; }; \
 		! command -v systemctl >/dev/null || $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }
+
+## test-faults: the whole fault-injection suite (kill -9 at every step, S3 faults, disk full,
+## load), regenerating docs/RELIABILITY.md from what it saw; `make test` runs a short form
+RELIABILITY := docs/RELIABILITY.md
+test-faults:
+	@tmp=$$(mktemp); \
+	printf '%s\n' '# Reliability' '' \
+	  'What the fault-injection suite saw, written by the suite itself: `make test-faults`' \
+	  '(the tests named in each section; a failed test writes nothing). Data lost must be 0.' \
+	  "Last run: $$(date -u +%Y-%m-%d) at $$(git rev-parse --short HEAD), on $$(nproc) cores." > $$tmp; \
+	AKOSHA_FAULTS=all AKOSHA_RELIABILITY_OUT=$$tmp $(GO) test -count=1 -timeout 60m -p 1 \
+	  -run 'TestKillWorkerMidOperation|TestIngestUnderOperations|TestBackupOnS3Faults|TestWorkerDiskFull' \
+	  ./cmd/akosha/ ./engine/backup/ ./worker/ && mv $$tmp $(RELIABILITY) && echo "wrote $(RELIABILITY)" || { rm -f $$tmp; exit 1; }
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -192,6 +192,8 @@ func TestKillWorkerMidOperation(t *testing.T) {
 				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 					t.Fatalf("the worker ended with %v, not SIGKILL at %s\n%s", err, c.point, h.log.String())
 				}
+			case err := <-opDone:
+				t.Fatalf("akosha %s ended (%v) before the worker reached %s:\n%s", strings.Join(c.args, " "), err, c.point, opOut.String())
 			case <-time.After(3 * time.Minute):
 				t.Fatalf("the worker never reached %s\n%s", c.point, h.log.String())
 			}
