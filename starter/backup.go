@@ -37,6 +37,9 @@ func BackupCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			in := workflows.BackupInput{Shard: c.Int("shard"), Compression: c.String("compression"),
 				NoVerify: c.Bool("no-verify"), NoPrune: c.Bool("no-prune")}
+			if err := in.Validate(); err != nil {
+				return flagError(err)
+			}
 			if c.Bool("all-shards") {
 				if c.IsSet("shard") {
 					return fmt.Errorf("give --shard or --all-shards, not both")
@@ -59,6 +62,9 @@ func BackupCommand() *cli.Command {
 // saying how many and where that number came from. With --wait it prints every shard's
 // outcome, also when some failed, and then fails naming them.
 func backupAllShards(c *cli.Context, in workflows.BackupInput) error {
+	if c.IsSet("shards") && c.Int("shards") < 1 {
+		return fmt.Errorf("--shards %d: want at least 1", c.Int("shards"))
+	}
 	tc, cfg, err := dial(c)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ func HealthCommand() *cli.Command {
 				base = clicfg.LocalURL(cfg.API.Addr)
 			}
 			base = strings.TrimRight(base, "/")
+			if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("--url %q: want http://host:port or https://host:port", base)
+			}
 			paths := []string{"/ready"}
 			if c.Bool("warm") {
 				paths = append(paths, "/health/warm")

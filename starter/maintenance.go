@@ -29,6 +29,12 @@ func MaintenanceCommand() *cli.Command {
 				"(the newest good backup into scratch, checked, removed), the capacity plan.\n" +
 				"The schedules akosha-maintenance-daily|weekly|monthly run them (akosha schedule apply).",
 			Subcommands: []*cli.Command{maintenanceWindowCommand("daily"), maintenanceWindowCommand("weekly"), maintenanceWindowCommand("monthly")},
+			Action: func(c *cli.Context) error {
+				if c.Args().Present() {
+					return fmt.Errorf("maintenance run %q: no such window: want daily, weekly or monthly", c.Args().First())
+				}
+				return fmt.Errorf("maintenance run: give the window: daily, weekly or monthly")
+			},
 		}},
 	}
 }
@@ -50,6 +56,9 @@ func maintenanceWindowCommand(window string) *cli.Command {
 				return fmt.Errorf("maintenance run %s: unexpected argument %q", window, c.Args().First())
 			}
 			in := workflows.MaintenanceInput{Shard: c.Int("shard"), Window: window, Tasks: c.StringSlice("task"), AgingTargetDays: c.Int("aging-target-age")}
+			if err := in.Validate(); err != nil {
+				return flagError(err, "aging_target_days", "aging-target-age", "tasks", "task")
+			}
 			id := c.String("id")
 			if id == "" {
 				id = workflows.MaintenanceWorkflowID(window, in.Shard, time.Now())
@@ -115,6 +124,11 @@ func ReportCommand() *cli.Command {
 				in := workflows.MaintenanceInput{Shard: c.Int("shard"), Window: "report", Tasks: []string{workflows.TaskCapacityPlan},
 					Capacity: &activities.CapacityParams{Days: c.Int("days"), Systems: c.Int("systems"),
 						ConversationsPerSystemPerDay: c.Int("conversations-per-day"), BytesPerConversation: c.Float64("kb-per-conversation") * 1000}}
+				for _, f := range []string{"days", "systems", "conversations-per-day", "kb-per-conversation"} {
+					if c.Float64(f) < 0 || c.Int(f) < 0 {
+						return fmt.Errorf("--%s: must not be negative", f)
+					}
+				}
 				var res workflows.MaintenanceResult
 				id := workflows.MaintenanceWorkflowID("capacity", in.Shard, time.Now())
 				out := c.App.Writer

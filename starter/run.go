@@ -23,10 +23,15 @@ import (
 	"github.com/akosha/akosha/workflows"
 )
 
-// dial loads the configuration and dials Temporal with it.
+// dial loads the configuration and dials Temporal with it. A --shard outside the
+// cluster is refused first: no worker would poll its queue, and the workflow would wait
+// for one until its activity's schedule-to-start timeout.
 func dial(c *cli.Context) (client.Client, *config.Config, error) {
 	cfg, log, err := clicfg.Load(c)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkShardFlag(c, cfg); err != nil {
 		return nil, nil, err
 	}
 	tc, err := tclient.Dial(c.Context, cfg, log)
@@ -34,6 +39,38 @@ func dial(c *cli.Context) (client.Client, *config.Config, error) {
 		return nil, nil, err
 	}
 	return tc, cfg, nil
+}
+
+// flagError turns a workflow input's validation error ("compression \"lz4\": ...") into
+// the flag's ("--compression \"lz4\": ..."): a field's flag is its name with '-' for '_',
+// or renames[field].
+func flagError(err error, renames ...string) error {
+	msg := err.Error()
+	field, rest, ok := strings.Cut(msg, " ")
+	if !ok || strings.ContainsAny(field, ":\"") {
+		return err
+	}
+	flag := strings.ReplaceAll(field, "_", "-")
+	for i := 0; i+1 < len(renames); i += 2 {
+		if renames[i] == field {
+			flag = renames[i+1]
+		}
+	}
+	return fmt.Errorf("--%s %s", flag, rest)
+}
+
+// checkShardFlag refuses a --shard that is not a shard of the cluster cfg describes.
+func checkShardFlag(c *cli.Context, cfg *config.Config) error {
+	if !c.IsSet("shard") {
+		return nil
+	}
+	n := max(cfg.Shard.Count, 1)
+	if s := c.Int("shard"); s < 0 {
+		return fmt.Errorf("--shard %d: must be 0 or more", s)
+	} else if s >= n {
+		return fmt.Errorf("--shard %d: the cluster has %d shard(s), 0 to %d (shard.count, AKOSHA_SHARDS): no worker polls %s", s, n, n-1, workflows.EngineTaskQueue(s))
+	}
+	return nil
 }
 
 // runWorkflow is the action of a command that starts one workflow: load the

@@ -22,6 +22,18 @@ type BackupInput struct {
 	NoPrune bool `json:"no_prune,omitempty"`
 }
 
+// Validate checks in as BackupWorkflow does (the CLI checks before starting it): each
+// error names the field.
+func (in BackupInput) Validate() error {
+	if in.Shard < 0 {
+		return fmt.Errorf("shard %d: must be 0 or more", in.Shard)
+	}
+	if in.Compression != "" && in.Compression != "zstd" && in.Compression != "gzip" {
+		return fmt.Errorf("compression %q: want zstd or gzip", in.Compression)
+	}
+	return nil
+}
+
 // BackupResult is the result of BackupWorkflow: the manifest summary and how long each
 // step took.
 type BackupResult struct {
@@ -57,9 +69,8 @@ const (
 // verification fails the workflow and nothing is pruned.
 func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) {
 	start := workflow.Now(ctx)
-	if in.Compression != "" && in.Compression != "zstd" && in.Compression != "gzip" {
-		return BackupResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("compression %q: want zstd or gzip", in.Compression), activities.ErrTypeInvalid, nil)
+	if err := in.Validate(); err != nil {
+		return BackupResult{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
 	}
 	progress := Progress{Step: StepUpload, Updated: start}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress, nil }); err != nil {

@@ -53,6 +53,35 @@ type MaintenanceInput struct {
 	AgingTargetDays int `json:"aging_target_days,omitempty"`
 }
 
+// Validate checks in as MaintenanceWorkflow does (the CLI checks before starting it):
+// each error names the field.
+func (in MaintenanceInput) Validate() error {
+	if in.Shard < 0 {
+		return fmt.Errorf("shard %d: must be 0 or more", in.Shard)
+	}
+	if _, ok := Windows[in.Window]; !ok && len(in.Tasks) == 0 {
+		return fmt.Errorf("window %q: want daily, weekly or monthly (or give tasks)", in.Window)
+	}
+	known := slices.Concat(Windows["daily"], Windows["weekly"], Windows["monthly"])
+	for _, t := range in.Tasks {
+		if !slices.Contains(known, t) {
+			return fmt.Errorf("task %q: want one of %s", t, strings.Join(known, ", "))
+		}
+	}
+	if in.AgingTargetDays < 0 {
+		return fmt.Errorf("aging_target_days %d: must not be negative", in.AgingTargetDays)
+	}
+	if c := in.Capacity; c != nil {
+		for name, v := range map[string]float64{"capacity.days": float64(c.Days), "capacity.systems": float64(c.Systems),
+			"capacity.conversations_per_system_per_day": float64(c.ConversationsPerSystemPerDay), "capacity.bytes_per_conversation": c.BytesPerConversation} {
+			if v < 0 {
+				return fmt.Errorf("%s %v: must not be negative", name, v)
+			}
+		}
+	}
+	return nil
+}
+
 // TaskResult is one task's outcome.
 type TaskResult struct {
 	Task       string `json:"task"`
@@ -78,18 +107,12 @@ type MaintenanceResult struct {
 // others. The daily window reacts to a disk past its warning threshold by starting an
 // AgingWorkflow with an earlier target age, and says so.
 func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*MaintenanceResult, error) {
+	if err := in.Validate(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, nil)
+	}
 	tasks := in.Tasks
 	if len(tasks) == 0 {
-		var ok bool
-		if tasks, ok = Windows[in.Window]; !ok {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("window %q: want daily, weekly or monthly (or give tasks)", in.Window), activities.ErrTypeInvalid, nil)
-		}
-	}
-	known := slices.Concat(Windows["daily"], Windows["weekly"], Windows["monthly"])
-	for _, t := range tasks {
-		if !slices.Contains(known, t) {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("task %q: want one of %s", t, strings.Join(known, ", ")), activities.ErrTypeInvalid, nil)
-		}
+		tasks = Windows[in.Window]
 	}
 	progress := Progress{Step: tasks[0], Updated: workflow.Now(ctx)}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress, nil }); err != nil {
