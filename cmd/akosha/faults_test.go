@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/akosha/akosha/internal/reliability"
 	"github.com/akosha/akosha/worker"
+	"github.com/akosha/akosha/worker/ingest"
 )
 
 // killCase is one kill -9 of the worker in the middle of an operation.
@@ -28,6 +30,13 @@ type killCase struct {
 	// check, if set, checks the operation's outcome beyond conserved counts.
 	check func(t *testing.T, h *faultHarness, out string)
 	short bool // also in `make test` (the rest in `make test-faults`)
+	// setup, if set, runs with the worker up after the data is in (instead of the backup
+	// the other cases take): it returns arguments to add and how many conversations the
+	// operation must add back (an undone deletion).
+	setup func(t *testing.T, h *faultHarness) (args []string, delta int64)
+	// offline, if set, damages the store while no worker runs (a lost directory, a
+	// corrupted file): the killed worker and the next one start on it in recovery mode.
+	offline func(t *testing.T, h *faultHarness)
 }
 
 // faultHarness is one Temporal server shared by the cases, and a home per case.
@@ -39,6 +48,7 @@ type faultHarness struct {
 	api  string
 	w    *exec.Cmd
 	log  *bytes.Buffer
+	seed int64 // of the case's synthetic conversations
 }
 
 func (h *faultHarness) startWorker(t *testing.T, kill string) {
@@ -53,7 +63,8 @@ func (h *faultHarness) startWorker(t *testing.T, kill string) {
 	if err := h.w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitHTTP(t, h.api+"/ready")
+	// /health: a worker in recovery mode (a lost or damaged store) is live, not ready.
+	waitHTTP(t, h.api+"/health")
 }
 
 func (h *faultHarness) stopWorker() {
@@ -112,6 +123,7 @@ func killCases(root string) []killCase {
 	return []killCase{
 		{name: "backup, after the upload", point: "Backup:done", args: []string{"backup", "--wait"}, check: listed, short: true},
 		{name: "backup, at the verification", point: "VerifyBackup:start", args: []string{"backup", "--wait"}, check: listed},
+		{name: "backup, after the retention step", point: "PruneBackups:done", args: []string{"backup", "--wait"}, check: listed},
 		{name: "restore to a new path, after building it", point: "Restore:done",
 			args: []string{"restore", "--to-path", filepath.Join(root, "restored"), "--wait"},
 			check: func(t *testing.T, h *faultHarness, _ string) {
@@ -125,6 +137,38 @@ func killCases(root string) []killCase {
 		{name: "storage migration, at the copy", point: "MigrateStorage:start",
 			args: []string{"migrate", "storage", "--to", filepath.Join(root, "moved"), "--wait"}},
 		{name: "DR drill, after the restore", point: "DRRestore:done", args: []string{"dr", "drill"}},
+		{name: "DR disk failure, after the restore", point: "DRRestore:done", args: []string{"dr", "disk-failure", "--auto-approve", "--wait"},
+			offline: func(t *testing.T, h *faultHarness) {
+				if err := os.RemoveAll(filepath.Join(h.home, "warm")); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "DR corruption, after the salvage", point: "DRSalvage:done", args: []string{"dr", "corruption", "--auto-approve", "--wait"},
+			setup: func(t *testing.T, h *faultHarness) ([]string, int64) {
+				runAkosha(t, h.bin, h.env, "ingest", "--synthetic", "20000", "--days", "60", "--seed", "77")
+				runAkosha(t, h.bin, h.env, "age", "--target-age", "80", "--wait")
+				runAkosha(t, h.bin, h.env, "backup", "--wait")
+				return nil, 0
+			},
+			offline: func(t *testing.T, h *faultHarness) {
+				f, err := os.OpenFile(filepath.Join(h.home, "warm", "warm.db"), os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				fi, _ := f.Stat()
+				if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 256<<10), fi.Size()/2); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "DR accidental deletion, after the swap", point: "SwapRestore:done",
+			args: []string{"dr", "accidental-deletion", "--auto-approve", "--wait"},
+			setup: func(t *testing.T, h *faultHarness) ([]string, int64) {
+				runAkosha(t, h.bin, h.env, "backup", "--wait")
+				from := time.Now().UTC().Add(-time.Second).Format(time.RFC3339)
+				ids := deleteSome(t, h, 25)
+				return []string{"--from", from}, int64(ids)
+			}},
 	}
 }
 
@@ -160,12 +204,22 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			t.Cleanup(h.stopWorker)
 
 			h.startWorker(t, "")
-			runAkosha(t, bin, h.env, "ingest", "--synthetic", "2000", "--days", "20", "--seed", fmt.Sprint(100+i))
-			if c.point != "Backup:done" && c.point != "VerifyBackup:start" {
+			h.seed = int64(100 + i)
+			runAkosha(t, bin, h.env, "ingest", "--synthetic", "2000", "--days", "20", "--seed", fmt.Sprint(h.seed))
+			var delta int64
+			switch {
+			case c.setup != nil:
+				var extra []string
+				extra, delta = c.setup(t, h)
+				c.args = append(slices.Clone(c.args), extra...)
+			case !strings.HasPrefix(c.args[0], "backup"):
 				runAkosha(t, bin, h.env, "backup", "--wait") // what restores and drills start from
 			}
 			before := h.rows(t)
 			h.stopWorker()
+			if c.offline != nil {
+				c.offline(t, h)
+			}
 
 			h.startWorker(t, c.point)
 			op := exec.Command(bin, c.args...)
@@ -211,8 +265,8 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			}
 			recovered := time.Since(killed)
 			after := h.rows(t)
-			if after != before {
-				t.Fatalf("%d conversations before, %d after the kill at %s and the recovery", before, after, c.point)
+			if after != before+delta {
+				t.Fatalf("%d conversations before (%d to bring back), %d after the kill at %s and the recovery", before, delta, after, c.point)
 			}
 			if c.check != nil {
 				c.check(t, h, opOut.String())
@@ -220,7 +274,7 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			rows = append(rows, reliability.Row{
 				Fault:    fmt.Sprintf("kill -9 of the worker during `akosha %s` (at %s)", strings.Join(display(c.args), " "), c.point),
 				Happened: "a new worker took the workflow over (after the activity's heartbeat timeout); it completed",
-				Lost:     fmt.Sprintf("0 of %d conversations", before),
+				Lost:     fmt.Sprintf("0 of %d conversations", before+delta),
 				Recover:  recovered.Round(time.Second).String(),
 			})
 		})
@@ -250,4 +304,29 @@ func display(args []string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// deleteSome deletes n of the conversations the case ingested (seed h.seed) through the
+// API and returns how many were deleted.
+func deleteSome(t *testing.T, h *faultHarness, n int) int {
+	t.Helper()
+	var ids []string
+	for _, c := range ingest.Synthetic(h.seed, 2000, 20, time.Now())[:n] {
+		ids = append(ids, c.ConversationID)
+	}
+	body, _ := json.Marshal(map[string]any{"ids": ids})
+	req, _ := http.NewRequest(http.MethodDelete, h.api+"/v1/conversations", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Deleted int `json:"deleted"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != http.StatusOK || res.Deleted != n {
+		t.Fatalf("delete %d: %s, deleted %d (%v)", n, resp.Status, res.Deleted, err)
+	}
+	return res.Deleted
 }

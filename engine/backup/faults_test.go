@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
 	"github.com/akosha/akosha/engine/objstore/file"
 	"github.com/akosha/akosha/engine/objstore/s3"
@@ -288,4 +289,55 @@ func verifyChild(t *testing.T) {
 		t.Fatalf("verify with a full scratch: %v, want a scratch error (not corruption)", err)
 	}
 	fmt.Println("verify failed:", err)
+}
+
+// A backup whose scratch directory (where the snapshot is taken) is on a full disk: a
+// size-limited tmpfs the test mounts. The backup fails with ENOSPC, nothing is listed,
+// the scratch is left empty, the live engine goes on taking writes, and once the disk has
+// room the next backup succeeds.
+func TestBackupScratchFull(t *testing.T) {
+	scratch := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", scratch).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s): the full-scratch case is not tested", err, out)
+	}
+	defer exec.Command("umount", "-l", scratch).Run()
+	ctx := context.Background()
+	e, _ := openEngine(t)
+	ingest(t, e, 2000)
+	fs, err := file.New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(ctx, e, Options{Store: fs, ScratchDir: scratch})
+	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(strings.ToLower(fmt.Sprint(err)), "no space left") {
+		t.Fatalf("backup with a full scratch: %v, want ENOSPC", err)
+	}
+	if list, err := List(ctx, fs); err != nil || len(list) != 0 {
+		t.Fatalf("listed after a failed backup: %+v %v", list, err)
+	}
+	if left, _ := os.ReadDir(scratch); len(left) != 0 {
+		t.Fatalf("the scratch holds %d entries after the failure", len(left))
+	}
+	if err := e.Healthy(); err != nil {
+		t.Fatalf("the live engine after a failed backup: %v", err)
+	}
+	ingest2 := engine.Conversation{SystemID: "s", ConversationID: "after", Content: "x", Embedding: make([]float32, engine.EmbeddingDim), Timestamp: time.Now()}
+	if _, err := e.Ingest(ctx, []engine.Conversation{ingest2}); err != nil {
+		t.Fatalf("ingest after the failed backup: %v", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=256m", scratch).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v: %s", err, out)
+	}
+	m, err := Run(ctx, e, Options{Store: fs, ScratchDir: scratch})
+	if err != nil {
+		t.Fatalf("backup once the scratch has room: %v", err)
+	}
+	if _, err := Verify(ctx, fs, m.ID, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	reliability.Record(t, "Backup scratch disk full (`engine/backup` `TestBackupScratchFull`, a 1 MiB tmpfs)", []reliability.Row{{
+		Fault:    "the scratch disk of a backup's snapshot is full",
+		Happened: "the backup failed with ENOSPC, nothing listed, the scratch left empty; writes went on; the next backup with room succeeded and verified",
+		Lost:     "0", Recover: "the next backup",
+	}})
 }
