@@ -46,6 +46,7 @@ const ErrTypeAgingVerify = "AgingVerifyFailed"
 // now: hot conversations older than the hot retention go to warm, warm ones older than
 // the target age (default: the warm retention) go to cold.
 func (a *Activities) AgingCutoffs(ctx context.Context, p AgeParams) (engine.AgingCutoffs, error) {
+	defer a.reporter(ctx, "cutoffs").keepAlive()() // a dead worker is noticed in a minute
 	hotDays, warmDays := a.HotRetentionDays, a.WarmRetentionDays
 	if hotDays <= 0 {
 		hotDays = 7
@@ -103,6 +104,7 @@ type DiskPressure struct {
 // AgingPlan reports what a run with c would move (dry run) and describes the tiers
 // (explain). It changes nothing.
 func (a *Activities) AgingPlan(ctx context.Context, c engine.AgingCutoffs) (AgingPlanResult, error) {
+	defer a.reporter(ctx, "plan").keepAlive()()
 	plan, err := a.Engine.PlanAging(ctx, c)
 	if err != nil {
 		return AgingPlanResult{}, classify(err)
@@ -217,6 +219,7 @@ func (a *Activities) AgeBatches(ctx context.Context, p AgeBatchesParams) (_ AgeB
 // AgingCounts counts every tier's conversations per system at one LSN (the writer
 // pauses for the count): the baseline of a verified run.
 func (a *Activities) AgingCounts(ctx context.Context) (engine.TierCountsAt, error) {
+	defer a.reporter(ctx, "counts").keepAlive()()
 	c, err := a.Engine.CountTiersAt(ctx)
 	return c, classify(err)
 }
@@ -236,6 +239,7 @@ type AgingVerifyResult struct {
 // the run) and looks for conversations in two tiers. A violation fails it, naming the
 // systems or ids.
 func (a *Activities) AgingVerify(ctx context.Context, before engine.TierCountsAt) (AgingVerifyResult, error) {
+	defer a.reporter(ctx, "verify").keepAlive()()
 	after, err := a.Engine.CountTiersAt(ctx)
 	if err != nil {
 		return AgingVerifyResult{}, classify(err)

@@ -214,6 +214,7 @@ type PruneResult struct {
 // PruneBackups applies the retention policy (RetentionDays, MinKeep) to the backup store.
 func (a *Activities) PruneBackups(ctx context.Context, p PruneParams) (_ PruneResult, err error) {
 	defer a.observe(ctx, "prune", time.Now(), new(int64), &err)
+	defer a.reporter(ctx, "prune").keepAlive()() // a dead worker is noticed in a minute
 	start := time.Now()
 	res, err := backup.Prune(ctx, a.BackupStore, backup.RetentionPolicy{RetentionDays: a.RetentionDays, MinKeep: a.MinKeep}, !p.DryRun)
 	if err != nil {

@@ -20,6 +20,7 @@ type CheckpointResult struct {
 func (a *Activities) Checkpoint(ctx context.Context) (_ CheckpointResult, err error) {
 	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "checkpoint", time.Now(), new(int64), &err)
+	defer a.reporter(ctx, "checkpoint").keepAlive()() // a dead worker is noticed in a minute
 	res, err := a.Engine.Checkpoint(ctx)
 	if err != nil {
 		return CheckpointResult{}, classify(err)

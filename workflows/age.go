@@ -87,7 +87,9 @@ func AgingWorkflow(ctx workflow.Context, in AgingInput) (AgingResult, error) {
 	opts := engineActivityOptions(in.Shard, 2*time.Hour)
 	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
-	short := workflow.WithActivityOptions(ctx, engineActivityOptions(in.Shard, 10*time.Minute))
+	sopts := engineActivityOptions(in.Shard, 10*time.Minute)
+	sopts.HeartbeatTimeout = time.Minute // a worker that dies is noticed in a minute, not ten
+	short := workflow.WithActivityOptions(ctx, sopts)
 
 	if res.Cutoffs.HotBefore.IsZero() {
 		if err := workflow.ExecuteActivity(short, a.AgingCutoffs, in.AgeParams).Get(ctx, &res.Cutoffs); err != nil {

@@ -29,7 +29,9 @@ func CheckpointWorkflow(ctx workflow.Context, in CheckpointInput) (CheckpointRes
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress, nil }); err != nil {
 		return CheckpointResult{}, err
 	}
-	ctx = workflow.WithActivityOptions(ctx, engineActivityOptions(in.Shard, 10*time.Minute))
+	opts := engineActivityOptions(in.Shard, 10*time.Minute)
+	opts.HeartbeatTimeout = time.Minute // a worker that dies is noticed in a minute, not ten
+	ctx = workflow.WithActivityOptions(ctx, opts)
 	var res CheckpointResult
 	if err := workflow.ExecuteActivity(ctx, a.Checkpoint).Get(ctx, &res); err != nil {
 		return CheckpointResult{}, err
