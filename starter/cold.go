@@ -130,11 +130,9 @@ func listColdCatalog(c *cli.Context, cfg *config.Config, from, to string) ([]Col
 	if err != nil {
 		return nil, "", err
 	}
-	cred, err := apiCredential(cfg)
-	if err != nil {
+	if err := newCredential(cfg).authorize(req); err != nil {
 		return nil, "", err
 	}
-	authorize(req, cred)
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("GET %s: %w (is the worker running? --store lists the object store without it)", u, err)

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/worker"
@@ -32,7 +33,7 @@ func TestAPICredential(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.API.Token, cfg.API.JWTSecret = c.cliToken, c.cliSecret
-			cred, err := apiCredential(cfg)
+			cred, err := newCredential(cfg).value()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,12 +41,48 @@ func TestAPICredential(t *testing.T) {
 				t.Fatalf("credential %q", cred)
 			}
 			req := httptest.NewRequest("POST", "/v1/conversations", nil)
-			authorize(req, cred)
+			if err := newCredential(cfg).authorize(req); err != nil {
+				t.Fatal(err)
+			}
 			rec := httptest.NewRecorder()
 			c.workerAuth.Wrap(worker.ScopeWrite, ok)(rec, req)
 			if rec.Code != c.wantStatus {
 				t.Fatalf("worker answered %d, want %d: %s", rec.Code, c.wantStatus, rec.Body.String())
 			}
 		})
+	}
+}
+
+// A long ingest keeps passing: the CLI signs a new JWT once half of the last one's life
+// is spent, so the worker never sees an expired one.
+func TestCredentialRenews(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	cfg := config.Default()
+	cfg.API.JWTSecret = secret
+	now := time.Now()
+	cred := newCredential(cfg)
+	cred.now = func() time.Time { return now }
+	auth := worker.Auth{JWTSecret: secret, Audience: cfg.API.JWTAudience, Now: func() time.Time { return now }}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	first, _ := cred.value()
+	for step := range 40 { // 40 minutes of requests, one every minute
+		req := httptest.NewRequest("POST", "/v1/conversations", nil)
+		if err := cred.authorize(req); err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		auth.Wrap(worker.ScopeWrite, ok)(rec, req)
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("after %d minutes the worker answered %d: %s", step, rec.Code, rec.Body.String())
+		}
+		now = now.Add(time.Minute)
+	}
+	if last, _ := cred.value(); last == first {
+		t.Fatal("the JWT was never signed again")
+	}
+	a, _ := cred.value()
+	b, _ := cred.value()
+	if a != b {
+		t.Fatal("a JWT was signed on every call")
 	}
 }

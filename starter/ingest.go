@@ -54,11 +54,7 @@ func IngestCommand() *cli.Command {
 			if url == "" {
 				url = clicfg.LocalURL(cfg.API.Addr)
 			}
-			cred, err := apiCredential(cfg)
-			if err != nil {
-				return err
-			}
-			r, err := newRouter(url, cred, cfg.Shard.Count)
+			r, err := newRouter(url, newCredential(cfg), cfg.Shard.Count)
 			if err != nil {
 				return err
 			}
@@ -87,8 +83,9 @@ func IngestCommand() *cli.Command {
 }
 
 type apiClient struct {
-	base, token string
-	http        *http.Client
+	base string
+	cred *credential
+	http *http.Client
 }
 
 // fencedRetries bounds how often post retries a batch refused while writes are fenced
@@ -106,7 +103,9 @@ func (c *apiClient) post(ctx context.Context, contentType string, body []byte) (
 			return res, err
 		}
 		req.Header.Set("Content-Type", contentType)
-		authorize(req, c.token)
+		if err := c.cred.authorize(req); err != nil {
+			return res, err
+		}
 		resp, err := c.http.Do(req)
 		if err != nil {
 			return res, fmt.Errorf("POST %s/v1/conversations: %w", c.base, err)
@@ -146,7 +145,7 @@ type router struct {
 // shardPlaceholder in --url is replaced by the shard number.
 const shardPlaceholder = "{shard}"
 
-func newRouter(url, token string, count int) (*router, error) {
+func newRouter(url string, cred *credential, count int) (*router, error) {
 	hc := &http.Client{Timeout: 5 * time.Minute}
 	r := &router{}
 	switch {
@@ -156,17 +155,17 @@ func newRouter(url, token string, count int) (*router, error) {
 			return nil, fmt.Errorf("--url: %d URLs for shard.count (AKOSHA_SHARDS) %d shards: give one per shard, shard 0 first", len(urls), count)
 		}
 		for _, u := range urls {
-			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.TrimSpace(u), "/"), token: token, http: hc})
+			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.TrimSpace(u), "/"), cred: cred, http: hc})
 		}
 	case strings.Contains(url, shardPlaceholder):
 		if count < 1 {
 			return nil, fmt.Errorf("--url %s: shard.count (AKOSHA_SHARDS) %d: want at least 1", url, count)
 		}
 		for s := range count {
-			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.ReplaceAll(url, shardPlaceholder, strconv.Itoa(s)), "/"), token: token, http: hc})
+			r.shards = append(r.shards, &apiClient{base: strings.TrimRight(strings.ReplaceAll(url, shardPlaceholder, strconv.Itoa(s)), "/"), cred: cred, http: hc})
 		}
 	default:
-		r.shards = []*apiClient{{base: strings.TrimRight(url, "/"), token: token, http: hc}}
+		r.shards = []*apiClient{{base: strings.TrimRight(url, "/"), cred: cred, http: hc}}
 	}
 	return r, nil
 }

@@ -22,7 +22,7 @@ func TestRouter(t *testing.T) {
 		{"http://a:1,http://b:2", 3, nil, "2 URLs for shard.count (AKOSHA_SHARDS) 3 shards"},
 		{"http://s{shard}", 0, nil, "want at least 1"},
 	} {
-		r, err := newRouter(c.url, "", c.count)
+		r, err := newRouter(c.url, &credential{}, c.count)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s over %d shards: error %v, want %q", c.url, c.count, err, c.err)
@@ -41,7 +41,7 @@ func TestRouter(t *testing.T) {
 		}
 	}
 
-	r, err := newRouter("http://s{shard}", "", 3)
+	r, err := newRouter("http://s{shard}", &credential{}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

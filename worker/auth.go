@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -60,17 +61,15 @@ func (a *Auth) check(r *http.Request, scope Scope) *authError {
 		return nil
 	}
 	h := r.Header.Get("Authorization")
-	cred, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		if scheme, _, _ := strings.Cut(h, " "); strings.EqualFold(scheme, "bearer") {
-			cred, ok = h[len(scheme)+1:], true // the scheme is case-insensitive (RFC 9110)
-		}
-	}
+	// The scheme is case-insensitive (RFC 9110). "Bearer" alone (an empty variable on the
+	// client: the header's trailing space is trimmed in transit) is a missing credential.
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(h), " ")
+	ok := strings.EqualFold(scheme, "bearer")
 	cred = strings.TrimSpace(cred)
 	if !ok || cred == "" {
 		return &authError{http.StatusUnauthorized, "missing bearer credential: send Authorization: Bearer <AKOSHA_API_TOKEN or a JWT>", true}
 	}
-	if a.Token != "" && subtle.ConstantTimeCompare([]byte(cred), []byte(a.Token)) == 1 {
+	if a.Token != "" && sameSecret(cred, a.Token) {
 		return nil
 	}
 	if a.JWTSecret == "" || strings.Count(cred, ".") != 2 {
@@ -84,6 +83,13 @@ func (a *Auth) check(r *http.Request, scope Scope) *authError {
 		return &authError{status: http.StatusForbidden, msg: "the JWT's scope does not include " + string(scope)}
 	}
 	return nil
+}
+
+// sameSecret compares in constant time, the lengths included: it compares SHA-256 digests,
+// since subtle.ConstantTimeCompare returns at once on different lengths.
+func sameSecret(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 // claims are the JWT claims Auth reads.

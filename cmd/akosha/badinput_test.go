@@ -49,6 +49,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"worker --shard 2 --shards 2", "shard.id (AKOSHA_SHARD_ID): must be in [0, 2)"},
 		{"health --url ftp://x", `--url "ftp://x": want http://host:port`},
 		{"--tls-ca /nonexistent/ca.pem schedule list", "temporal.tls_ca (TEMPORAL_TLS_CA)"},
+		{"--tls-key /nonexistent/key.pem schedule list", "must be set together with temporal.tls_key"},
+		{"--address no-port schedule list", "temporal.address"},
 	} {
 		t.Run(c.args, func(t *testing.T) {
 			cmd := exec.Command(bin, strings.Fields(c.args)...)

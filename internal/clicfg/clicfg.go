@@ -50,10 +50,16 @@ func Load(c *cli.Context) (*config.Config, *slog.Logger, error) {
 	if v := c.String(FlagNamespace); v != "" {
 		cfg.Temporal.Namespace = v
 	}
+	flagged := c.String(FlagAddress) != "" || c.String(FlagNamespace) != ""
 	for flag, dst := range map[string]*string{FlagTLSCert: &cfg.Temporal.TLSCert, FlagTLSKey: &cfg.Temporal.TLSKey,
 		FlagTLSCA: &cfg.Temporal.TLSCA, FlagTLSServerName: &cfg.Temporal.TLSServerName} {
 		if v := c.String(flag); v != "" {
-			*dst = v
+			*dst, flagged = v, true
+		}
+	}
+	if flagged { // the flags get the checks the file and environment got
+		if err := cfg.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("config with the --address, --namespace and --tls-* flags applied: %w", err)
 		}
 	}
 	return cfg, cfg.NewLogger(os.Stderr), nil

@@ -27,7 +27,7 @@ func Options(cfg *config.Config, logger *slog.Logger) (client.Options, error) {
 	if logger != nil {
 		opts.Logger = sdklog.NewStructuredLogger(logger.With("subsystem", "temporal-client"))
 	}
-	if t.TLSCert != "" || t.TLSCA != "" || t.TLSServerName != "" || t.APIKey != "" {
+	if t.TLSCert != "" || t.TLSKey != "" || t.TLSCA != "" || t.TLSServerName != "" || t.APIKey != "" {
 		tc := &tls.Config{ServerName: t.TLSServerName, MinVersion: tls.VersionTLS12}
 		if (t.TLSCert == "") != (t.TLSKey == "") {
 			return opts, errors.New("temporal.tls_cert (TEMPORAL_TLS_CERT) and temporal.tls_key (TEMPORAL_TLS_KEY) must be set together")

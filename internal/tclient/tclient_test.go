@@ -25,6 +25,7 @@ func TestOptions(t *testing.T) {
 		want string
 	}{
 		{func(c *config.Config) { c.Temporal.TLSCert = "/x.pem" }, "TEMPORAL_TLS_KEY"},
+		{func(c *config.Config) { c.Temporal.TLSKey = "/x.pem" }, "TEMPORAL_TLS_KEY"}, // not a silent plaintext dial
 		{func(c *config.Config) { c.Temporal.TLSCA = filepath.Join(t.TempDir(), "missing.pem") }, "TEMPORAL_TLS_CA"},
 		{func(c *config.Config) {
 			p := filepath.Join(t.TempDir(), "ca.pem")
