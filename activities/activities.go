@@ -17,6 +17,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/walarchive"
 )
 
@@ -81,6 +82,9 @@ const (
 	ErrTypeFenced   = "Fenced"
 	ErrTypeConflict = "Conflict"
 	ErrTypeFailed   = "EngineFailed"
+	// ErrTypeNoIdentity: an encrypted backup object and no configured age identity that
+	// decrypts it (backup.age_identity_file); retrying cannot help.
+	ErrTypeNoIdentity = "NoIdentity"
 )
 
 // Recorder records runs of operations (the worker's metrics implement it).
@@ -143,6 +147,8 @@ func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, agecrypt.ErrNoIdentity):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNoIdentity, err)
 	case errors.Is(err, engine.ErrInvalid):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
 	case errors.Is(err, engine.ErrConflict):

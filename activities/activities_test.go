@@ -18,6 +18,7 @@ import (
 
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/capacity"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/objstore/file"
 )
 
@@ -31,6 +32,7 @@ func TestClassify(t *testing.T) {
 		{&engine.ConflictError{IDs: []string{"a"}}, ErrTypeConflict, true},
 		{&engine.FencedError{Reason: "r"}, ErrTypeFenced, false},
 		{fmt.Errorf("%w: disk", engine.ErrFailed), ErrTypeFailed, false},
+		{fmt.Errorf("verify: %w backups/x/hot.db.zst: no identity", agecrypt.ErrNoIdentity), ErrTypeNoIdentity, true},
 	} {
 		var appErr *temporal.ApplicationError
 		if err := classify(tc.err); !errors.As(err, &appErr) || appErr.Type() != tc.wantType || appErr.NonRetryable() != tc.nonRetryable {

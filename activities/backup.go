@@ -14,6 +14,7 @@ import (
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 )
 
 // BackupParams are the inputs of the Backup activity.
@@ -176,6 +177,8 @@ func (a *Activities) VerifyBackup(ctx context.Context, p VerifyParams) (_ Verify
 	defer rep.keepAlive()()
 	v, err := backup.VerifyProgress(ctx, a.BackupStore, p.ID, a.scratch(), rep.report)
 	switch {
+	case errors.Is(err, agecrypt.ErrNoIdentity):
+		return VerifyResult{}, classify(err)
 	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
 	case errors.Is(err, objstore.ErrNotFound):

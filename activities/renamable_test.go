@@ -2,12 +2,12 @@ package activities
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/reliability"
 )
 
 // An in-place restore refuses, before building anything, a store one of whose
@@ -19,10 +19,7 @@ func TestRenamable(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s); the mount-point refusal is not tested", err, out)
-	}
-	defer exec.Command("umount", mnt).Run()
+	reliability.MountTmpfs(t, mnt, "size=1m", "the mount-point refusal")
 	for _, d := range []string{filepath.Join(dir, "hot"), filepath.Join(dir, "warm"), filepath.Join(mnt, "wal")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)

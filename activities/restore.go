@@ -18,6 +18,7 @@ import (
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/fsutil"
@@ -126,6 +127,8 @@ func (a *Activities) restore(ctx context.Context, p RestoreParams, label string,
 			res.Dir = "(dry run: removed)"
 		}
 		return res, nil
+	case errors.Is(err, agecrypt.ErrNoIdentity):
+		return nil, classify(err)
 	case errors.Is(err, walarchive.ErrGap):
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
 	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):

@@ -676,8 +676,11 @@ func (e *Engine) Healthy() error {
 
 // Recover reopens a failed engine on its directories, replaying its WAL as a restart
 // would, and clears the failure when that succeeds: what a restart does, without one,
-// once the cause (a full disk) is gone. A healthy engine is left alone; if the reopen
-// fails the engine stays failed and the error is returned.
+// once the cause (a full disk) is gone. A healthy engine is left alone. If the reopen
+// fails the engine stays failed with the reopen's error as its failure (so Healthy and
+// DiskFull tell the cause now, not the first one), and the error is returned. While a
+// storage migration copies the files (BeginCopy) it refuses with ErrFenced: closing the
+// databases would wait for the copy's read transactions.
 func (e *Engine) Recover(ctx context.Context) error {
 	if e.failure.Load() == nil {
 		return nil
@@ -686,8 +689,16 @@ func (e *Engine) Recover(ctx context.Context) error {
 		if e.failure.Load() == nil {
 			return nil
 		}
+		if e.ckptPaused.Load() > 0 {
+			return fmt.Errorf("%w: a storage migration is copying the store files; recover after it", ErrFenced)
+		}
 		e.log.Info("reopening the failed engine")
-		return e.reopen(ctx, func() error { return nil })
+		if err := e.reopen(ctx, func() error { return nil }); err != nil {
+			err = fmt.Errorf("reopen to recover: %w", err)
+			e.failure.Store(&err)
+			return err
+		}
+		return nil
 	}})
 	return err
 }

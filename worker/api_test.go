@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/golang-jwt/jwt/v5"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/akosha/akosha/config"
 	"github.com/akosha/akosha/engine"
@@ -315,7 +317,9 @@ func TestDelete(t *testing.T) {
 func TestAuth(t *testing.T) {
 	f := newAPI(t, "s3cret-token")
 	body := batch(t, 4, 3)
-	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret-token"}} {
+	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret-token"},
+		{"Authorization", "Bearer"}, {"Authorization", "bearer "}, {"Authorization", "Basic s3cret-token"},
+		{"Authorization", "Bearer s3cret-token-and-more"}, {"Authorization", "Bearer s3cret-toke"}} {
 		r := f.do(t, "POST", "/v1/conversations", "application/x-ndjson", body, hdr...)
 		if r.status != 401 || r.header.Get("WWW-Authenticate") == "" || strings.Contains(r.raw, "s3cret") {
 			t.Fatalf("auth %v: %d %s", hdr, r.status, r.raw)
@@ -481,6 +485,16 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Fatalf("start on a taken port: %v", err)
 	}
 	cfg.API.Addr = "127.0.0.1:0"
+	// Encrypting without the identity would fail every backup's verification.
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Backup.AgeRecipients = id.Recipient().String()
+	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), "backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must be set") {
+		t.Fatalf("start with age recipients and no identity: %v", err)
+	}
+	cfg.Backup.AgeRecipients = ""
 	w, err := Start(context.Background(), cfg, Options{})
 	if err != nil {
 		t.Fatalf("start after a failed start: %v", err)

@@ -104,6 +104,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	} else if p != nil {
 		warmDir = p.WarmPath
 	}
+	if cfg.Backup.AgeRecipients != "" && cfg.Backup.AgeIdentityFile == "" {
+		// Every backup is verified (downloaded, decrypted, opened) right after it is made.
+		return nil, errors.New("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must be set with backup.age_recipients: the worker verifies every backup it makes, which needs the identity of one of the recipients")
+	}
 	if w.store, err = stores.OpenBackupStore(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -397,7 +401,8 @@ const DiskFullRoom = 64 << 20
 
 // recoverLoop brings back an engine that failed because a disk was full, once every data
 // filesystem has DiskFullRoom free: Engine.Recover reopens it and replays its WAL, as a
-// restart would. Other failures are left to an operator.
+// restart would. A failed attempt doubles the wait before the next (up to 32 intervals);
+// a failure that is not a full disk (the reopen's own, say) is left to an operator.
 func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -405,19 +410,28 @@ func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
+		var next time.Time // no attempt before this, after a failed one
+		backoff := interval
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if !w.engine.DiskFull() || !w.diskHasRoom() {
+			if !w.engine.DiskFull() || time.Now().Before(next) || !w.diskHasRoom() {
 				continue
 			}
 			if err := w.engine.Recover(ctx); err != nil {
-				w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err)
+				backoff = min(2*backoff, 32*interval)
+				next = time.Now().Add(backoff)
+				if w.engine.DiskFull() {
+					w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err, "in", backoff)
+				} else {
+					w.log.Error("reopening the engine after a full disk failed for another reason: not retrying; restart the worker once it is fixed", "err", err)
+				}
 				continue
 			}
+			backoff, next = interval, time.Time{}
 			w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
 		}
 	}()

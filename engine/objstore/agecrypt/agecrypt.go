@@ -154,6 +154,23 @@ func ParseRecipients(list string) ([]age.Recipient, error) {
 	return out, nil
 }
 
+// Decrypts reports whether one of ids is the identity of one of rs: whether what is
+// encrypted to rs can be read back with ids.
+func Decrypts(ids []age.Identity, rs []age.Recipient) bool {
+	for _, id := range ids {
+		x, ok := id.(*age.X25519Identity)
+		if !ok {
+			continue
+		}
+		for _, r := range rs {
+			if xr, ok := r.(*age.X25519Recipient); ok && xr.String() == x.Recipient().String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ReadIdentities reads the identities (AGE-SECRET-KEY-1...) of an age identity file. Its
 // error never quotes the file's contents.
 func ReadIdentities(path string) ([]age.Identity, error) {
