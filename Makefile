@@ -57,8 +57,8 @@ test-faults:
 	  '(the tests named in each section; a failed test writes nothing). Data lost must be 0.' \
 	  "Last run: $$(date -u +%Y-%m-%d) at $$(git rev-parse --short HEAD), on $$(nproc) cores." > $$tmp; \
 	AKOSHA_FAULTS=all AKOSHA_RELIABILITY_OUT=$$tmp $(GO) test -count=1 -timeout 60m -p 1 \
-	  -run 'TestKillWorkerMidOperation|TestIngestUnderOperations|TestBackupOnS3Faults|TestBackupScratchFull|TestWorkerDiskFull' \
-	  ./cmd/akosha/ ./engine/backup/ ./worker/ && mv $$tmp $(RELIABILITY) && echo "wrote $(RELIABILITY)" || { rm -f $$tmp; exit 1; }
+	  -run 'TestKillWorkerMidOperation|TestIngestUnderOperations|TestBackupOnS3Faults|TestBackupScratchFull|TestWorkerDiskFull|TestDiskFull' \
+	  ./cmd/akosha/ ./engine/ ./engine/backup/ ./worker/ && mv $$tmp $(RELIABILITY) && echo "wrote $(RELIABILITY)" || { rm -f $$tmp; exit 1; }
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -297,10 +297,7 @@ func verifyChild(t *testing.T) {
 // room the next backup succeeds.
 func TestBackupScratchFull(t *testing.T) {
 	scratch := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", scratch).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s): the full-scratch case is not tested", err, out)
-	}
-	defer exec.Command("umount", "-l", scratch).Run()
+	reliability.MountTmpfs(t, scratch, "size=1m", "the full-scratch case")
 	ctx := context.Background()
 	e, _ := openEngine(t)
 	ingest(t, e, 2000)
@@ -325,9 +322,7 @@ func TestBackupScratchFull(t *testing.T) {
 	if _, err := e.Ingest(ctx, []engine.Conversation{ingest2}); err != nil {
 		t.Fatalf("ingest after the failed backup: %v", err)
 	}
-	if out, err := exec.Command("mount", "-o", "remount,size=256m", scratch).CombinedOutput(); err != nil {
-		t.Fatalf("grow the tmpfs: %v: %s", err, out)
-	}
+	reliability.Remount(t, scratch, "remount,size=256m")
 	m, err := Run(ctx, e, Options{Store: fs, ScratchDir: scratch})
 	if err != nil {
 		t.Fatalf("backup once the scratch has room: %v", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/akosha/akosha/engine"
+	"github.com/akosha/akosha/internal/reliability"
 )
 
 var ts0 = time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
@@ -275,10 +275,7 @@ func TestCheckTarget(t *testing.T) {
 	}
 	// Read-only: a read-only tmpfs where this machine lets the test mount one.
 	ro := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a read-only filesystem here (%v: %s); the read-only case is not tested", err, out)
-	}
-	defer exec.Command("umount", ro).Run()
+	reliability.MountTmpfs(t, ro, "ro,size=1m", "the read-only target case")
 	if err := CheckTarget(filepath.Join(ro, "x"), e, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "read-only filesystem") {
 		t.Fatalf("read-only target: %v", err)
 	}
