@@ -361,6 +361,23 @@ type devProcess struct {
 	banner string
 }
 
+// interrupt stops a started process as an operator would: SIGINT, then, if it has not
+// exited within 30 seconds, SIGKILL. It returns once the process has been waited for.
+func interrupt(cmd *exec.Cmd) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
 func (d *devProcess) kill() {
 	d.cmd.Process.Kill()
 	d.cmd.Wait()

@@ -68,17 +68,8 @@ func (h *faultHarness) startWorker(t *testing.T, kill string) {
 }
 
 func (h *faultHarness) stopWorker() {
-	if h.w == nil || h.w.ProcessState != nil {
-		return
-	}
-	h.w.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { h.w.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		h.w.Process.Kill()
-		<-done
+	if h.w != nil {
+		interrupt(h.w)
 	}
 }
 

@@ -65,8 +65,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	stop := func() {
 		if !stopped {
 			stopped = true
-			w.Process.Signal(os.Interrupt)
-			w.Wait()
+			interrupt(w)
 		}
 	}
 	t.Cleanup(stop)

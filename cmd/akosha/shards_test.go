@@ -93,15 +93,7 @@ func TestThreeShards(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			s.cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { s.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				s.cmd.Process.Kill()
-				<-done
-			}
+			interrupt(s.cmd)
 			if t.Failed() {
 				t.Logf("shard %d stderr:\n%s", i, s.stderr.String())
 			}
