@@ -677,8 +677,8 @@ func (e *Engine) Healthy() error {
 // Recover reopens a failed engine on its directories, replaying its WAL as a restart
 // would, and clears the failure when that succeeds: what a restart does, without one,
 // once the cause (a full disk) is gone. A healthy engine is left alone. If the reopen
-// fails the engine stays failed with the reopen's error as its failure (so Healthy and
-// DiskFull tell the cause now, not the first one), and the error is returned. While a
+// fails the engine stays failed, its failure naming the reopen's error and the first
+// one, and the error is returned. While a
 // storage migration copies the files (BeginCopy) it refuses with ErrFenced: closing the
 // databases would wait for the copy's read transactions.
 func (e *Engine) Recover(ctx context.Context) error {
@@ -693,15 +693,31 @@ func (e *Engine) Recover(ctx context.Context) error {
 			return fmt.Errorf("%w: a storage migration is copying the store files; recover after it", ErrFenced)
 		}
 		e.log.Info("reopening the failed engine")
+		first := *e.failure.Load()
+		if prev, ok := first.(*recoverError); ok {
+			first = prev.first
+		}
 		if err := e.reopen(ctx, func() error { return nil }); err != nil {
-			err = fmt.Errorf("reopen to recover: %w", err)
-			e.failure.Store(&err)
-			return err
+			// The failure names the reopen's error, and keeps the first: a full disk stays
+			// a full disk (DiskFull) for the worker's next attempt.
+			var failure error = &recoverError{err: err, first: first}
+			e.failure.Store(&failure)
+			return failure
 		}
 		return nil
 	}})
 	return err
 }
+
+// recoverError is a failed Recover: the reopen's error and the failure it tried to
+// recover from (the first one, however many attempts failed since).
+type recoverError struct{ err, first error }
+
+func (e *recoverError) Error() string {
+	return fmt.Sprintf("reopen to recover: %v (failed first: %v)", e.err, e.first)
+}
+
+func (e *recoverError) Unwrap() []error { return []error{e.err, e.first} }
 
 // DiskFull reports whether the engine failed because a disk was full.
 func (e *Engine) DiskFull() bool {

@@ -64,7 +64,10 @@ func TestCredentialRenews(t *testing.T) {
 	cred.now = func() time.Time { return now }
 	auth := worker.Auth{JWTSecret: secret, Audience: cfg.API.JWTAudience, Now: func() time.Time { return now }}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	first, _ := cred.value()
+	first, err := cred.value()
+	if err != nil || first == "" {
+		t.Fatalf("credential %q: %v", first, err)
+	}
 	for step := range 40 { // 40 minutes of requests, one every minute
 		req := httptest.NewRequest("POST", "/v1/conversations", nil)
 		if err := cred.authorize(req); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -491,10 +492,23 @@ func TestStartFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Backup.AgeRecipients = id.Recipient().String()
-	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), "backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must be set") {
+	const want = "backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must hold the identity of one of backup.age_recipients"
+	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("start with age recipients and no identity: %v", err)
 	}
-	cfg.Backup.AgeRecipients = ""
+	// Nor with the identity of another key.
+	stranger, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Backup.AgeIdentityFile = filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(cfg.Backup.AgeIdentityFile, []byte(stranger.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(context.Background(), cfg, Options{}); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), stranger.String()) {
+		t.Fatalf("start with the identity of a key that is not a recipient: %v", err)
+	}
+	cfg.Backup.AgeRecipients, cfg.Backup.AgeIdentityFile = "", ""
 	w, err := Start(context.Background(), cfg, Options{})
 	if err != nil {
 		t.Fatalf("start after a failed start: %v", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/fsutil"
 	"github.com/akosha/akosha/internal/stores"
@@ -104,12 +105,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	} else if p != nil {
 		warmDir = p.WarmPath
 	}
-	if cfg.Backup.AgeRecipients != "" && cfg.Backup.AgeIdentityFile == "" {
-		// Every backup is verified (downloaded, decrypted, opened) right after it is made.
-		return nil, errors.New("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must be set with backup.age_recipients: the worker verifies every backup it makes, which needs the identity of one of the recipients")
-	}
 	if w.store, err = stores.OpenBackupStore(ctx, cfg); err != nil {
 		return nil, err
+	}
+	// Every backup is verified (downloaded, decrypted, opened) right after it is made.
+	if enc, ok := w.store.(*agecrypt.Store); ok && len(enc.Recipients) > 0 && !agecrypt.Decrypts(enc.Identities, enc.Recipients) {
+		return nil, errors.New("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE) must hold the identity of one of backup.age_recipients: the worker verifies every backup it makes")
 	}
 	// A shard whose WAL was ever archived has a store: if its databases are all gone it was
 	// lost, and must be restored rather than started again empty.
@@ -402,7 +403,8 @@ const DiskFullRoom = 64 << 20
 // recoverLoop brings back an engine that failed because a disk was full, once every data
 // filesystem has DiskFullRoom free: Engine.Recover reopens it and replays its WAL, as a
 // restart would. A failed attempt doubles the wait before the next (up to 32 intervals);
-// a failure that is not a full disk (the reopen's own, say) is left to an operator.
+// a storage migration's copy is waited out without that. Failures of other causes are
+// left to an operator.
 func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -418,21 +420,24 @@ func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
 				return
 			case <-t.C:
 			}
-			if !w.engine.DiskFull() || time.Now().Before(next) || !w.diskHasRoom() {
+			if !w.engine.DiskFull() {
+				backoff, next = interval, time.Time{} // healthy, or failed otherwise: start afresh next time
 				continue
 			}
-			if err := w.engine.Recover(ctx); err != nil {
+			if time.Now().Before(next) || !w.diskHasRoom() {
+				continue
+			}
+			err := w.engine.Recover(ctx)
+			switch {
+			case err == nil:
+				w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
+			case errors.Is(err, engine.ErrFenced):
+				w.log.Info("the disk has room again; waiting for the storage migration's copy to end before reopening the engine", "err", err)
+			default:
 				backoff = min(2*backoff, 32*interval)
 				next = time.Now().Add(backoff)
-				if w.engine.DiskFull() {
-					w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err, "in", backoff)
-				} else {
-					w.log.Error("reopening the engine after a full disk failed for another reason: not retrying; restart the worker once it is fixed", "err", err)
-				}
-				continue
+				w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err, "in", backoff)
 			}
-			backoff, next = interval, time.Time{}
-			w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
 		}
 	}()
 	return func() { cancel(); <-done }

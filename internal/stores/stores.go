@@ -48,9 +48,6 @@ func OpenBackupStore(ctx context.Context, cfg *config.Config) (objstore.Store, e
 		if enc.Identities, err = agecrypt.ReadIdentities(b.AgeIdentityFile); err != nil {
 			return nil, fmt.Errorf("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE): %w", err)
 		}
-		if len(rs) > 0 && !agecrypt.Decrypts(enc.Identities, rs) {
-			return nil, fmt.Errorf("backup.age_identity_file (AKOSHA_BACKUP_AGE_IDENTITY_FILE): %s holds the identity of none of backup.age_recipients (AKOSHA_BACKUP_AGE_RECIPIENTS): the backups made now could not be verified or restored with it", b.AgeIdentityFile)
-		}
 	}
 	return enc, nil
 }
