@@ -678,9 +678,9 @@ func (e *Engine) Healthy() error {
 // would, and clears the failure when that succeeds: what a restart does, without one,
 // once the cause (a full disk) is gone. A healthy engine is left alone. If the reopen
 // fails the engine stays failed, its failure naming the reopen's error and the first
-// one, and the error is returned. While a
-// storage migration copies the files (BeginCopy) it refuses with ErrFenced: closing the
-// databases would wait for the copy's read transactions.
+// one, and the error is returned. While a storage migration copies the files (BeginCopy)
+// it refuses with ErrFenced: closing the databases would wait for the copy's read
+// transactions.
 func (e *Engine) Recover(ctx context.Context) error {
 	if e.failure.Load() == nil {
 		return nil
