@@ -169,6 +169,16 @@ func (a *Activities) scratch() string {
 	return a.ScratchDir
 }
 
+// lockSwaps takes the shard's swap lock: one in-place restore swap, storage or schema
+// migration, compaction, cleanup or recovery switch at a time. While another holds it the
+// call is refused, retryably (BackupRunning), and the activity tries again later.
+func (a *Activities) lockSwaps() (unlock func(), err error) {
+	if !a.swaps.TryLock() {
+		return nil, temporal.NewApplicationError("another in-place restore, migration, compaction or recovery is switching this shard's store", ErrTypeBackupRunning)
+	}
+	return a.swaps.Unlock, nil
+}
+
 // fault runs the Fault hook at step, if set.
 func (a *Activities) fault(step string) error {
 	if a.Fault != nil {

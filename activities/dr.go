@@ -138,8 +138,8 @@ func (a *Activities) DRAssess(ctx context.Context, p DRAssessParams) (_ *DRAsses
 	}
 	as.Problem = a.storeProblem(ctx, p.Scenario, opts)
 	as.Healthy = as.Problem == ""
-	as.WALSurvived, as.WALLastLSN = a.localWAL(opts, as.ArchivedLSN)
 	as.AppliedLSN = appliedLSN(opts)
+	as.WALSurvived, as.WALLastLSN = a.localWAL(opts, as.ArchivedLSN, as.AppliedLSN)
 	if !as.Healthy && !as.WALSurvived && p.Scenario == ScenarioDiskFailure && a.Engine.WAL() == nil {
 		as.DatabasesIntact = databasesRead(ctx, opts)
 	}
@@ -172,24 +172,28 @@ func (a *Activities) storeProblem(ctx context.Context, scenario string, opts eng
 		return err.Error()
 	}
 	if scenario == ScenarioCorruption {
-		// Read every row of every table: a damaged block fails the scan.
-		err := a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
-			if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
-				return err
-			}
-			_, err := backup.TableChecksumsOf(ctx, warm, engine.WarmFile)
-			return err
-		})
-		if err != nil {
+		if err := a.scanStore(ctx); err != nil {
 			return "scan: " + err.Error()
 		}
 	}
 	return ""
 }
 
+// scanStore reads every row of every table of the live store: a damaged block fails it.
+func (a *Activities) scanStore(ctx context.Context) error {
+	return a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
+		if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
+			return err
+		}
+		_, err := backup.TableChecksumsOf(ctx, warm, engine.WarmFile)
+		return err
+	})
+}
+
 // localWAL tells whether the local WAL holds every record after the archive's end
-// (through its last one), and that last LSN.
-func (a *Activities) localWAL(opts engine.Options, archived uint64) (bool, uint64) {
+// (through its last one, and at least through applied, what a surviving database
+// applied), and that last LSN.
+func (a *Activities) localWAL(opts engine.Options, archived, applied uint64) (bool, uint64) {
 	l, release, err := openLocalWAL(a.Engine, opts.WALPath, archived+1)
 	if err != nil {
 		return false, 0
@@ -197,7 +201,7 @@ func (a *Activities) localWAL(opts engine.Options, archived uint64) (bool, uint6
 	defer release()
 	segs, last := l.Segments(), l.LastLSN()
 	// Acknowledged writes reached at least the LSN a surviving database applied.
-	if last < appliedLSN(opts) {
+	if last < applied {
 		return false, last
 	}
 	return last <= archived || len(segs) > 0 && segs[0].FirstLSN <= archived+1, last
@@ -342,7 +346,7 @@ type SalvageResult struct {
 // engine must not hold them open (a failed engine), or it reads through the engine.
 func (a *Activities) DRSalvage(ctx context.Context, stamp string) (_ *SalvageResult, err error) {
 	var bytes int64
-	defer func() { a.observe(ctx, "dr_salvage", time.Now(), &bytes, &err) }()
+	defer a.observe(ctx, "dr_salvage", time.Now(), &bytes, &err)
 	rep := a.reporter(ctx, "salvage")
 	defer rep.keepAlive()()
 	opts := a.Engine.Options()
@@ -413,27 +417,16 @@ func salvageFile(ctx context.Context, f, dir string, res *SalvageResult) error {
 
 // querier is a *sql.DB or *sql.Tx.
 type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	engine.Querier
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // salvageTables exports every table db reads as <name>--<table>.parquet into dir.
 func salvageTables(ctx context.Context, db querier, name, dir string, res *SalvageResult) error {
-	rows, err := db.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name`)
+	tables, err := engine.TableNames(ctx, db)
 	if err != nil {
 		return err
 	}
-	var tables []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return err
-		}
-		tables = append(tables, t)
-	}
-	rows.Close()
 	for _, t := range tables {
 		out := filepath.Join(dir, name+"--"+t+".parquet")
 		var n int64
@@ -485,7 +478,7 @@ type DRRestoreResult struct {
 func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRestoreResult, err error) {
 	ctx = a.opCtx(ctx)
 	var bytes int64
-	defer func() { a.observe(ctx, "dr_restore", time.Now(), &bytes, &err) }()
+	defer a.observe(ctx, "dr_restore", time.Now(), &bytes, &err)
 	rep := a.reporter(ctx, "restore")
 	defer rep.keepAlive()()
 	// The local WAL stays whole while this runs: the archiver must not remove records
@@ -650,10 +643,11 @@ func (a *Activities) DRSwitch(ctx context.Context, p DRSwitchParams) (_ *DRSwitc
 	res := &DRSwitchResult{}
 	// First the lock: a retry while an earlier attempt is still swapping must wait, not
 	// see the new paths and report a switch that may yet fail.
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	if live.HotPath == hot && live.WarmPath == warm && a.Engine.Healthy() == nil {
 		return res, nil // a retry after the switch
 	}
@@ -734,10 +728,11 @@ type DRResumeResult struct {
 func (a *Activities) DRResumeWAL(ctx context.Context, label string) (_ *DRResumeResult, err error) {
 	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "dr_switch", time.Now(), new(int64), &err)
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "resume")
 	defer rep.keepAlive()()
 	live := a.Engine.Options()
@@ -800,14 +795,7 @@ func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerif
 			ids = append(ids, d.IDs...)
 		}
 	}
-	err = a.Engine.View(ctx, func(hot, warm *sql.Tx) error {
-		if _, err := backup.TableChecksumsOf(ctx, hot, engine.HotFile); err != nil {
-			return err
-		}
-		_, err := backup.TableChecksumsOf(ctx, warm, engine.WarmFile)
-		return err
-	})
-	if err != nil {
+	if err := a.scanStore(ctx); err != nil {
 		return nil, fmt.Errorf("scan the recovered store: %w", err)
 	}
 	res := &DRVerifyResult{}
@@ -832,16 +820,6 @@ func (a *Activities) DRVerify(ctx context.Context, p DRVerifyParams) (_ *DRVerif
 
 // ErrTypeDRVerify is the error type of a recovery whose result does not check out.
 const ErrTypeDRVerify = "DRVerifyFailed"
-
-func restoreError(err error) error {
-	switch {
-	case errors.Is(err, walarchive.ErrGap):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
-	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
-	}
-	return classify(err)
-}
 
 func safeName(s string) string {
 	return strings.Map(func(r rune) rune {

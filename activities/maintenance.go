@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/capacity"
@@ -185,11 +183,12 @@ func (a *Activities) Compact(ctx context.Context, p CompactParams) (_ *engine.Co
 	ctx = a.opCtx(ctx)
 	var bytes int64
 	start := time.Now()
-	defer func() { a.observe(ctx, "compact", start, &bytes, &err) }()
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	defer a.observe(ctx, "compact", start, &bytes, &err)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "compact")
 	defer rep.keepAlive()()
 	switch {

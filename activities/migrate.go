@@ -31,15 +31,16 @@ const ErrTypeMigrateMismatch = "MigrationMismatch"
 func (a *Activities) MigrateStorage(ctx context.Context, p MigrateStorageParams) (_ *relocate.Result, err error) {
 	ctx = a.opCtx(ctx)
 	var bytes int64
-	defer func() { a.observe(ctx, "migration", time.Now(), &bytes, &err) }()
+	defer a.observe(ctx, "migration", time.Now(), &bytes, &err)
 	to, err := a.checkTo(p.To)
 	if err != nil {
 		return nil, err
 	}
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("another migration or in-place restore is switching this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	reps := map[string]*reporter{}
 	var stop func()
 	defer func() {
@@ -118,11 +119,12 @@ type ImportLegacyParams struct {
 func (a *Activities) ImportLegacy(ctx context.Context, p ImportLegacyParams) (_ *relocate.ImportResult, err error) {
 	ctx = a.opCtx(ctx)
 	var bytes int64
-	defer func() { a.observe(ctx, "migration", time.Now(), &bytes, &err) }()
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("another migration or in-place restore is switching this shard's store", ErrTypeBackupRunning)
+	defer a.observe(ctx, "migration", time.Now(), &bytes, &err)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "import")
 	defer rep.keepAlive()()
 	res, err := relocate.Import(ctx, a.Engine, p.From)
@@ -153,13 +155,14 @@ type MigrateCleanupParams struct {
 func (a *Activities) MigrateCleanup(ctx context.Context, p MigrateCleanupParams) (_ *relocate.CleanupResult, err error) {
 	ctx = a.opCtx(ctx)
 	var bytes int64
-	defer func() { a.observe(ctx, "migration_cleanup", time.Now(), &bytes, &err) }()
+	defer a.observe(ctx, "migration_cleanup", time.Now(), &bytes, &err)
 	// Its full read of the store must not run beside a switch (which would wait for it,
 	// fenced, with every reader behind it).
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "cleanup")
 	defer rep.keepAlive()()
 	res, err := relocate.Cleanup(ctx, a.Engine, p.PreviousHot, p.PreviousWarm)
@@ -198,10 +201,11 @@ const ErrTypeSchemaMigration = "SchemaMigrationFailed"
 func (a *Activities) MigrateSchema(ctx context.Context) (_ *engine.SchemaMigration, err error) {
 	ctx = a.opCtx(ctx)
 	defer a.observe(ctx, "schema_migration", time.Now(), new(int64), &err)
-	if !a.swaps.TryLock() {
-		return nil, temporal.NewApplicationError("a migration or restore is switching this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return nil, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "migrate")
 	defer rep.keepAlive()()
 	res, err := a.Engine.MigrateSchema(ctx)

@@ -18,7 +18,6 @@ import (
 	"github.com/akosha/akosha/engine"
 	"github.com/akosha/akosha/engine/backup"
 	"github.com/akosha/akosha/engine/objstore"
-	"github.com/akosha/akosha/engine/objstore/agecrypt"
 	"github.com/akosha/akosha/engine/restore"
 	"github.com/akosha/akosha/engine/walarchive"
 	"github.com/akosha/akosha/internal/fsutil"
@@ -121,22 +120,27 @@ func (a *Activities) restore(ctx context.Context, p RestoreParams, label string,
 		opts.Dir = p.ToPath
 	}
 	res, err := restore.Restore(ctx, opts)
-	switch {
-	case err == nil:
-		if p.DryRun {
-			res.Dir = "(dry run: removed)"
-		}
-		return res, nil
-	case errors.Is(err, agecrypt.ErrNoIdentity):
-		return nil, classify(err)
-	case errors.Is(err, walarchive.ErrGap):
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
-	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
-	case errors.Is(err, objstore.ErrNotFound):
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	if err != nil {
+		return nil, restoreError(err)
 	}
-	return nil, classify(err)
+	if p.DryRun {
+		res.Dir = "(dry run: removed)"
+	}
+	return res, nil
+}
+
+// restoreError makes the errors of a restore that retrying cannot fix non-retryable: a
+// gap in the WAL archive, a corrupt or missing backup, and classify's.
+func restoreError(err error) error {
+	switch {
+	case errors.Is(err, walarchive.ErrGap):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeGap, err)
+	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrUnreadable):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeCorrupt, err)
+	case errors.Is(err, objstore.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
+	}
+	return classify(err)
 }
 
 func parseTime(field, s string) (time.Time, error) {
@@ -202,10 +206,11 @@ func (a *Activities) SwapRestore(ctx context.Context, p SwapParams) (_ SwapResul
 	defer a.observe(ctx, "restore_swap", time.Now(), new(int64), &err)
 	info := activity.GetInfo(ctx)
 	label := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
-	if !a.swaps.TryLock() {
-		return SwapResult{}, temporal.NewApplicationError("another in-place restore is swapping this shard's store", ErrTypeBackupRunning)
+	unlock, err := a.lockSwaps()
+	if err != nil {
+		return SwapResult{}, err
 	}
-	defer a.swaps.Unlock()
+	defer unlock()
 	rep := a.reporter(ctx, "swap")
 	defer rep.keepAlive()()
 	live := a.Engine.Options()

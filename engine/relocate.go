@@ -408,31 +408,39 @@ func (e *Engine) TableCounts(ctx context.Context) (map[string]int64, error) {
 	return out, nil
 }
 
+// TableNames lists the tables of q's database (schema main), in name order.
+func TableNames(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()
+		AND schema_name = 'main' ORDER BY table_name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
 func countTables(ctx context.Context, db *sql.DB, tier string, out map[string]int64) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()
-		AND schema_name = 'main' AND table_name <> 'akosha_meta' ORDER BY table_name`)
+	names, err := TableNames(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("list %s tables: %w", tier, err)
 	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	for _, n := range names {
+		if n == "akosha_meta" {
+			continue
+		}
 		var c int64
 		if err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM "%s"`, n)).Scan(&c); err != nil {
 			return fmt.Errorf("count %s.%s: %w", tier, n, err)

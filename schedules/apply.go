@@ -88,10 +88,9 @@ func obsolete(ctx context.Context, sc client.ScheduleClient, cfg *config.Config)
 	for shard := 1; shard <= max(cfg.Shard.Count, MaxObsoleteShard); shard++ {
 		id := fmt.Sprintf("%s-%d", BackupDailyID, shard)
 		h := sc.GetHandle(ctx, id)
-		d, err := h.Describe(ctx)
-		var nf *serviceerror.NotFound
+		d, err := describe(ctx, h)
 		switch {
-		case errors.As(err, &nf):
+		case errors.Is(err, ErrNotFound):
 			continue
 		case err != nil:
 			out = append(out, obsoleteSchedule{id, err})

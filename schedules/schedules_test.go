@@ -249,7 +249,7 @@ func TestOperations(t *testing.T) {
 // TestApplyShards grows a one-shard cluster to three on a real Temporal: the daily backup
 // keeps its id and now fans out to every shard, aging and maintenance get a schedule per
 // shard, a second apply changes nothing, and a per-shard backup schedule left by an
-// earlier release is named as obsolete and left alone.
+// earlier release is named as obsolete and paused, with a note.
 func TestApplyShards(t *testing.T) {
 	c, ctx := startTemporal(t)
 	mustApply(t, ctx, c, Created)

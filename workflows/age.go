@@ -85,10 +85,8 @@ func AgingWorkflow(ctx workflow.Context, in AgingInput) (AgingResult, error) {
 		return false
 	})
 	opts := engineActivityOptions(in.Shard, 2*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	sopts := engineActivityOptions(in.Shard, 10*time.Minute)
-	sopts.HeartbeatTimeout = time.Minute // a worker that dies is noticed in a minute, not ten
 	short := workflow.WithActivityOptions(ctx, sopts)
 
 	if res.Cutoffs.HotBefore.IsZero() {

@@ -92,7 +92,6 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 	setMemo("running")
 
 	opts := engineActivityOptions(in.Shard, 6*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 
 	var res BackupResult
@@ -115,7 +114,6 @@ func BackupWorkflow(ctx workflow.Context, in BackupInput) (BackupResult, error) 
 		if !in.NoPrune {
 			progress.set(StepPrune, 0, 0, workflow.Now(ctx))
 			popts := engineActivityOptions(in.Shard, 30*time.Minute)
-			popts.HeartbeatTimeout = time.Minute // a worker that dies is noticed in a minute, not 30
 			var p activities.PruneResult
 			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, popts), a.PruneBackups, activities.PruneParams{}).Get(ctx, &p); err != nil {
 				return fail(StepPrune, err)

@@ -30,7 +30,6 @@ func CheckpointWorkflow(ctx workflow.Context, in CheckpointInput) (CheckpointRes
 		return CheckpointResult{}, err
 	}
 	opts := engineActivityOptions(in.Shard, 10*time.Minute)
-	opts.HeartbeatTimeout = time.Minute // a worker that dies is noticed in a minute, not ten
 	ctx = workflow.WithActivityOptions(ctx, opts)
 	var res CheckpointResult
 	if err := workflow.ExecuteActivity(ctx, a.Checkpoint).Get(ctx, &res); err != nil {
@@ -48,6 +47,9 @@ func engineActivityOptions(shard int, startToClose time.Duration) workflow.Activ
 		TaskQueue:              EngineTaskQueue(shard),
 		ScheduleToStartTimeout: 10 * time.Minute,
 		StartToCloseTimeout:    startToClose,
+		// Every engine activity heartbeats: a worker that dies is noticed in a minute,
+		// not after the start-to-close timeout.
+		HeartbeatTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

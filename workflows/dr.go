@@ -73,8 +73,6 @@ type RPO struct {
 	Exact       bool      `json:"exact"`
 	LostRecords uint64    `json:"lost_records"`
 	Since       time.Time `json:"since,omitzero"`
-	// SpanSeconds bounds the window of lost writes: from Since to the assessment.
-	SpanSeconds float64 `json:"span_seconds,omitempty"`
 }
 
 // DRReport is the result of DisasterRecoveryWorkflow.
@@ -161,7 +159,6 @@ func DisasterRecoveryWorkflow(ctx workflow.Context, in DRInput) (*DRReport, erro
 	}
 	setMemo("running")
 	opts := engineActivityOptions(in.Shard, 6*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	// step runs one activity as a named step, recording its timestamps.
 	step := func(name string, act any, arg any, out any) error {

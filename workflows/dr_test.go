@@ -185,11 +185,3 @@ func TestDRDrillTouchesNothing(t *testing.T) {
 		t.Fatalf("steps %v, params %+v, report %+v", e.order, rp, rep)
 	}
 }
-
-func TestDRBadScenario(t *testing.T) {
-	e := newDREnv(t, activities.DRAssessment{})
-	e.ExecuteWorkflow(DisasterRecoveryWorkflow, DRInput{Scenario: "flood"})
-	if err := e.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), `scenario "flood"`) {
-		t.Fatalf("%v", err)
-	}
-}

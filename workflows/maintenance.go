@@ -119,9 +119,10 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 		return nil, err
 	}
 	opts := engineActivityOptions(in.Shard, time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	opts.RetryPolicy.MaximumAttempts = 3
 	actx := workflow.WithActivityOptions(ctx, opts)
+	// A restore or a rewrite of a large store takes longer than the other tasks.
+	long := workflow.WithActivityOptions(ctx, engineActivityOptions(in.Shard, 6*time.Hour))
 	res := &MaintenanceResult{Window: in.Window}
 	var sample *activitySample
 	for i, task := range tasks {
@@ -156,10 +157,7 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 		case TaskTestRestore:
 			var d activities.DRRestoreResult
 			label := workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + workflow.GetInfo(ctx).WorkflowExecution.RunID
-			// A restore of a large store takes longer than the other tasks.
-			ropts := engineActivityOptions(in.Shard, 6*time.Hour)
-			ropts.HeartbeatTimeout = time.Minute
-			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ropts), a.DRRestore, activities.DRRestoreParams{Drill: true, Label: label}).Get(ctx, &d)
+			err = workflow.ExecuteActivity(long, a.DRRestore, activities.DRRestoreParams{Drill: true, Label: label}).Get(ctx, &d)
 			r.Detail = d
 		case TaskRotateLogs:
 			r.Outcome, r.Detail = "skipped", "the worker logs to stderr; the process supervisor (journald, Docker, Kubernetes) rotates it"
@@ -167,9 +165,7 @@ func MaintenanceWorkflow(ctx workflow.Context, in MaintenanceInput) (*Maintenanc
 			r.Outcome, r.Detail = "skipped", "DuckDB has no index rebuild: it maintains its indexes on every write, and the compact task's rewrite builds them anew"
 		case TaskCompact:
 			var c engine.CompactResult
-			copts := engineActivityOptions(in.Shard, 6*time.Hour)
-			copts.HeartbeatTimeout = time.Minute
-			err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, copts), a.Compact, activities.CompactParams{}).Get(ctx, &c)
+			err = workflow.ExecuteActivity(long, a.Compact, activities.CompactParams{}).Get(ctx, &c)
 			r.Detail = c
 			if err == nil && c.Skipped != "" {
 				r.Outcome = "skipped"

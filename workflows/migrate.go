@@ -81,7 +81,6 @@ func MigrateStorageWorkflow(ctx workflow.Context, in MigrateStorageInput) (*Migr
 	}
 	setMemo("running")
 	opts := engineActivityOptions(in.Shard, 12*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	res := &MigrateStorageResult{}
 
@@ -145,7 +144,6 @@ func MigrateCleanupWorkflow(ctx workflow.Context, in MigrateCleanupInput) (*relo
 	memo := map[string]any{MemoShard: in.Shard, MemoFrom: in.PreviousWarm, "migration": in.Migration, MemoOutcome: "running"}
 	workflow.UpsertMemo(ctx, memo)
 	opts := engineActivityOptions(in.Shard, time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	var res relocate.CleanupResult
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.MigrateCleanup, in.MigrateCleanupParams).Get(ctx, &res); err != nil {
 		memo[MemoOutcome] = "failed"
@@ -184,7 +182,6 @@ func MigrateSchemaWorkflow(ctx workflow.Context, in MigrateSchemaInput) (*Migrat
 		return nil, err
 	}
 	opts := engineActivityOptions(in.Shard, 6*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	res := &MigrateSchemaResult{}
 	if err := workflow.ExecuteActivity(actx, a.SchemaStatus).Get(ctx, &res.Status); err != nil {

@@ -46,7 +46,6 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (*RestoreResult, err
 	}
 	followProgress(ctx, &progress, func(activities.StepProgress) bool { return progress.Step != StepDone })
 	opts := engineActivityOptions(in.Shard, 12*time.Hour)
-	opts.HeartbeatTimeout = time.Minute
 	actx := workflow.WithActivityOptions(ctx, opts)
 	var res RestoreResult
 	// An in-place restore whose swap failed after changing the staged store builds it

@@ -324,10 +324,7 @@ func TableChecksums(ctx context.Context, dbPath, name string) ([]Table, error) {
 }
 
 // Querier is what TableChecksumsOf reads through: a *sql.DB, *sql.Conn or *sql.Tx.
-type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+type Querier = engine.Querier
 
 // TableChecksumsOf is TableChecksums over an open database (in a read transaction, the
 // database as that transaction sees it); name labels the tables' File.
