@@ -13,7 +13,6 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/akosha/akosha/engine/aging"
-	"github.com/akosha/akosha/engine/wal"
 )
 
 // AgeResult is the outcome of one AgeHotToWarm batch.
@@ -123,19 +122,13 @@ func (e *Engine) ageNow(ctx context.Context, sel AgeSelect) (AgeResult, error) {
 	if len(p.IDs) == 0 {
 		return AgeResult{LSN: e.wal.LastLSN()}, nil
 	}
-	lsn := e.wal.LastLSN() + 1
-	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordAge, Payload: encodeAge(nil, p)}})
-	if err == nil && first != lsn {
-		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
-	}
+	var n int
+	lsn, err := e.logAndApply(RecordAge, encodeAge(nil, p), func(lsn uint64) (err error) {
+		n, err = e.applyAge(ctx, p, lsn, &span)
+		return err
+	})
 	if err != nil {
-		e.fail(err)
-		return AgeResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
-	}
-	n, err := e.applyAge(ctx, p, lsn, &span)
-	if err != nil {
-		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
-		return AgeResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
+		return AgeResult{}, err
 	}
 	return AgeResult{TxID: lsn, LSN: lsn, Moved: n}, nil
 }

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/akosha/akosha/engine/objstore"
-	"github.com/akosha/akosha/engine/wal"
 )
 
 // ErrColdDisabled is returned by cold-tier calls on an engine opened without a cold store.
@@ -705,19 +704,13 @@ func (e *Engine) coldNow(ctx context.Context, p coldPayload, gen, dels uint64) (
 	if n != len(ids) {
 		return AgeResult{}, fmt.Errorf("cold batch: %d of its %d conversations left warm while it was uploaded (deleted); run again", len(ids)-n, len(ids))
 	}
-	lsn := e.wal.LastLSN() + 1
-	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordCold, Payload: encodeCold(nil, p)}})
-	if err == nil && first != lsn {
-		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
-	}
+	var moved int
+	lsn, err := e.logAndApply(RecordCold, encodeCold(nil, p), func(lsn uint64) (err error) {
+		moved, err = e.applyCold(ctx, p, lsn)
+		return err
+	})
 	if err != nil {
-		e.fail(err)
-		return AgeResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
-	}
-	moved, err := e.applyCold(ctx, p, lsn)
-	if err != nil {
-		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
-		return AgeResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
+		return AgeResult{}, err
 	}
 	return AgeResult{TxID: lsn, LSN: lsn, Moved: moved}, nil
 }

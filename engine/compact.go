@@ -123,8 +123,8 @@ func (e *Engine) compactWarm(ctx context.Context, minReclaimPercent float64, tab
 }
 
 // rewriteWarm copies the warm database into the new file staged and returns the live
-// tables' sums, read in one transaction that sees what the copy saw (warm unchanged in
-// between is checked by the caller through the applied LSN).
+// tables' sums, read after the copy; the caller checks that warm did not change in
+// between (its change count and the store generation), else rewrites again.
 func (e *Engine) rewriteWarm(ctx context.Context, staged string, tableSums func(ctx context.Context, q Querier) (string, error), res *CompactResult) (string, error) {
 	var liveSums string
 	err := e.Read(func(_, warm *sql.DB) error {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"slices"
 )
 
 type logAttrsKey struct{}
@@ -11,7 +12,8 @@ type logAttrsKey struct{}
 // id, shard and step) that the engine adds to the lines it logs for calls made with it —
 // also from its writer goroutine, for the request the call queued.
 func WithLogAttrs(ctx context.Context, attrs ...any) context.Context {
-	return context.WithValue(ctx, logAttrsKey{}, append(logAttrs(ctx), attrs...))
+	// A new slice: two contexts derived from one parent must not share a backing array.
+	return context.WithValue(ctx, logAttrsKey{}, slices.Concat(logAttrs(ctx), attrs))
 }
 
 func logAttrs(ctx context.Context) []any {

@@ -227,8 +227,7 @@ func (e *Engine) migrateNow(ctx context.Context, now time.Time) (*SchemaMigratio
 			}
 			snap = filepath.Join(dir, fmt.Sprintf("%s_%s_%d.db", tier, stamp, i))
 		}
-		if _, _, err := cloneOrCopy(dbs[tier].file, snap); err != nil {
-			os.Remove(snap)
+		if _, _, err := CopyFile(ctx, dbs[tier].file, snap, nil); err != nil {
 			return rep, fmt.Errorf("pre-migration snapshot of %s: %w", tier, err)
 		}
 		j.Snapshots[tier] = filepath.Base(snap)
@@ -368,7 +367,7 @@ func restoreSnapshots(dir string, opts Options) error {
 		}
 		tmp := file + ".restoring"
 		os.Remove(tmp)
-		if _, _, err := cloneOrCopy(snap, tmp); err != nil {
+		if _, _, err := CopyFile(context.Background(), snap, tmp, nil); err != nil {
 			return fmt.Errorf("copy snapshot %s: %w", snap, err)
 		}
 		// DuckDB's own WAL of the migrated file would be replayed onto the snapshot.

@@ -8,9 +8,8 @@ import (
 	"github.com/akosha/akosha/engine/wal"
 )
 
-// FuzzRecordPayload feeds arbitrary payloads to the decoder of each WAL record type the
-// engine replays. None may panic or allocate beyond the payload's size; a payload that
-// decodes must re-encode to bytes that decode again, to the same encoding (the encoders
+// FuzzRecordPayload feeds arbitrary payloads to the decoder of each binary WAL record
+// type the engine replays. None may panic; a payload that decodes must re-encode to bytes that decode again, to the same encoding (the encoders
 // and decoders agree). The seed corpus is in testdata/fuzz/FuzzRecordPayload.
 func FuzzRecordPayload(f *testing.F) {
 	at := time.Date(2026, 11, 26, 4, 0, 0, 123, time.UTC)

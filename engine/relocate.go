@@ -279,6 +279,10 @@ func (e *Engine) resumeCheckpoints() {
 	}})
 }
 
+// ficlone is Linux's FICLONE ioctl: make dst share src's blocks (btrfs, XFS with reflink,
+// bcachefs, ...).
+const ficlone = 0x40049409
+
 // CopyFile copies the database file src to the new file dst, durably: a reflink clone
 // where the filesystem can, else a copy (copy_file_range) in chunks, calling progress
 // with the bytes copied so far.

@@ -187,30 +187,39 @@ func syncParents(a, b string) error {
 // with one LSN, and backups say which history they belong to.
 func StartHistory(ctx context.Context, opts Options, last uint64) error {
 	for _, p := range []string{filepath.Join(opts.HotPath, HotFile), filepath.Join(opts.WarmPath, WarmFile)} {
-		c, err := duckdb.NewConnector(p, nil)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", p, err)
+		if err := StartHistoryFile(ctx, p, last, false); err != nil {
+			return err
 		}
-		db := sql.OpenDB(c)
-		var cur string
-		err = db.QueryRowContext(ctx, `SELECT value FROM akosha_meta WHERE key = 'applied_lsn'`).Scan(&cur)
-		if err == nil {
-			if n, perr := strconv.ParseUint(cur, 10, 64); perr != nil || n < last {
-				_, err = db.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(last, 10))
-			}
+	}
+	return nil
+}
+
+// StartHistoryFile is StartHistory for the closed database file p. With force, p records
+// last as applied even if it records more.
+func StartHistoryFile(ctx context.Context, p string, last uint64, force bool) error {
+	c, err := duckdb.NewConnector(p, nil)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", p, err)
+	}
+	db := sql.OpenDB(c)
+	var cur string
+	err = db.QueryRowContext(ctx, `SELECT value FROM akosha_meta WHERE key = 'applied_lsn'`).Scan(&cur)
+	if err == nil {
+		if n, perr := strconv.ParseUint(cur, 10, 64); force || perr != nil || n < last {
+			_, err = db.ExecContext(ctx, setAppliedLSN, strconv.FormatUint(last, 10))
 		}
-		if err == nil {
-			_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO akosha_meta VALUES (?, ?)`, metaTimeline, strconv.FormatUint(last+1, 10))
-		}
-		if err == nil {
-			_, err = db.ExecContext(ctx, `CHECKPOINT`)
-		}
-		if cerr := db.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("start a history in %s: %w", p, err)
-		}
+	}
+	if err == nil {
+		_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO akosha_meta VALUES (?, ?)`, metaTimeline, strconv.FormatUint(last+1, 10))
+	}
+	if err == nil {
+		_, err = db.ExecContext(ctx, `CHECKPOINT`)
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("start a history in %s: %w", p, err)
 	}
 	return nil
 }

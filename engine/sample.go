@@ -47,20 +47,8 @@ func (e *Engine) StoreSample(ctx context.Context, s Sample) error {
 		if err := e.checkWritable(); err != nil {
 			return err
 		}
-		lsn := e.wal.LastLSN() + 1
-		first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordSample, Payload: payload}})
-		if err == nil && first != lsn {
-			err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
-		}
-		if err != nil {
-			e.fail(err)
-			return fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
-		}
-		if err := e.applySample(ctx, s, lsn); err != nil {
-			e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
-			return fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
-		}
-		return nil
+		_, err := e.logAndApply(RecordSample, payload, func(lsn uint64) error { return e.applySample(ctx, s, lsn) })
+		return err
 	}})
 	return err
 }

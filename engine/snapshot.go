@@ -92,7 +92,7 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 		{WarmFile, filepath.Join(e.Options().WarmPath, WarmFile)},
 	} {
 		dst := filepath.Join(dir, f.name)
-		size, cloned, err := cloneOrCopy(f.src, dst)
+		size, cloned, err := CopyFile(ctx, f.src, dst, nil)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", f.name, err)
 		}
@@ -105,16 +105,6 @@ func (e *Engine) Snapshot(ctx context.Context, dir string) (snap *Snapshot, err 
 	snap.FenceDuration = time.Since(start)
 	e.logFor(ctx).Info("snapshot taken", "dir", dir, "lsn", snap.LSN, "fence", snap.FenceDuration)
 	return snap, nil
-}
-
-// ficlone is Linux's FICLONE ioctl: make dst share src's blocks (btrfs, XFS with reflink,
-// bcachefs, ...).
-const ficlone = 0x40049409
-
-// cloneOrCopy writes src to the new file dst, durably: a reflink clone where the filesystem
-// supports one, else a copy (CopyFile).
-func cloneOrCopy(src, dst string) (size int64, cloned bool, err error) {
-	return CopyFile(context.Background(), src, dst, nil)
 }
 
 // recordTime returns when the WAL record at lsn was written, or zero if it is not in the

@@ -725,24 +725,39 @@ func (e *Engine) deleteNow(ctx context.Context, d DeleteRequest) (DeleteResult, 
 	if len(p.IDs) == 0 {
 		return DeleteResult{LSN: e.wal.LastLSN()}, nil
 	}
+	var n int
+	lsn, err := e.logAndApply(RecordDelete, encodeDelete(nil, p), func(lsn uint64) (err error) {
+		for sys, k := range systems {
+			e.written[sys] -= k
+		}
+		n, err = e.applyDelete(ctx, p.IDs, lsn)
+		return err
+	})
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	return DeleteResult{TxID: lsn, LSN: lsn, Deleted: n}, nil
+}
+
+// logAndApply writes one record of type typ to the WAL at the next LSN, then applies it
+// with apply. A failure of either fails the engine, and the caller's write has an unknown
+// outcome (ErrOutcomeUnknown): the record may be in the WAL, and replaying it on the next
+// open (or Recover) applies it. Runs in the writer goroutine.
+func (e *Engine) logAndApply(typ wal.Type, payload []byte, apply func(lsn uint64) error) (uint64, error) {
 	lsn := e.wal.LastLSN() + 1
-	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: RecordDelete, Payload: encodeDelete(nil, p)}})
+	first, err := e.wal.AppendNow([]wal.Entry{{TxID: lsn, Type: typ, Payload: payload}})
 	if err == nil && first != lsn {
 		err = fmt.Errorf("WAL assigned LSN %d, the writer expected %d", first, lsn)
 	}
 	if err != nil {
 		e.fail(err)
-		return DeleteResult{}, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
+		return 0, fmt.Errorf("%w: write WAL: %v", ErrOutcomeUnknown, err)
 	}
-	for sys, n := range systems {
-		e.written[sys] -= n
-	}
-	n, err := e.applyDelete(ctx, p.IDs, lsn)
-	if err != nil {
+	if err := apply(lsn); err != nil {
 		e.fail(fmt.Errorf("apply LSN %d: %w", lsn, err))
-		return DeleteResult{}, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
+		return 0, fmt.Errorf("%w: apply: %v", ErrOutcomeUnknown, err)
 	}
-	return DeleteResult{TxID: lsn, LSN: lsn, Deleted: n}, nil
+	return lsn, nil
 }
 
 // applyDelete deletes ids from each tier that has not applied lsn yet. Deleting is

@@ -306,7 +306,7 @@ func TestBackupScratchFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Run(ctx, e, Options{Store: fs, ScratchDir: scratch})
-	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(strings.ToLower(fmt.Sprint(err)), "no space left") {
+	if err == nil || !engine.IsDiskFull(err) {
 		t.Fatalf("backup with a full scratch: %v, want ENOSPC", err)
 	}
 	if list, err := List(ctx, fs); err != nil || len(list) != 0 {

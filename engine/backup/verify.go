@@ -103,7 +103,7 @@ func ParseManifest(id string, r io.Reader) (*Manifest, error) {
 	seen := map[string]bool{}
 	for _, f := range m.Files {
 		// A clean key below the backup's directory: "dir/../x" is outside it.
-		if !strings.HasPrefix(f.Key, m.Prefix+"/") || m.Prefix != dir || path.Clean(f.Key) != f.Key {
+		if !strings.HasPrefix(f.Key, m.Prefix+"/") || path.Clean(f.Key) != f.Key {
 			return nil, fmt.Errorf("backup %s: %w: file %s is outside the backup's directory %s", id, ErrUnreadable, f.Key, dir)
 		}
 		if f.Name != engine.HotFile && f.Name != engine.WarmFile || seen[f.Name] {

@@ -104,8 +104,6 @@ func Compute(in Inputs) Plan {
 	if in.Systems > 0 && in.ConversationsPerSystemPerDay > 0 && in.BytesPerConversation > 0 {
 		p.Formula = estimate(float64(in.Systems) * float64(in.ConversationsPerSystemPerDay) * in.BytesPerConversation)
 	}
-	var growth float64
-	measured := false
 	if n := len(in.Samples); n > 0 {
 		last := in.Samples[n-1]
 		p.StoreBytes = last.HotBytes + last.WarmBytes + last.WALBytes
@@ -116,16 +114,18 @@ func Compute(in Inputs) Plan {
 		}
 		p.SpanDays = last.TakenAt.Sub(in.Samples[0].TakenAt).Hours() / 24
 		if n >= 2 && p.SpanDays >= 1 {
-			growth = slopePerDay(in.Samples)
-			measured = true
-			p.Measured = estimate(growth)
+			p.Measured = estimate(slopePerDay(in.Samples))
 		} else {
 			p.Notes = append(p.Notes, fmt.Sprintf("growth needs samples at least a day apart: %d sample(s) over %.1f days (the daily maintenance window takes one a day)", n, p.SpanDays))
 		}
 	} else {
 		p.Notes = append(p.Notes, "no storage samples yet (the daily maintenance window takes them)")
 	}
-	if measured && p.DiskTotal > 0 {
+	var growth float64 // bytes a day, when measured
+	if p.Measured != nil {
+		growth = p.Measured.DailyGrowthBytes
+	}
+	if p.Measured != nil && p.DiskTotal > 0 {
 		p.DaysUntilWarning = daysUntil(p.DiskUsed, p.DiskTotal, in.DiskWarningPercent, growth)
 		p.DaysUntilCritical = daysUntil(p.DiskUsed, p.DiskTotal, in.DiskCriticalPercent, growth)
 	}
@@ -135,7 +135,7 @@ func Compute(in Inputs) Plan {
 		disk.Level = "unknown"
 	}
 	gr := Threshold{Metric: "growth rate", Unit: "GB/day", Value: growth / GB, Warning: 1, Critical: 2, Action: "review retention, scale the warm tier"}
-	if !measured {
+	if p.Measured == nil {
 		gr.Level = "unknown"
 	}
 	lat := Threshold{Metric: "latency p99", Unit: "ms", Value: in.P99LatencyMS, Warning: 200, Critical: 500, Action: "add cache, scale reads"}

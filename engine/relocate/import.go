@@ -229,24 +229,9 @@ func legacyVersion(ctx context.Context, p, tier string) (int, error) {
 // continueAt makes the staged database record the live WAL's last LSN as applied, so the
 // engine replays nothing of the live WAL into it (the store held no conversations).
 func continueAt(ctx context.Context, p string, last uint64) error {
-	c, err := duckdb.NewConnector(p, nil)
-	if err != nil {
+	// The import starts a new history of the shard at last+1 (as an in-place restore).
+	if err := engine.StartHistoryFile(ctx, p, last, true); err != nil {
 		return err
-	}
-	db := sql.OpenDB(c)
-	_, err = db.ExecContext(ctx, `UPDATE akosha_meta SET value = ? WHERE key = 'applied_lsn'`, strconv.FormatUint(last, 10))
-	if err == nil {
-		// The import starts a new history of the shard at last+1 (as an in-place restore).
-		_, err = db.ExecContext(ctx, `INSERT OR REPLACE INTO akosha_meta VALUES ('timeline', ?)`, strconv.FormatUint(last+1, 10))
-	}
-	if err == nil {
-		_, err = db.ExecContext(ctx, `CHECKPOINT`)
-	}
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("prepare %s: %w", p, err)
 	}
 	if err := os.Remove(p + ".wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

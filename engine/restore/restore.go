@@ -471,11 +471,7 @@ func (o *Options) appendArchived(ctx context.Context, res *Result, segs []walarc
 	defer os.RemoveAll(fetchDir)
 	var infos []wal.SegmentInfo
 	for i, s := range cover {
-		p, err := walarchive.Fetch(ctx, o.Store, s, fetchDir)
-		if err != nil {
-			return err
-		}
-		info, err := walarchive.LocalInfo(p, s)
+		info, err := walarchive.Fetch(ctx, o.Store, s, fetchDir)
 		if err != nil {
 			return err
 		}

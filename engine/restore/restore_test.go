@@ -200,11 +200,11 @@ func recordTimes(t *testing.T, s *shard) map[uint64]time.Time {
 	dir := t.TempDir()
 	var infos []wal.SegmentInfo
 	for _, sg := range segs {
-		p, err := walarchive.Fetch(ctx, s.store, sg, dir)
+		info, err := walarchive.Fetch(ctx, s.store, sg, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: sg.FirstLSN, LastLSN: sg.LastLSN, Size: sg.Size, Sealed: true})
+		infos = append(infos, info)
 	}
 	times := map[uint64]time.Time{}
 	if err := wal.ReadSegments(infos, segs[0].FirstLSN, segs[len(segs)-1].LastLSN, func(r wal.Record) error {

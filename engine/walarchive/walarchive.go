@@ -106,45 +106,35 @@ func Covering(segs []Segment, from, to uint64) ([]Segment, error) {
 	return out, nil
 }
 
-// LocalInfo describes the file p that Fetch made of seg, for wal.ReadSegments. Its size is
-// the file's: the listed size is the stored object's, which client-side encryption makes
-// larger.
-func LocalInfo(p string, seg Segment) (wal.SegmentInfo, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return wal.SegmentInfo{}, err
-	}
-	return wal.SegmentInfo{Path: p, FirstLSN: seg.FirstLSN, LastLSN: seg.LastLSN, Size: st.Size(), Sealed: true}, nil
-}
-
 // Fetch downloads seg into dir as a WAL segment file (named as the log names its
-// segments), checking its SHA-256 against the object's metadata, and returns the file's
-// path. A mismatch is an error naming the object.
-func Fetch(ctx context.Context, store objstore.Store, seg Segment, dir string) (string, error) {
+// segments), checking its SHA-256 against the object's metadata, and describes the file
+// for wal.ReadSegments. Its size is the file's: the listed size is the stored object's,
+// which client-side encryption makes larger. A mismatch is an error naming the object.
+func Fetch(ctx context.Context, store objstore.Store, seg Segment, dir string) (wal.SegmentInfo, error) {
 	rc, info, err := store.Get(ctx, seg.Key)
 	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", seg.Key, err)
+		return wal.SegmentInfo{}, fmt.Errorf("fetch %s: %w", seg.Key, err)
 	}
 	defer rc.Close()
 	dst := filepath.Join(dir, fmt.Sprintf("%016x.wal", seg.FirstLSN))
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
-		return "", err
+		return wal.SegmentInfo{}, err
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	n, err := io.Copy(io.MultiWriter(f, h), rc)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(dst)
-		return "", fmt.Errorf("fetch %s: %w", seg.Key, err)
+		return wal.SegmentInfo{}, fmt.Errorf("fetch %s: %w", seg.Key, err)
 	}
 	if want, got := info.Metadata[MetaSHA256], hex.EncodeToString(h.Sum(nil)); want != got {
 		os.Remove(dst)
-		return "", fmt.Errorf("fetch %s: SHA-256 is %s, the archive recorded %q", seg.Key, got, want)
+		return wal.SegmentInfo{}, fmt.Errorf("fetch %s: SHA-256 is %s, the archive recorded %q", seg.Key, got, want)
 	}
-	return dst, nil
+	return wal.SegmentInfo{Path: dst, FirstLSN: seg.FirstLSN, LastLSN: seg.LastLSN, Size: n, Sealed: true}, nil
 }
 
 // Status is what an Archiver has done.
@@ -328,11 +318,7 @@ func Read(ctx context.Context, store objstore.Store, shard int, from, to uint64,
 	}
 	var infos []wal.SegmentInfo
 	for _, s := range cover {
-		p, err := Fetch(ctx, store, s, dir)
-		if err != nil {
-			return err
-		}
-		info, err := LocalInfo(p, s)
+		info, err := Fetch(ctx, store, s, dir)
 		if err != nil {
 			return err
 		}

@@ -79,11 +79,14 @@ func TestArchiveFetchReplay(t *testing.T) {
 	dir := t.TempDir()
 	var infos []wal.SegmentInfo
 	for _, s := range cover {
-		p, err := Fetch(ctx, store, s, dir)
+		info, err := Fetch(ctx, store, s, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		infos = append(infos, wal.SegmentInfo{Path: p, FirstLSN: s.FirstLSN, LastLSN: s.LastLSN, Size: s.Size, Sealed: true})
+		if info.Size != s.Size || info.FirstLSN != s.FirstLSN || info.LastLSN != s.LastLSN {
+			t.Fatalf("fetched %+v of %+v", info, s)
+		}
+		infos = append(infos, info)
 	}
 	var lsns []uint64
 	if err := wal.ReadSegments(infos, 4, 7, func(r wal.Record) error { lsns = append(lsns, r.LSN); return nil }); err != nil {
