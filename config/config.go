@@ -399,8 +399,8 @@ func (c *Config) fields() []field {
 	return out
 }
 
-// source returns where the setting key came from: "env", "file" or "default".
-func (c *Config) source(key string) string {
+// Source returns where the setting key came from: "env", "file" or "default".
+func (c *Config) Source(key string) string {
 	if s, ok := c.sources[key]; ok {
 		return s
 	}

@@ -33,7 +33,7 @@ func (c *Config) checkIsolation(ch *checker) {
 		if f.path != "data" || f.key == "storage.cold.path" && (!cold.Enabled || cold.Backend != "file") {
 			continue
 		}
-		if dataDirBad && f.derive != "" && c.source(f.key) == "default" {
+		if dataDirBad && f.derive != "" && c.Source(f.key) == "default" {
 			continue // already reported through data_dir
 		}
 		p := f.v.String()

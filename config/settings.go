@@ -22,7 +22,7 @@ func (c *Config) Settings() []Setting {
 	fields := c.fields()
 	out := make([]Setting, 0, len(fields))
 	for _, f := range fields {
-		s := Setting{Key: f.key, Env: f.env, Source: c.source(f.key), Secret: f.secret}
+		s := Setting{Key: f.key, Env: f.env, Source: c.Source(f.key), Secret: f.secret}
 		switch {
 		case !f.secret:
 			s.Value = fmt.Sprint(f.v.Interface())

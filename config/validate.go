@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"filippo.io/age"
+	"github.com/akosha/akosha/engine/objstore/agecrypt"
 )
 
 // Validate reports every invalid setting, each as a *FieldError naming the
@@ -71,10 +71,8 @@ func (c *Config) Validate() error {
 	ch.oneOf("backup.compression", c.Backup.Compression, "zstd", "gzip")
 	ch.atLeast("backup.wal_archive_seconds", int64(c.Backup.WALArchiveSeconds), 0)
 	ch.oneOf("backup.sse", c.Backup.SSE, "", "AES256", "aws:kms")
-	for _, r := range strings.FieldsFunc(c.Backup.AgeRecipients, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
-		if _, err := age.ParseX25519Recipient(r); err != nil {
-			ch.fail("backup.age_recipients", "%q is not an age X25519 recipient (age1..., from age-keygen -y): %v", r, err)
-		}
+	if _, err := agecrypt.ParseRecipients(c.Backup.AgeRecipients); err != nil {
+		ch.fail("backup.age_recipients", "not a list of age X25519 recipients (age1..., from age-keygen -y): %v", err)
 	}
 	if c.Backup.KMSKeyID != "" && c.Backup.SSE != "aws:kms" {
 		ch.fail("backup.kms_key_id", "is set but backup.sse is %q; set backup.sse to aws:kms", c.Backup.SSE)

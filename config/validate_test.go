@@ -62,7 +62,7 @@ func TestValidate(t *testing.T) {
 		{"production short token", func(c *Config) { c.Environment, c.API.Token = "production", "short-token" }, "api.token (AKOSHA_API_TOKEN): is 11 bytes"},
 		{"staging short jwt secret", func(c *Config) { c.Environment, c.API.JWTSecret = "staging", strings.Repeat("k", 31) }, "api.jwt_secret (AKOSHA_JWT_SECRET): is 31 bytes"},
 		{"development short token", func(c *Config) { c.API.Token = "t" }, ""},
-		{"age recipient", func(c *Config) { c.Backup.AgeRecipients = "age1notarecipient" }, `backup.age_recipients (AKOSHA_BACKUP_AGE_RECIPIENTS): "age1notarecipient" is not an age X25519 recipient`},
+		{"age recipient", func(c *Config) { c.Backup.AgeRecipients = "age1notarecipient" }, `backup.age_recipients (AKOSHA_BACKUP_AGE_RECIPIENTS): not a list of age X25519 recipients (age1..., from age-keygen -y): recipient "age1notarecipient"`},
 		{"jwt secret without audience", func(c *Config) { c.API.JWTSecret, c.API.JWTAudience = strings.Repeat("k", 32), " " }, "api.jwt_audience (AKOSHA_JWT_AUDIENCE): must be set"},
 		{"staging without credential", func(c *Config) { c.Environment = "staging" }, ""},
 	}

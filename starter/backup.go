@@ -71,16 +71,11 @@ func backupAllShards(c *cli.Context, in workflows.BackupInput) error {
 	}
 	defer tc.Close()
 	n, from := cfg.Shard.Count, "shard.count"
-	for _, s := range cfg.Settings() {
-		if s.Key == "shard.count" && s.Source == "default" {
-			from = "shard.count's default: set AKOSHA_SHARDS or --shards for a cluster of several"
-		}
+	if cfg.Source("shard.count") == "default" {
+		from = "shard.count's default: set AKOSHA_SHARDS or --shards for a cluster of several"
 	}
 	if c.IsSet("shards") {
 		n, from = c.Int("shards"), "--shards"
-	}
-	if n < 1 {
-		return fmt.Errorf("--shards %d: want at least 1", n)
 	}
 	fmt.Fprintf(c.App.Writer, "backing up %d shard(s) (%s)\n", n, from)
 	id := c.String("id")

@@ -130,19 +130,10 @@ func runDR(c *cli.Context, in workflows.DRInput) error {
 	if id == "" {
 		id = workflows.DRWorkflowID(in.Scenario, in.Shard, in.Drill, time.Now())
 	}
-	wait := in.Drill || c.Bool("wait") || c.Bool("json")
-	var rep workflows.DRReport
 	if !in.Drill && !in.AutoApprove && !c.Bool("json") {
 		fmt.Fprintf(c.App.Writer, "on a production shard the runbook waits for: akosha dr approve %s\n", id)
 	}
-	if err := start(c, id, workflows.DisasterRecoveryWorkflowName, in, wait, &rep); err != nil || !wait {
-		return err
-	}
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, rep)
-	}
-	printDRReport(c.App.Writer, &rep)
-	return nil
+	return startAndShow(c, id, workflows.DisasterRecoveryWorkflowName, in, in.Drill || c.Bool("wait"), printDRReport)
 }
 
 func printDRReport(out io.Writer, r *workflows.DRReport) {

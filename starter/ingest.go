@@ -186,24 +186,41 @@ type shardBody struct {
 	body  []byte
 }
 
+// bodies encodes cs as one NDJSON body per shard that gets any of them, in shard order.
+func (r *router) bodies(cs []engine.Conversation) ([]shardBody, error) {
+	var out []shardBody
+	for s, group := range r.split(cs) {
+		if len(group) == 0 {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := ingest.EncodeNDJSON(&buf, group); err != nil {
+			return nil, err
+		}
+		out = append(out, shardBody{s, buf.Bytes()})
+	}
+	return out, nil
+}
+
 func postSynthetic(ctx context.Context, r *router, out io.Writer, seed int64, n, days, batch, concurrency int) error {
 	if batch <= 0 || concurrency <= 0 {
 		return fmt.Errorf("ingest: --batch and --concurrency must be positive")
 	}
 	now := time.Now().UTC()
 	all := ingest.Synthetic(seed, n, days, now)
+	var encodeErr error // set before bodies closes
 	bodies := make(chan shardBody, concurrency)
 	go func() {
 		defer close(bodies)
 		for i := 0; i < len(all); i += batch {
-			for s, group := range r.split(all[i:min(i+batch, len(all))]) {
-				if len(group) == 0 {
-					continue
-				}
-				var buf bytes.Buffer
-				ingest.EncodeNDJSON(&buf, group)
+			bs, err := r.bodies(all[i:min(i+batch, len(all))])
+			if err != nil {
+				encodeErr = err
+				return
+			}
+			for _, b := range bs {
 				select {
-				case bodies <- shardBody{s, buf.Bytes()}:
+				case bodies <- b:
 				case <-ctx.Done():
 					return
 				}
@@ -239,6 +256,9 @@ func postSynthetic(ctx context.Context, r *router, out io.Writer, seed int64, n,
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	if encodeErr != nil {
+		return encodeErr
 	}
 	el := time.Since(start)
 	fmt.Fprintf(out, "ingested %d conversations (%d duplicates) in %s: %.0f conversations/s (seed %d)\n",
@@ -277,19 +297,16 @@ func postFile(ctx context.Context, r *router, out io.Writer, path string) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	for s, group := range r.split(cs) {
-		if len(group) == 0 {
-			continue
-		}
-		var buf bytes.Buffer
-		if err := ingest.EncodeNDJSON(&buf, group); err != nil {
-			return err
-		}
-		res, err := r.shards[s].post(ctx, "application/x-ndjson", buf.Bytes())
+	bs, err := r.bodies(cs)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		res, err := r.shards[b.shard].post(ctx, "application/x-ndjson", b.body)
 		if err != nil {
-			return fmt.Errorf("%s: shard %d: %w", path, s, err)
+			return fmt.Errorf("%s: shard %d: %w", path, b.shard, err)
 		}
-		fmt.Fprintf(out, "%s: shard %d: inserted %d, duplicates %d, txid %d\n", path, s, res.Inserted, res.Duplicates, res.TxID)
+		fmt.Fprintf(out, "%s: shard %d: inserted %d, duplicates %d, txid %d\n", path, b.shard, res.Inserted, res.Duplicates, res.TxID)
 	}
 	return nil
 }

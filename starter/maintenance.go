@@ -63,16 +63,7 @@ func maintenanceWindowCommand(window string) *cli.Command {
 			if id == "" {
 				id = workflows.MaintenanceWorkflowID(window, in.Shard, time.Now())
 			}
-			wait := c.Bool("wait") || c.Bool("json")
-			var res workflows.MaintenanceResult
-			if err := start(c, id, workflows.MaintenanceWorkflowName, in, wait, &res); err != nil || !wait {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, res)
-			}
-			printMaintenance(c.App.Writer, &res)
-			return nil
+			return startAndShow(c, id, workflows.MaintenanceWorkflowName, in, c.Bool("wait"), printMaintenance)
 		},
 	}
 }
@@ -131,13 +122,16 @@ func ReportCommand() *cli.Command {
 				}
 				var res workflows.MaintenanceResult
 				id := workflows.MaintenanceWorkflowID("capacity", in.Shard, time.Now())
-				out := c.App.Writer
-				c.App.Writer = io.Discard // only the plan
-				err := start(c, id, workflows.MaintenanceWorkflowName, in, true, &res)
-				c.App.Writer = out
+				tc, _, err := dial(c)
 				if err != nil {
 					return err
 				}
+				defer tc.Close()
+				// Only the plan is printed: not the workflow's start and progress.
+				if err := startWorkflow(c.Context, tc, io.Discard, id, workflows.MaintenanceWorkflowName, in, true, &res); err != nil {
+					return err
+				}
+				out := c.App.Writer
 				if res.Failed > 0 || res.Capacity == nil {
 					return fmt.Errorf("capacity plan: %s", res.Tasks[0].Error)
 				}

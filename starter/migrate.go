@@ -88,16 +88,7 @@ func migrateStorageCommand() *cli.Command {
 			if id == "" {
 				id = workflows.MigrateStorageWorkflowID(in.Shard, time.Now())
 			}
-			var res workflows.MigrateStorageResult
-			wait := c.Bool("wait") || c.Bool("json")
-			if err := start(c, id, workflows.MigrateStorageWorkflowName, in, wait, &res); err != nil || !wait {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, res)
-			}
-			printStorageMigration(c.App.Writer, &res)
-			return nil
+			return startAndShow(c, id, workflows.MigrateStorageWorkflowName, in, c.Bool("wait"), printStorageMigration)
 		},
 	}
 }
@@ -115,6 +106,21 @@ func start(c *cli.Context, id, typ string, in any, wait bool, res any) error {
 		out = io.Discard
 	}
 	return startWorkflow(c.Context, tc, out, id, typ, in, wait, res)
+}
+
+// startAndShow is start for a command with a result to print: it waits when asked to or
+// with --json, then prints the result as JSON (--json) or with show.
+func startAndShow[T any](c *cli.Context, id, typ string, in any, wait bool, show func(io.Writer, *T)) error {
+	wait = wait || c.Bool("json")
+	var res T
+	if err := start(c, id, typ, in, wait, &res); err != nil || !wait {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, res)
+	}
+	show(c.App.Writer, &res)
+	return nil
 }
 
 func printStorageMigration(out io.Writer, r *workflows.MigrateStorageResult) {
@@ -234,16 +240,8 @@ func migrateSchemaCommand() *cli.Command {
 			if id == "" {
 				id = workflows.MigrateSchemaWorkflowID(in.Shard, time.Now())
 			}
-			var res workflows.MigrateSchemaResult
-			wait := in.DryRun || c.Bool("wait") || c.Bool("json")
-			if err := start(c, id, workflows.MigrateSchemaWorkflowName, in, wait, &res); err != nil || !wait {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, res)
-			}
-			printSchema(c.App.Writer, &res, in.DryRun)
-			return nil
+			return startAndShow(c, id, workflows.MigrateSchemaWorkflowName, in, in.DryRun || c.Bool("wait"),
+				func(out io.Writer, r *workflows.MigrateSchemaResult) { printSchema(out, r, in.DryRun) })
 		},
 	}
 }

@@ -196,13 +196,8 @@ func orNone(v, format string) string {
 // it would silently run as shard 0 beside the real shard 0 (say a StatefulSet pod on a
 // Kubernetes without the pod-index label, whose AKOSHA_SHARD_ID comes out empty).
 func shardIDGiven(cfg *config.Config, flag bool) error {
-	if cfg.Shard.Count <= 1 || flag {
+	if cfg.Shard.Count <= 1 || flag || cfg.Source("shard.id") != "default" {
 		return nil
 	}
-	for _, s := range cfg.Settings() {
-		if s.Key == "shard.id" && s.Source == "default" {
-			return fmt.Errorf("shard.count is %d but this worker's shard id is not set: give --shard N or AKOSHA_SHARD_ID (in Kubernetes 1.28+ from the pod-index label)", cfg.Shard.Count)
-		}
-	}
-	return nil
+	return fmt.Errorf("shard.count is %d but this worker's shard id is not set: give --shard N or AKOSHA_SHARD_ID (in Kubernetes 1.28+ from the pod-index label)", cfg.Shard.Count)
 }

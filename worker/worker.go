@@ -149,7 +149,8 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (w *Worker, er
 	rec := w.engine.Recovery()
 	w.log.Info("engine open", "hot", cfg.Storage.Hot.Path, "warm", cfg.Storage.Warm.Path, "wal", cfg.Storage.Hot.WALPath,
 		"last_lsn", rec.LastLSN, "replayed", rec.Replayed, "torn_tail_truncated", rec.Truncated != nil, "recovery", rec.Duration)
-	for setting, dir := range map[string]string{"storage.hot.path": cfg.Storage.Hot.Path, "storage.warm.path": cfg.Storage.Warm.Path, "storage.hot.wal_path": cfg.Storage.Hot.WALPath} {
+	live := w.engine.Options() // after a storage migration, not the configured directories
+	for setting, dir := range map[string]string{"storage.hot.path": live.HotPath, "storage.warm.path": live.WarmPath, "storage.hot.wal_path": live.WALPath} {
 		if mp, _ := fsutil.IsMountPoint(dir); mp {
 			w.log.Warn("a data directory is a mount point: an in-place restore cannot rename it; mount the volume one level up", "setting", setting, "dir", dir)
 		}
@@ -390,8 +391,6 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return errors.Join(err, w.Stop(context.Background()))
 }
 
-// archiveLoop archives the WAL every interval, then removes local segments that are
-// archived and applied to both databases. It returns a function that stops it.
 // DiskFullRetry is how often a worker whose engine failed on a full disk checks whether
 // the disk has room again (DiskFullRoom on every data filesystem) and reopens the engine.
 const DiskFullRetry = 10 * time.Second
@@ -406,37 +405,45 @@ const DiskFullRoom = 64 << 20
 // a storage migration's copy is waited out without that. Failures of other causes are
 // left to an operator.
 func (w *Worker) recoverLoop(interval time.Duration) (stop func()) {
+	var next time.Time // no attempt before this, after a failed one
+	backoff := interval
+	return every(interval, func(ctx context.Context) {
+		if !w.engine.DiskFull() {
+			backoff, next = interval, time.Time{} // healthy, or failed otherwise: start afresh next time
+			return
+		}
+		if time.Now().Before(next) || !w.diskHasRoom() {
+			return
+		}
+		err := w.engine.Recover(ctx)
+		switch {
+		case err == nil:
+			w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
+		case errors.Is(err, engine.ErrFenced):
+			w.log.Info("the disk has room again; waiting for the storage migration's copy to end before reopening the engine", "err", err)
+		default:
+			backoff = min(2*backoff, 32*interval)
+			next = time.Now().Add(backoff)
+			w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err, "in", backoff)
+		}
+	})
+}
+
+// every runs fn every interval, in a goroutine of its own, until stop is called; stop
+// cancels fn's context and waits for a running fn to return.
+func every(interval time.Duration, fn func(ctx context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		var next time.Time // no attempt before this, after a failed one
-		backoff := interval
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-			}
-			if !w.engine.DiskFull() {
-				backoff, next = interval, time.Time{} // healthy, or failed otherwise: start afresh next time
-				continue
-			}
-			if time.Now().Before(next) || !w.diskHasRoom() {
-				continue
-			}
-			err := w.engine.Recover(ctx)
-			switch {
-			case err == nil:
-				w.log.Info("engine recovered: the disk had room again, the WAL was replayed and writes resumed")
-			case errors.Is(err, engine.ErrFenced):
-				w.log.Info("the disk has room again; waiting for the storage migration's copy to end before reopening the engine", "err", err)
-			default:
-				backoff = min(2*backoff, 32*interval)
-				next = time.Now().Add(backoff)
-				w.log.Warn("the disk has room again, but reopening the engine failed; retrying", "err", err, "in", backoff)
+				fn(ctx)
 			}
 		}
 	}()
@@ -454,46 +461,35 @@ func (w *Worker) diskHasRoom() bool {
 	return true
 }
 
+// archiveLoop archives the WAL every interval, then removes local segments that are
+// archived and applied to both databases. It returns a function that stops it.
 func (w *Worker) archiveLoop(interval time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		failing := false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+	failing := false
+	return every(interval, func(ctx context.Context) {
+		st, err := w.archiver.Sync(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				w.log.Error("WAL archiving failing; local WAL is kept until it succeeds", "err", err)
 			}
-			st, err := w.archiver.Sync(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				if !failing {
-					w.log.Error("WAL archiving failing; local WAL is kept until it succeeds", "err", err)
-				}
-				failing = true
-				continue
-			case err != nil:
-				return
-			case failing:
-				w.log.Info("WAL archiving recovered", "archived_lsn", st.ArchivedLSN)
-				failing = false
-			}
-			l := w.engine.WAL()
-			if l == nil {
-				continue
-			}
-			if n, err := l.RemoveThrough(min(st.ArchivedLSN, w.engine.WALRemovableThrough())); err != nil {
-				w.log.Warn("remove archived WAL segments", "err", err)
-			} else if n > 0 {
-				w.log.Debug("removed archived WAL segments", "count", n)
-			}
+			failing = true
+			return
+		case err != nil:
+			return // stopping
+		case failing:
+			w.log.Info("WAL archiving recovered", "archived_lsn", st.ArchivedLSN)
+			failing = false
 		}
-	}()
-	return func() { cancel(); <-done }
+		l := w.engine.WAL()
+		if l == nil {
+			return
+		}
+		if n, err := l.RemoveThrough(min(st.ArchivedLSN, w.engine.WALRemovableThrough())); err != nil {
+			w.log.Warn("remove archived WAL segments", "err", err)
+		} else if n > 0 {
+			w.log.Debug("removed archived WAL segments", "count", n)
+		}
+	})
 }
 
 // reportLegacy says so when the legacy warm path (the guide's ./data/warm) holds a
