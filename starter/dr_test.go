@@ -47,16 +47,7 @@ func TestDRDiskFailureEndToEnd(t *testing.T) {
 	start := func() *worker.Worker {
 		t.Helper()
 		f := fault
-		w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: func(step string) error {
-			if step != f {
-				return nil
-			}
-			select {
-			case killed <- step:
-			default:
-			}
-			return fmt.Errorf("worker killed at %s", step)
-		}})
+		w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: killAt(f, killed)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,16 +268,9 @@ func TestDRCorruptionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	warmFile := filepath.Join(cfg.Storage.Warm.Path, engine.WarmFile)
-	f, err := os.OpenFile(warmFile, os.O_RDWR, 0)
-	if err != nil {
+	if err := overwriteMiddle(warmFile, 256<<10); err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := f.Stat()
-	garbage := bytes.Repeat([]byte{0xA5}, 256<<10)
-	if _, err := f.WriteAt(garbage, fi.Size()/2); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 
 	w = startWorker(ctx, t, c, cfg, nil)
 	var rep workflows.DRReport

@@ -66,6 +66,21 @@ func useS3Backups(t *testing.T, cfg *config.Config, bucketName, prefix string) {
 }
 
 // startWorker starts a worker of cfg on c (stopped when the test ends, if still running).
+// killAt is a worker's Fault hook that fails the activity at step, as a worker dying there
+// would, and says so on killed (without blocking); other steps go on.
+func killAt(step string, killed chan<- string) func(string) error {
+	return func(s string) error {
+		if s != step {
+			return nil
+		}
+		select {
+		case killed <- s:
+		default:
+		}
+		return fmt.Errorf("worker killed at %s", s)
+	}
+}
+
 func startWorker(ctx context.Context, t *testing.T, c client.Client, cfg *config.Config, fault func(string) error) *worker.Worker {
 	t.Helper()
 	w, err := worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: fault})

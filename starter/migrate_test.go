@@ -47,17 +47,7 @@ func TestMigrateStorageKillWorker(t *testing.T) {
 	startWorker := func(fault string) {
 		t.Helper()
 		var err error
-		w, err = worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second,
-			Fault: func(step string) error {
-				if step != fault {
-					return nil
-				}
-				select {
-				case killed <- step:
-				default:
-				}
-				return fmt.Errorf("worker killed at %s", step)
-			}})
+		w, err = worker.Start(ctx, cfg, worker.Options{Temporal: c, GracePeriod: 5 * time.Second, Fault: killAt(fault, killed)})
 		if err != nil {
 			t.Fatal(err)
 		}

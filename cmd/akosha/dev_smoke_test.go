@@ -77,16 +77,7 @@ func TestDevSmoke(t *testing.T) {
 	api := fmt.Sprintf("127.0.0.1:%d", p[0])
 	env := devEnv(home, p)
 	d := startDev(t, bin, env, p)
-	dev, stderr := d.cmd, d.stderr
-	killed := false
-	defer func() {
-		if !killed {
-			d.kill()
-		}
-		if t.Failed() {
-			t.Logf("akosha dev stderr:\n%s", stderr.String())
-		}
-	}()
+	dev := d.cmd
 	out := d.banner
 	for _, want := range []string{"HTTP API", "Temporal UI", home, "schedule akosha-backup-daily: created (daily 02:00 UTC"} {
 		if !strings.Contains(out, want) {
@@ -286,15 +277,14 @@ func TestDevSmoke(t *testing.T) {
 	go func() { done <- dev.Wait() }()
 	select {
 	case err := <-done:
-		killed = true
 		if err != nil {
 			t.Fatalf("akosha dev exited with %v after SIGTERM", err)
 		}
 	case <-time.After(90 * time.Second):
 		t.Fatal("akosha dev did not stop within 90s of SIGTERM")
 	}
-	if !strings.Contains(stderr.String(), "worker stopped") {
-		t.Fatalf("no clean worker stop in the log:\n%s", stderr.String())
+	if !strings.Contains(d.stderr.String(), "worker stopped") {
+		t.Fatalf("no clean worker stop in the log:\n%s", d.stderr.String())
 	}
 	// The worker archived the WAL as it stopped: the delete is listed, and a restore that
 	// excludes it brings the conversation back, into a new directory.
@@ -409,11 +399,18 @@ func startDev(t *testing.T, bin string, env []string, p []int) *devProcess {
 		}
 		banner <- b.String()
 	}()
+	// Killed when the test ends (a process already gone is left as it is), its stderr
+	// shown if the test failed.
+	t.Cleanup(func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("akosha dev stderr:\n%s", d.stderr.String())
+		}
+	})
 	select {
 	case d.banner = <-banner:
 	case <-time.After(3 * time.Minute):
-		d.kill()
-		t.Fatalf("akosha dev printed no banner within 3 minutes:\n%s", d.stderr.String())
+		t.Fatalf("akosha dev printed no banner within 3 minutes")
 	}
 	return d
 }
@@ -455,12 +452,6 @@ func TestDevDiskFailureKill9(t *testing.T) {
 	api := fmt.Sprintf("http://127.0.0.1:%d", p[0])
 	env := devEnv(home, p)
 	d := startDev(t, bin, env, p)
-	defer func() {
-		d.kill()
-		if t.Failed() {
-			t.Logf("akosha dev stderr:\n%s", d.stderr.String())
-		}
-	}()
 	waitHTTP(t, api+"/ready")
 	run := func(args ...string) string { return runAkosha(t, bin, env, args...) }
 	run("ingest", "--synthetic", "2000", "--days", "2", "--seed", "1")
@@ -489,16 +480,8 @@ func TestDevDiskFailureKill9(t *testing.T) {
 		}
 	}
 	waitHTTP(t, api+"/ready")
-	resp, err := http.Get(api + "/v1/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct {
-		HotRows int64 `json:"hot_rows"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.HotRows != 2300 {
-		t.Fatalf("after recovery: %+v %v", st, err)
+	if st := getStats(t, api); st.HotRows != 2300 {
+		t.Fatalf("after recovery: %+v", st)
 	}
 	if o := run("dr", "history"); !strings.Contains(o, "recovered") {
 		t.Fatalf("dr history: %s", o)

@@ -51,6 +51,20 @@ type faultHarness struct {
 	seed int64 // of the case's synthetic conversations
 }
 
+// newFaultHarness is a harness for one shard-0 worker with its own home (a temporary
+// directory) and ports, against ts; the worker is stopped when the test ends.
+func newFaultHarness(t *testing.T, bin string, ts *temporaltest.TestServer) *faultHarness {
+	root := t.TempDir()
+	ports := freePorts(t, 2)
+	h := &faultHarness{bin: bin, ts: ts, home: root, api: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
+	h.env = append(os.Environ(),
+		"TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
+		"AKOSHA_CONFIG=", "AKOSHA_HOME="+root, "AKOSHA_API_TOKEN=", "AKOSHA_SHARD_ID=0",
+		fmt.Sprintf("AKOSHA_API_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", ports[1]))
+	t.Cleanup(h.stopWorker)
+	return h
+}
+
 func (h *faultHarness) startWorker(t *testing.T, kill string) {
 	t.Helper()
 	h.log = &bytes.Buffer{}
@@ -76,18 +90,7 @@ func (h *faultHarness) stopWorker() {
 // rows is every conversation the shard holds, all tiers.
 func (h *faultHarness) rows(t *testing.T) int64 {
 	t.Helper()
-	req, _ := http.NewRequest("GET", h.api+"/v1/stats", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct{ HotRows, WarmRows, ColdRows int64 }
-	var raw map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
-		t.Fatal(err)
-	}
-	st.HotRows, st.WarmRows, st.ColdRows = int64(raw["hot_rows"].(float64)), int64(raw["warm_rows"].(float64)), int64(raw["cold_rows"].(float64))
+	st := getStats(t, h.api)
 	return st.HotRows + st.WarmRows + st.ColdRows
 }
 
@@ -184,17 +187,9 @@ func TestKillWorkerMidOperation(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
-			root := t.TempDir()
-			ports := freePorts(t, 2)
-			h := &faultHarness{bin: bin, ts: ts, home: root, api: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
-			h.env = append(os.Environ(),
-				"TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
-				"AKOSHA_CONFIG=", "AKOSHA_HOME="+root, "AKOSHA_API_TOKEN=",
-				fmt.Sprintf("AKOSHA_API_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", ports[1]),
-				fmt.Sprintf("AKOSHA_SHARD_ID=%d", 0))
+			h := newFaultHarness(t, bin, ts)
 			// Each case its own paths inside the case's home (moves and restores too).
-			c.args = retarget(c.args, root, i)
-			t.Cleanup(h.stopWorker)
+			c.args = retarget(c.args, h.home, i)
 
 			h.startWorker(t, "")
 			h.seed = int64(100 + i)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -32,15 +31,8 @@ func TestIngestUnderOperations(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	root := t.TempDir()
-	ports := freePorts(t, 2)
-	h := &faultHarness{bin: bin, ts: ts, home: root, api: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
-	h.env = append(os.Environ(),
-		"TEMPORAL_ADDRESS="+ts.GetFrontendHostPort(), "TEMPORAL_NAMESPACE="+ts.GetDefaultNamespace(),
-		"AKOSHA_CONFIG=", "AKOSHA_HOME="+root, "AKOSHA_API_TOKEN=", "AKOSHA_SHARD_ID=0",
-		fmt.Sprintf("AKOSHA_API_ADDR=127.0.0.1:%d", ports[0]), fmt.Sprintf("AKOSHA_PROMETHEUS_PORT=%d", ports[1]))
+	h := newFaultHarness(t, bin, ts)
 	h.startWorker(t, "")
-	t.Cleanup(h.stopWorker)
 	// Old conversations for aging to move, and a backup for the restore.
 	runAkosha(t, bin, h.env, "ingest", "--synthetic", "5000", "--days", "30", "--seed", "1")
 	runAkosha(t, bin, h.env, "backup", "--wait")
@@ -94,7 +86,7 @@ func TestIngestUnderOperations(t *testing.T) {
 	for _, args := range [][]string{
 		{"backup", "--wait"},
 		{"age", "--target-age", "20", "--wait"},
-		{"restore", "--to-path", filepath.Join(root, "restored"), "--wait"},
+		{"restore", "--to-path", filepath.Join(h.home, "restored"), "--wait"},
 	} {
 		opsWG.Add(1)
 		go func() {

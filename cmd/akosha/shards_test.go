@@ -33,22 +33,26 @@ type shardProcess struct {
 type shardStats struct {
 	HotRows  int64  `json:"hot_rows"`
 	WarmRows int64  `json:"warm_rows"`
+	ColdRows int64  `json:"cold_rows"`
 	LastLSN  uint64 `json:"last_lsn"`
 }
 
-func (s *shardProcess) stats(t *testing.T) shardStats {
+// getStats reads a worker's /v1/stats at api.
+func getStats(t *testing.T, api string) shardStats {
 	t.Helper()
-	resp, err := http.Get(s.api + "/v1/stats")
+	resp, err := http.Get(api + "/v1/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var st shardStats
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("shard %d stats: %v", s.shard, err)
+		t.Fatalf("%s/v1/stats: %v", api, err)
 	}
 	return st
 }
+
+func (s *shardProcess) stats(t *testing.T) shardStats { return getStats(t, s.api) }
 
 func (s *shardProcess) rows(t *testing.T) int64 {
 	st := s.stats(t)
