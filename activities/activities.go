@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -167,6 +168,15 @@ func (a *Activities) scratch() string {
 		return engine.ScratchDir(a.Engine.Options().WarmPath)
 	}
 	return a.ScratchDir
+}
+
+// scratchTemp makes a new temporary directory, named prefix*, in the scratch directory
+// (created if missing); the caller removes it.
+func (a *Activities) scratchTemp(prefix string) (string, error) {
+	if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(a.scratch(), prefix)
 }
 
 // lockSwaps takes the shard's swap lock: one in-place restore swap, storage or schema

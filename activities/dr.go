@@ -259,14 +259,9 @@ func (a *Activities) deletes(ctx context.Context, p DRAssessParams) ([]DeleteTx,
 	if len(p.TxIDs) == 0 && from.IsZero() {
 		return nil, invalid("accidental-deletion: give the window's start (from) or the txids of the deletes")
 	}
-	tmp, err := os.MkdirTemp(a.scratch(), "dr-wal-")
+	tmp, err := a.scratchTemp("dr-wal-")
 	if err != nil {
-		if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
-			return nil, err
-		}
-		if tmp, err = os.MkdirTemp(a.scratch(), "dr-wal-"); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	var out []DeleteTx
@@ -487,10 +482,7 @@ func (a *Activities) DRRestore(ctx context.Context, p DRRestoreParams) (_ *DRRes
 	dir := p.Dir
 	switch {
 	case p.Drill:
-		if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
-			return nil, err
-		}
-		tmp, err := os.MkdirTemp(a.scratch(), "dr-drill-")
+		tmp, err := a.scratchTemp("dr-drill-")
 		if err != nil {
 			return nil, err
 		}

@@ -96,10 +96,7 @@ func (a *Activities) restore(ctx context.Context, p RestoreParams, label string,
 	case p.DryRun && p.ToPath != "":
 		return nil, invalid("give to_path or dry_run, not both")
 	case p.DryRun:
-		if err := os.MkdirAll(a.scratch(), 0o750); err != nil {
-			return nil, err
-		}
-		tmp, err := os.MkdirTemp(a.scratch(), "restore-dry-run-")
+		tmp, err := a.scratchTemp("restore-dry-run-")
 		if err != nil {
 			return nil, err
 		}
